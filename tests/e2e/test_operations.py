@@ -1,0 +1,39 @@
+"""Health, metrics and the CLI's own checks."""
+
+import subprocess
+import sys
+
+import httpx
+import yaml
+
+
+def test_healthz(gateway):
+    assert httpx.get(gateway.url + "/healthz").json() == {"status": "ok"}
+
+
+def test_metrics_count_requests_tokens_and_cost_by_model(openai_client, gateway):
+    openai_client.chat.completions.create(model="small", messages=[{"role": "user", "content": "[[emulator: tokens=10]]"}])
+    text = httpx.get(gateway.url + "/metrics").text
+    assert 'tokenbrake_requests_total{endpoint="chat",front_door="openai",model="small",status="200"}' in text
+    assert 'tokenbrake_tokens_total{model="small",type="output"}' in text
+    assert 'tokenbrake_cost_usd_total{model="small"}' in text
+    assert "tokenbrake_request_duration_seconds_bucket" in text
+
+
+def test_serve_refuses_a_config_with_an_unpriced_model(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({
+        "upstreams": {"local": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+        "models": {"mystery": {"upstream": "local"}},
+    }))
+    result = subprocess.run([sys.executable, "-m", "tokenbrake.cli", "serve", "--config", str(path)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "models.mystery: no price" in result.stderr
+
+
+def test_check_config_names_the_bad_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("upstreams: {}\nmodels: {}\nserver: {prot: 1}\n")
+    result = subprocess.run([sys.executable, "-m", "tokenbrake.cli", "check-config", str(path)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "server.prot: unknown key" in result.stderr

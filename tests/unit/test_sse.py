@@ -1,0 +1,22 @@
+from tokenbrake.sse import SSEParser, encode
+
+
+def test_events_split_across_chunks_are_reassembled():
+    parser = SSEParser()
+    wire = b'event: message_start\ndata: {"a": 1}\n\ndata: [DONE]\n\n'
+    events = []
+    for i in range(len(wire)):
+        events += parser.feed(wire[i : i + 1])
+    assert [(e.event, e.data) for e in events] == [("message_start", '{"a": 1}'), (None, "[DONE]")]
+
+
+def test_comments_and_crlf_are_handled():
+    events = SSEParser().feed(b": keep-alive\r\ndata: x\r\n\r\n")
+    assert [(e.event, e.data) for e in events] == [(None, "x")]
+
+
+def test_encode_round_trips():
+    wire = encode({"k": "v"}, "ping") + encode("[DONE]")
+    events = SSEParser().feed(wire)
+    assert events[0].event == "ping" and events[0].json() == {"k": "v"}
+    assert events[1].data == "[DONE]"

@@ -1,0 +1,176 @@
+"""The YAML config: typed, validated at start-up, overridable from the environment.
+
+Every section rejects unknown keys, and every error names the key at fault
+(`models.small.price.input_per_mtok: ...`). Environment variables `TOKENBRAKE_A__B__C=value`
+override the key `a.b.c` (segments are matched case-insensitively against the keys the file
+already has, so `TOKENBRAKE_MODELS__GPT-4O__UPSTREAM` reaches `models.gpt-4o.upstream`);
+the value is read as a YAML scalar. Upstream API keys are never in the file: an upstream
+names the environment variable that holds its key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "TOKENBRAKE_"
+# TOKENBRAKE_* variables that are not config overrides.
+RESERVED_ENV = {"TOKENBRAKE_CONFIG", "TOKENBRAKE_MASTER_KEY"}
+
+
+class ConfigError(ValueError):
+    """The config cannot be used; the message names the key and what is wrong with it."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=0, le=65535)
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    # How long SIGTERM waits for requests in flight before closing them.
+    graceful_shutdown_s: float = Field(30.0, ge=0)
+
+
+class RetryConfig(Strict):
+    """Retries of one upstream after 429, 5xx or a failed connection, before the first byte."""
+
+    attempts: int = Field(2, ge=0, le=10)  # retries after the first try
+    backoff_initial_s: float = Field(0.25, ge=0)
+    backoff_max_s: float = Field(8.0, ge=0)
+
+
+class UpstreamConfig(Strict):
+    kind: Literal["openai", "anthropic"]
+    base_url: str
+    api_key_env: str | None = None
+    # Catalog provider id for prices (openai, anthropic, ...); guessed from base_url if unset.
+    provider: str | None = None
+    headers: dict[str, str] = {}
+    connect_timeout_s: float = Field(5.0, gt=0)
+    # Longest wait for the first byte of a response, and then between bytes of a stream.
+    timeout_s: float = Field(600.0, gt=0)
+    max_connections: int = Field(256, gt=0)
+    anthropic_version: str = "2023-06-01"
+    retry: RetryConfig | None = None  # overrides the top-level retry policy
+
+    @model_validator(mode="after")
+    def _check_base_url(self) -> UpstreamConfig:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        return self
+
+
+class PriceConfig(Strict):
+    """USD per million tokens. Unset cached/cache-write prices fall back to the input price."""
+
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    cached_input_per_mtok: Decimal | None = Field(None, ge=0)
+    cache_write_per_mtok: Decimal | None = Field(None, ge=0)
+
+
+class ModelConfig(Strict):
+    upstream: str
+    model: str | None = None  # the upstream's name for it; defaults to the config key
+    fallbacks: list[str] = []
+    price: PriceConfig | None = None
+    free: bool = False  # a model with no price must say so, so nothing is priced at zero by accident
+
+
+class Config(Strict):
+    server: ServerConfig = ServerConfig()
+    retry: RetryConfig = RetryConfig()
+    upstreams: dict[str, UpstreamConfig]
+    models: dict[str, ModelConfig]
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Config:
+        for name, model in self.models.items():
+            if model.upstream not in self.upstreams:
+                known = ", ".join(sorted(self.upstreams)) or "none"
+                raise ValueError(f"models.{name}.upstream: no upstream named {model.upstream!r} (known: {known})")
+            for fallback in model.fallbacks:
+                if fallback not in self.models:
+                    raise ValueError(f"models.{name}.fallbacks: no model named {fallback!r}")
+                if fallback == name:
+                    raise ValueError(f"models.{name}.fallbacks: a model cannot be its own fallback")
+        return self
+
+    def retry_for(self, upstream: str) -> RetryConfig:
+        return self.upstreams[upstream].retry or self.retry
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Reads, overrides from the environment and validates; raises ConfigError."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return parse_config(raw, os.environ if environ is None else environ)
+
+
+def parse_config(raw: dict[str, Any], environ: Mapping[str, str] | None = None) -> Config:
+    data = apply_env_overrides(raw, environ or {})
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    data = _deep_copy(raw)
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+            continue
+        path = name[len(ENV_PREFIX) :].split("__")
+        node = data
+        for segment in path[:-1]:
+            key = _match_key(node, segment)
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[_match_key(node, path[-1])] = yaml.safe_load(value) if value else value
+    return data
+
+
+def _match_key(node: dict[str, Any], segment: str) -> str:
+    for key in node:
+        if key.lower() == segment.lower():
+            return key
+    return segment.lower()
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _deep_copy(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(child) for child in value]
+    return value
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "invalid config: " + "; ".join(lines)

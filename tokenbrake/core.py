@@ -1,0 +1,173 @@
+"""The core types every other module depends on.
+
+A request enters through a front door (OpenAI- or Anthropic-shaped), becomes a
+`RequestContext`, and flows through the pipeline's stages in order. A stage either lets the
+request go on or answers it itself by raising `GatewayError` (a refusal is just another
+response). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from decimal import Decimal
+from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+
+class Format(enum.StrEnum):
+    """A wire format: the front door a client used, or the kind of an upstream."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
+class Endpoint(enum.StrEnum):
+    CHAT = "chat"  # OpenAI /v1/chat/completions or Anthropic /v1/messages
+    EMBEDDINGS = "embeddings"
+    COUNT_TOKENS = "count_tokens"
+    MODELS = "models"
+
+
+class ErrorKind(enum.StrEnum):
+    """What went wrong, independent of the wire format that reports it."""
+
+    INVALID_REQUEST = "invalid_request"
+    AUTHENTICATION = "authentication"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    REQUEST_TOO_LARGE = "request_too_large"
+    RATE_LIMIT = "rate_limit"
+    UPSTREAM = "upstream"  # the provider failed or answered garbage
+    TIMEOUT = "timeout"  # the provider did not answer in time
+    OVERLOADED = "overloaded"
+    INTERNAL = "internal"
+
+
+DEFAULT_STATUS = {
+    ErrorKind.INVALID_REQUEST: 400,
+    ErrorKind.AUTHENTICATION: 401,
+    ErrorKind.PERMISSION: 403,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.REQUEST_TOO_LARGE: 413,
+    ErrorKind.RATE_LIMIT: 429,
+    ErrorKind.UPSTREAM: 502,
+    ErrorKind.TIMEOUT: 504,
+    ErrorKind.OVERLOADED: 529,
+    ErrorKind.INTERNAL: 500,
+}
+
+
+class GatewayError(Exception):
+    """A request that ends in an error response, in whatever format the client speaks.
+
+    `limit` names the configured limit that tripped, when one did; `param` the request field
+    at fault. `errors.py` is the one place that turns this into an OpenAI or Anthropic body.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        limit: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status or DEFAULT_STATUS[kind]
+        self.param = param
+        self.code = code
+        self.limit = limit
+        self.headers = headers or {}
+
+
+@dataclass(slots=True)
+class Usage:
+    """Tokens an upstream call consumed. `input_tokens` excludes cached and cache-write ones."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.cached_input_tokens + self.cache_write_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class Target:
+    """One concrete place a request can be sent: a configured model on an upstream."""
+
+    name: str  # the model name clients use (config key)
+    upstream: str  # config name of the upstream
+    kind: Format  # wire format the upstream speaks
+    upstream_model: str  # the model name the upstream expects
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream call made for a request (retries and fallbacks each add one)."""
+
+    target: Target
+    status: int | None = None  # upstream HTTP status; None when no answer came
+    error: str | None = None
+    latency_s: float = 0.0
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Everything known about one request as it moves through the pipeline."""
+
+    format: Format
+    endpoint: Endpoint
+    body: dict[str, Any]
+    headers: dict[str, str]
+    stream: bool = False
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+    requested_model: str = ""
+    targets: list[Target] = field(default_factory=list)  # primary first, then fallbacks
+    served: Target | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    usage: Usage | None = None
+    cost: Decimal | None = None  # USD, from usage at the served model's price
+    status: int = 200
+    error: GatewayError | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+
+@dataclass(slots=True)
+class Reply:
+    """What goes back to the client: a JSON body, or a stream of SSE bytes."""
+
+    status: int = 200
+    body: dict[str, Any] | None = None
+    stream: AsyncIterator[bytes] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    """One step of the pipeline.
+
+    `before` runs in pipeline order and may raise `GatewayError` to answer the request
+    itself. `after` runs in reverse order, only for stages whose `before` ran, once the
+    response is complete (for a stream: after its last byte, or when it broke off), whether
+    the request succeeded or not.
+    """
+
+    async def before(self, ctx: RequestContext) -> None: ...
+
+    async def after(self, ctx: RequestContext) -> None: ...

@@ -1,0 +1,78 @@
+"""Bodies on the way out and back: the client's request as its target's upstream expects it,
+and the upstream's answer as the client's SDK expects it.
+
+Same format both sides: the body passes through with only the model name changed (and, for
+an OpenAI-compatible stream, a request for usage). Different formats: `translate` does it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target, Usage
+from tokenbrake.tokens import count_request_input, count_text
+from tokenbrake.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
+from tokenbrake.translate.responses import anthropic_to_openai_response, openai_to_anthropic_response
+from tokenbrake.translate.usage import usage_from_anthropic, usage_from_openai
+
+
+def upstream_body(ctx: RequestContext, target: Target) -> dict[str, Any]:
+    body = ctx.body
+    if ctx.endpoint is Endpoint.CHAT and ctx.format is not target.kind:
+        if ctx.format is Format.OPENAI:
+            return openai_to_anthropic_request(body, target.upstream_model)
+        return anthropic_to_openai_request(body, target.upstream_model)
+    out = {**body, "model": target.upstream_model}
+    if ctx.stream and target.kind is Format.OPENAI:
+        out["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return out
+
+
+def client_body(ctx: RequestContext, target: Target, answer: dict[str, Any]) -> dict[str, Any]:
+    if ctx.endpoint is not Endpoint.CHAT or ctx.format is target.kind:
+        return answer
+    if ctx.format is Format.OPENAI:
+        return anthropic_to_openai_response(answer, target.upstream_model)
+    return openai_to_anthropic_response(answer, target.upstream_model)
+
+
+def answer_usage(ctx: RequestContext, target: Target, upstream: dict[str, Any], answer: dict[str, Any]) -> Usage:
+    """Usage the upstream reported; an exact-tokenizer count where it reported none."""
+    reported = answer.get("usage")
+    if isinstance(reported, dict):
+        return usage_from_anthropic(reported) if target.kind is Format.ANTHROPIC else usage_from_openai(reported)
+    if ctx.endpoint is Endpoint.EMBEDDINGS:
+        return Usage(input_tokens=_embedding_input_tokens(ctx.body.get("input")))
+    return Usage(
+        input_tokens=count_request_input(target.kind.value, upstream),
+        output_tokens=count_text(_answer_text(target.kind, answer)),
+    )
+
+
+def _answer_text(kind: Format, answer: dict[str, Any]) -> str:
+    if kind is Format.ANTHROPIC:
+        return "".join(block.get("text", "") for block in answer.get("content") or [] if isinstance(block, dict))
+    parts = []
+    for choice in answer.get("choices") or []:
+        message = choice.get("message") or {}
+        parts.append(message.get("content") or "")
+        for call in message.get("tool_calls") or []:
+            parts.append((call.get("function") or {}).get("arguments") or "")
+    return "".join(parts)
+
+
+def _embedding_input_tokens(value: Any) -> int:
+    if isinstance(value, str):
+        return count_text(value)
+    if isinstance(value, list):
+        return sum(len(item) if isinstance(item, list) else _embedding_input_tokens(item) for item in value)
+    return 0
+
+
+def require_support(target: Target, endpoint: Endpoint, supported: bool) -> None:
+    if not supported:
+        raise GatewayError(
+            ErrorKind.INVALID_REQUEST,
+            f"model '{target.name}' is served by a {target.kind.value} upstream, which has no {endpoint.value} endpoint",
+            param="model",
+        )

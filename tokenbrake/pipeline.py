@@ -1,0 +1,97 @@
+"""The request pipeline, assembled in one place so its order can be read top to bottom.
+
+Stages' `before` steps run in order; any of them may answer the request itself by raising
+`GatewayError`. Then the upstream call. Then the `after` steps in reverse order, only for
+stages whose `before` ran, on success and failure alike; for a stream they run once its last
+byte is sent, or when it broke off or the client left.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import anyio
+
+from tokenbrake.core import ErrorKind, GatewayError, Reply, RequestContext, Stage
+from tokenbrake.errors import error_body
+
+log = logging.getLogger("tokenbrake.pipeline")
+
+Call = Callable[[RequestContext], Awaitable[Reply]]
+
+
+def build_stages(state) -> list[Stage]:  # state: tokenbrake.state.AppState
+    from tokenbrake.metrics import RecordMetrics
+    from tokenbrake.stages.price_call import PriceCall
+    from tokenbrake.stages.resolve_model import ResolveModel
+
+    return [
+        RecordMetrics(state.metrics),  # first in, last out: sees every outcome
+        PriceCall(state.prices),  # after: usage → cost
+        ResolveModel(state.config),  # model name → targets (model, then its fallbacks)
+    ]
+
+
+class Pipeline:
+    def __init__(self, stages: Sequence[Stage], call: Call) -> None:
+        self.stages = list(stages)
+        self.call = call
+
+    async def run(self, ctx: RequestContext) -> Reply:
+        ran: list[Stage] = []
+        try:
+            for stage in self.stages:
+                await stage.before(ctx)
+                ran.append(stage)
+            reply = await self.call(ctx)
+        except GatewayError as error:
+            return await self._refuse(ctx, ran, error)
+        except Exception:
+            log.exception("request %s failed inside the gateway", ctx.request_id)
+            error = GatewayError(ErrorKind.INTERNAL, f"internal gateway error (request id {ctx.request_id})")
+            return await self._refuse(ctx, ran, error)
+        if reply.stream is None:
+            await self._after(ran, ctx)
+            return reply
+        reply.stream = SettledStream(reply.stream, lambda: self._after(ran, ctx))
+        return reply
+
+    async def _refuse(self, ctx: RequestContext, ran: list[Stage], error: GatewayError) -> Reply:
+        ctx.error, ctx.status = error, error.status
+        await self._after(ran, ctx)
+        return Reply(status=error.status, body=error_body(ctx.format, error), headers=dict(error.headers))
+
+    async def _after(self, ran: list[Stage], ctx: RequestContext) -> None:
+        for stage in reversed(ran):
+            try:
+                await stage.after(ctx)
+            except Exception:  # one stage's failure must not skip the others' accounting
+                log.exception("after step of %s failed for request %s", type(stage).__name__, ctx.request_id)
+
+
+class SettledStream:
+    """A reply stream whose `after` steps run exactly once: at its end, or on `aclose()`."""
+
+    def __init__(self, inner, settle: Callable[[], Awaitable[None]]) -> None:
+        self.inner = inner
+        self.settle = settle
+        self.closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.inner:
+                yield chunk
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with anyio.CancelScope(shield=True):
+            await self.inner.aclose()
+            await self.settle()

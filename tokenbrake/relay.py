@@ -1,0 +1,212 @@
+"""A stream's way back: upstream SSE events in, the client's SSE bytes out.
+
+Events are passed through when both sides speak the same format and translated when not.
+Whatever happens (the upstream breaks off or sends garbage, the client goes away) the client
+is told in its own format and `ctx.usage` ends up holding what was consumed: the upstream's
+own report when it got that far, otherwise an exact-tokenizer count of what was delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import orjson
+
+from tokenbrake import sse
+from tokenbrake.core import ErrorKind, Format, GatewayError, RequestContext, Target, Usage
+from tokenbrake.errors import stream_error_event
+from tokenbrake.providers import UpstreamFailure, UpstreamStream
+from tokenbrake.tokens import count_request_input, count_text
+from tokenbrake.translate.streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
+from tokenbrake.translate.usage import usage_from_anthropic, usage_from_openai
+
+DONE = b"data: [DONE]\n\n"
+CLIENT_CLOSED = 499
+
+
+class StreamMeter:
+    """Reads usage and delivered text off upstream events, whatever the client's format."""
+
+    def __init__(self, kind: Format, upstream_body: dict[str, Any]) -> None:
+        self.kind = kind
+        self.upstream_body = upstream_body
+        self.reported: Usage | None = None
+        self.complete = False  # the upstream's final usage report arrived
+        self.parts: list[str] = []
+
+    def observe(self, event: str | None, data: dict[str, Any]) -> None:
+        if self.kind is Format.OPENAI:
+            self._observe_openai(data)
+        else:
+            self._observe_anthropic(event or data.get("type"), data)
+
+    def _observe_openai(self, data: dict[str, Any]) -> None:
+        for choice in data.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self.parts.append(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                self.parts.append((call.get("function") or {}).get("arguments") or "")
+        if isinstance(data.get("usage"), dict):
+            self.reported = usage_from_openai(data["usage"])
+            self.complete = True
+
+    def _observe_anthropic(self, event: str | None, data: dict[str, Any]) -> None:
+        if event == "content_block_delta":
+            delta = data.get("delta") or {}
+            self.parts.append(delta.get("text") or delta.get("partial_json") or delta.get("thinking") or "")
+        elif event == "message_start":
+            self.reported = usage_from_anthropic((data.get("message") or {}).get("usage"))
+        elif event == "message_delta" and isinstance(data.get("usage"), dict):
+            final = usage_from_anthropic(data["usage"])
+            start = self.reported or Usage()
+            # message_delta carries the final output count; input counts come from message_start
+            # unless the upstream repeats them here.
+            self.reported = Usage(
+                input_tokens=final.input_tokens or start.input_tokens,
+                output_tokens=final.output_tokens,
+                cached_input_tokens=final.cached_input_tokens or start.cached_input_tokens,
+                cache_write_tokens=final.cache_write_tokens or start.cache_write_tokens,
+                reasoning_tokens=final.reasoning_tokens,
+            )
+            self.complete = True
+
+    def usage(self) -> Usage:
+        if self.complete and self.reported is not None:
+            return self.reported
+        delivered = count_text("".join(self.parts))
+        if self.reported is not None:  # input known from the start of the stream
+            self.reported.output_tokens = max(self.reported.output_tokens, delivered)
+            return self.reported
+        return Usage(input_tokens=count_request_input(self.kind.value, self.upstream_body), output_tokens=delivered)
+
+
+class Translation:
+    """Per-format handling of one event: what to send the client, and whether it ends the stream."""
+
+    def __init__(self, ctx: RequestContext, target: Target) -> None:
+        self.client = ctx.format
+        self.upstream = target.kind
+        options = ctx.body.get("stream_options") or {}
+        self.client_wants_usage = bool(options.get("include_usage"))
+        if self.client is Format.OPENAI and self.upstream is Format.ANTHROPIC:
+            self.translator: Any = AnthropicToOpenAIStream(target.upstream_model, self.client_wants_usage)
+        elif self.client is Format.ANTHROPIC and self.upstream is Format.OPENAI:
+            # message_start comes before the upstream's usage: it shows our own count.
+            estimate = count_request_input(Format.ANTHROPIC.value, ctx.body)
+            self.translator = OpenAIToAnthropicStream(target.upstream_model, input_tokens=estimate)
+        else:
+            self.translator = None
+
+    def convert(self, event: sse.SSEEvent, data: dict[str, Any]) -> bytes:
+        if self.translator is None:
+            if self.client is Format.OPENAI and not self.client_wants_usage and _is_usage_only(data):
+                return b""  # we asked for usage on the client's behalf; it did not
+            return sse.encode(event.data, event.event)
+        if self.client is Format.OPENAI:
+            return sse.encode_all((None, chunk) for chunk in self.translator.feed(event.event or "", data))
+        return sse.encode_all(self.translator.feed(data))
+
+    def end(self, event: sse.SSEEvent) -> bytes:
+        """The bytes that close the client's stream, on the upstream's own end of stream."""
+        if self.translator is None:
+            return DONE if self.client is Format.OPENAI else sse.encode(event.data, event.event)
+        if self.client is Format.OPENAI:
+            return sse.encode_all((None, chunk) for chunk in self.translator.finish()) + DONE
+        return sse.encode_all(self.translator.finish())
+
+
+def _is_usage_only(data: dict[str, Any]) -> bool:
+    return not data.get("choices") and data.get("usage") is not None
+
+
+def _is_end(fmt: Format, event: sse.SSEEvent) -> bool:
+    return event.data == "[DONE]" if fmt is Format.OPENAI else event.event == "message_stop"
+
+
+class StreamRelay:
+    """Iterate for the client's bytes; `aclose()` (idempotent) settles usage and frees the
+    upstream connection, also for a stream the client left before it began."""
+
+    def __init__(self, ctx: RequestContext, target: Target, upstream: UpstreamStream, upstream_body: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.target = target
+        self.upstream = upstream
+        self.meter = StreamMeter(target.kind, upstream_body)
+        self.translation = Translation(ctx, target)
+        self.finished = False  # the client got a complete stream, or an error event ending it
+        self.closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._relay():
+                yield chunk
+        except UpstreamFailure as failure:
+            kind = ErrorKind.TIMEOUT if failure.timed_out else ErrorKind.UPSTREAM
+            yield self._fail(GatewayError(kind, failure.message))
+        except GatewayError as error:
+            yield self._fail(error)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            message = f"upstream {self.target.upstream} sent a stream event of an unexpected shape ({exc!r})"
+            yield self._fail(GatewayError(ErrorKind.UPSTREAM, message))
+
+    async def _relay(self) -> AsyncIterator[bytes]:
+        target = self.target
+        async for event in self.upstream.events():
+            if _is_end(target.kind, event):
+                self.finished = True
+                yield self.translation.end(event)
+                return
+            data = _event_data(target, event)
+            if _is_error(target.kind, event, data):
+                raise _reported_error(target, data)
+            self.meter.observe(event.event, data)
+            chunk = self.translation.convert(event, data)
+            if chunk:
+                yield chunk
+        raise GatewayError(ErrorKind.UPSTREAM, f"upstream {target.upstream} ended the stream before it was complete")
+
+    def _fail(self, error: GatewayError) -> bytes:
+        self.finished = True
+        self.ctx.error, self.ctx.status = error, error.status
+        event, data = stream_error_event(self.ctx.format, error)
+        return sse.encode(data, event)
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if not self.finished:
+            self.ctx.status = CLIENT_CLOSED  # the client went away before the stream ended
+        self.ctx.usage = self.meter.usage()
+        with anyio.CancelScope(shield=True):
+            await self.upstream.aclose()
+
+
+def _is_error(kind: Format, event: sse.SSEEvent, data: dict[str, Any]) -> bool:
+    if kind is Format.ANTHROPIC:
+        return event.event == "error"
+    return isinstance(data.get("error"), dict)
+
+
+def _event_data(target: Target, event: sse.SSEEvent) -> dict[str, Any]:
+    try:
+        data = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise GatewayError(ErrorKind.UPSTREAM, f"upstream {target.upstream} sent a malformed stream event")
+    return data
+
+
+def _reported_error(target: Target, data: dict[str, Any]) -> GatewayError:
+    """An error the upstream sent inside its stream."""
+    inner = data.get("error") if isinstance(data.get("error"), dict) else {}
+    message = str(inner.get("message") or inner.get("type") or "an error")
+    kind = ErrorKind.OVERLOADED if inner.get("type") == "overloaded_error" else ErrorKind.UPSTREAM
+    return GatewayError(kind, f"upstream {target.upstream} reported: {message}")

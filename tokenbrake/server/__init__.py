@@ -1,0 +1,1 @@
+"""The HTTP layer: it only wires routes to the pipeline."""

@@ -1,0 +1,95 @@
+"""The ASGI application: routes to the front doors, model listing, health and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tokenbrake.config import Config
+from tokenbrake.core import ErrorKind, Format, GatewayError
+from tokenbrake.server import front_doors
+from tokenbrake.server.front_doors import JSONBytes, error_response
+from tokenbrake.state import AppState
+
+# Model listings carry a creation time; ours is when the gateway started serving them.
+MODEL_OWNER = "tokenbrake"
+
+
+def build_app(config: Config, state: AppState | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.tokenbrake = state or AppState.build(config)
+        try:
+            yield
+        finally:
+            await app.state.tokenbrake.aclose()
+
+    routes = [
+        Route("/v1/chat/completions", front_doors.chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", front_doors.embeddings, methods=["POST"]),
+        Route("/v1/messages", front_doors.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", front_doors.count_tokens, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+def client_format(request: Request) -> Format:
+    """Anthropic's SDK always sends `anthropic-version`; OpenAI's never does."""
+    return Format.ANTHROPIC if "anthropic-version" in request.headers else Format.OPENAI
+
+
+def model_entry(fmt: Format, name: str, created: int) -> dict:
+    if fmt is Format.ANTHROPIC:
+        return {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+    return {"id": name, "object": "model", "created": created, "owned_by": MODEL_OWNER}
+
+
+async def list_models(request: Request) -> Response:
+    state: AppState = request.app.state.tokenbrake
+    fmt = client_format(request)
+    names = sorted(state.config.models)
+    data = [model_entry(fmt, name, 0) for name in names]
+    if fmt is Format.ANTHROPIC:
+        return JSONBytes(
+            {"data": data, "has_more": False, "first_id": names[0] if names else None, "last_id": names[-1] if names else None}
+        )
+    return JSONBytes({"object": "list", "data": data})
+
+
+async def get_model(request: Request) -> Response:
+    state: AppState = request.app.state.tokenbrake
+    fmt = client_format(request)
+    name = request.path_params["model"]
+    if name not in state.config.models:
+        return error_response(fmt, GatewayError(ErrorKind.NOT_FOUND, f"The model '{name}' does not exist on this gateway"))
+    return JSONBytes(model_entry(fmt, name, 0))
+
+
+async def healthz(request: Request) -> Response:
+    return JSONBytes({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    state: AppState = request.app.state.tokenbrake
+    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """Unknown paths and wrong methods, in the caller's own error format."""
+    kind = ErrorKind.NOT_FOUND if exc.status_code == 404 else ErrorKind.INVALID_REQUEST
+    error = GatewayError(kind, f"{request.method} {request.url.path}: {exc.detail}", status=exc.status_code)
+    return error_response(client_format(request), error)

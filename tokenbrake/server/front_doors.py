@@ -1,0 +1,107 @@
+"""The OpenAI- and Anthropic-compatible endpoints: read, check, hand to the pipeline, answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from tokenbrake import validate
+from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, Reply, RequestContext
+from tokenbrake.errors import error_body
+from tokenbrake.state import AppState
+
+Check = Callable[[dict[str, Any]], None]
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class SSEResponse(StreamingResponse):
+    """Closes (and so settles) the reply stream however the response ends."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            pass  # the client left mid-stream; closing the stream settles what was delivered
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> GatewayError:
+    return GatewayError(
+        ErrorKind.REQUEST_TOO_LARGE,
+        f"request body of {size} bytes is over this gateway's limit of {limit} bytes (server.max_body_bytes)",
+    )
+
+
+async def handle(request: Request, fmt: Format, endpoint: Endpoint, check: Check) -> Response:
+    state: AppState = request.app.state.tokenbrake
+    try:
+        body = validate.parse_json_object(await read_body(request, state.config.server.max_body_bytes))
+        check(body)
+    except GatewayError as error:
+        return error_response(fmt, error)
+    ctx = RequestContext(
+        format=fmt,
+        endpoint=endpoint,
+        body=body,
+        headers=dict(request.headers),
+        stream=bool(body.get("stream")) and endpoint is Endpoint.CHAT,
+    )
+    reply = await state.pipeline.run(ctx)
+    return to_response(ctx, reply)
+
+
+def to_response(ctx: RequestContext, reply: Reply) -> Response:
+    headers = {**ctx.response_headers, **reply.headers, "x-request-id": ctx.request_id, "request-id": ctx.request_id}
+    if ctx.served is not None:
+        headers["x-tokenbrake-served-by"] = ctx.served.name
+    if reply.stream is not None:
+        headers["cache-control"] = "no-cache"
+        return SSEResponse(reply.stream, status_code=reply.status, headers=headers, media_type="text/event-stream")
+    return JSONBytes(reply.body, status_code=reply.status, headers=headers)
+
+
+def error_response(fmt: Format, error: GatewayError) -> Response:
+    return JSONBytes(error_body(fmt, error), status_code=error.status, headers=error.headers)
+
+
+async def chat_completions(request: Request) -> Response:
+    return await handle(request, Format.OPENAI, Endpoint.CHAT, validate.check_openai_chat)
+
+
+async def embeddings(request: Request) -> Response:
+    return await handle(request, Format.OPENAI, Endpoint.EMBEDDINGS, validate.check_openai_embeddings)
+
+
+async def messages(request: Request) -> Response:
+    return await handle(request, Format.ANTHROPIC, Endpoint.CHAT, validate.check_anthropic_messages)
+
+
+async def count_tokens(request: Request) -> Response:
+    return await handle(request, Format.ANTHROPIC, Endpoint.COUNT_TOKENS, validate.check_anthropic_count_tokens)

@@ -1,0 +1,18 @@
+"""Prices what the call consumed, once it is known (also for failed and cut-off calls)."""
+
+from __future__ import annotations
+
+from tokenbrake.core import RequestContext
+from tokenbrake.pricing import PriceBook
+
+
+class PriceCall:
+    def __init__(self, prices: PriceBook) -> None:
+        self.prices = prices
+
+    async def before(self, ctx: RequestContext) -> None:
+        pass
+
+    async def after(self, ctx: RequestContext) -> None:
+        if ctx.usage is not None and ctx.served is not None:
+            ctx.cost = self.prices.cost(ctx.served.name, ctx.usage)

@@ -1,0 +1,37 @@
+"""Turns the requested model name into its targets: the model itself, then its fallbacks."""
+
+from __future__ import annotations
+
+from tokenbrake.config import Config
+from tokenbrake.core import ErrorKind, Format, GatewayError, RequestContext, Target
+
+
+def build_targets(config: Config) -> dict[str, list[Target]]:
+    def target(name: str) -> Target:
+        model = config.models[name]
+        kind = Format(config.upstreams[model.upstream].kind)
+        return Target(name=name, upstream=model.upstream, kind=kind, upstream_model=model.model or name)
+
+    return {name: [target(name)] + [target(f) for f in model.fallbacks] for name, model in config.models.items()}
+
+
+class ResolveModel:
+    def __init__(self, config: Config) -> None:
+        self.targets = build_targets(config)
+
+    async def before(self, ctx: RequestContext) -> None:
+        name = ctx.body.get("model")
+        ctx.requested_model = name
+        targets = self.targets.get(name)
+        if targets is None:
+            available = ", ".join(sorted(self.targets))
+            raise GatewayError(
+                ErrorKind.NOT_FOUND,
+                f"The model '{name}' does not exist on this gateway. Available models: {available}",
+                param="model",
+                code="model_not_found",
+            )
+        ctx.targets = list(targets)
+
+    async def after(self, ctx: RequestContext) -> None:
+        pass
