@@ -6,6 +6,10 @@ application would. Each process is started once per test session.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +19,11 @@ import yaml
 from tokenbrake.launch import ChildServer, free_port
 
 
-def gateway_config(emulator_url: str) -> dict:
+def gateway_config(emulator_url: str, database_url: str) -> dict:
     """Models covering every route the tests need, all in front of the one emulator."""
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
     return {
+        "database": database_url,
         "server": {"max_body_bytes": 256 * 1024},
         "retry": {"attempts": 2, "backoff_initial_s": 0.01, "backoff_max_s": 0.05},
         "upstreams": {
@@ -43,6 +48,8 @@ def gateway_config(emulator_url: str) -> dict:
     }
 
 
+MASTER_KEY = "tb-master-e2e"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 UPSTREAM_KEYS = {"TEST_UPSTREAM_OPENAI_KEY": "sk-upstream-openai", "TEST_UPSTREAM_ANTHROPIC_KEY": "sk-ant-upstream"}
 
 
@@ -53,42 +60,94 @@ def emulator() -> Iterator[ChildServer]:
     server.stop()
 
 
+def create_key(config_path: Path, name: str, *options: str) -> str:
+    """A new virtual key, made with the CLI as an operator would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenbrake.cli", "keys", "create", "--name", name, "--json", "--config", str(config_path), *options],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    return json.loads(result.stdout)["key"]
+
+
 @pytest.fixture(scope="session")
-def gateway(emulator: ChildServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildServer]:
-    path: Path = tmp_path_factory.mktemp("gateway") / "tokenbrake.yaml"
-    path.write_text(yaml.safe_dump(gateway_config(emulator.url)))
-    server = ChildServer(["serve", "--config", str(path)], env=UPSTREAM_KEYS)
+def gateway_config_path(emulator: ChildServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("gateway")
+    path = folder / "tokenbrake.yaml"
+    path.write_text(yaml.safe_dump(gateway_config(emulator.url, f"sqlite:///{folder / 'ledger.db'}")))
+    return path
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_config_path: Path) -> Iterator[ChildServer]:
+    server = ChildServer(["serve", "--config", str(gateway_config_path)],
+                         env={**UPSTREAM_KEYS, "TOKENBRAKE_MASTER_KEY": MASTER_KEY})
     yield server
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def api_key(gateway_config_path: Path) -> str:
+    return create_key(gateway_config_path, "e2e-main", "--team", "e2e")
+
+
 @pytest.fixture
-def openai_client(gateway: ChildServer):
+def make_key(gateway_config_path: Path):
+    """Creates a key for the session gateway: make_key(name, *cli_options) -> plaintext."""
+    return lambda name, *options: create_key(gateway_config_path, name, *options)
+
+
+@pytest.fixture(scope="session")
+def master_key() -> str:
+    return MASTER_KEY
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each kind: a SQLite file, or a new schema on the local PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    import psycopg
+
+    schema = f"tb_e2e_{uuid.uuid4().hex[:12]}"
+    yield f"{POSTGRES_URL}?schema={schema}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def write_config(folder: Path, config: dict) -> Path:
+    path = folder / "tokenbrake.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def openai_client(gateway: ChildServer, api_key: str):
     import openai
 
-    with openai.OpenAI(base_url=gateway.url + "/v1", api_key="client-key", max_retries=0) as client:
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key=api_key, max_retries=0) as client:
         yield client
 
 
 @pytest.fixture
-async def async_openai_client(gateway: ChildServer):
+async def async_openai_client(gateway: ChildServer, api_key: str):
     import openai
 
-    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="client-key", max_retries=0) as client:
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=api_key, max_retries=0) as client:
         yield client
 
 
 @pytest.fixture
-def anthropic_client(gateway: ChildServer):
+def anthropic_client(gateway: ChildServer, api_key: str):
     import anthropic
 
-    with anthropic.Anthropic(base_url=gateway.url, api_key="client-key", max_retries=0) as client:
+    with anthropic.Anthropic(base_url=gateway.url, api_key=api_key, max_retries=0) as client:
         yield client
 
 
 @pytest.fixture
-async def async_anthropic_client(gateway: ChildServer):
+async def async_anthropic_client(gateway: ChildServer, api_key: str):
     import anthropic
 
-    async with anthropic.AsyncAnthropic(base_url=gateway.url, api_key="client-key", max_retries=0) as client:
+    async with anthropic.AsyncAnthropic(base_url=gateway.url, api_key=api_key, max_retries=0) as client:
         yield client

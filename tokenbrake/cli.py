@@ -29,19 +29,147 @@ def _load(path: str):
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(config_path: str, host: str | None, port: int | None, log_level: str) -> None:
     """Run the gateway: OpenAI- and Anthropic-compatible endpoints in front of the configured upstreams."""
+    from tokenbrake.pricing import PriceBook
     from tokenbrake.server.app import build_app
     from tokenbrake.server.run import run
-    from tokenbrake.state import AppState
 
     config = _load(config_path)
     try:
-        state = AppState.build(config)  # fails here, before listening, on a model with no price
+        PriceBook(config)  # fails here, before listening, on a model with no price
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     server = config.server
     click.echo(f"tokenbrake gateway on http://{host or server.host}:{port or server.port} ({len(config.models)} models)", err=True)
-    run(build_app(config, state), host or server.host, port if port is not None else server.port,
+    run(build_app(config), host or server.host, port if port is not None else server.port,
         graceful_shutdown_s=server.graceful_shutdown_s, log_level=log_level)
+
+
+config_option = click.option(
+    "--config", "config_path", envvar="TOKENBRAKE_CONFIG", default="tokenbrake.yaml", show_default=True,
+    help="YAML config file (or TOKENBRAKE_CONFIG); its `database` is used.",
+)
+
+
+def _with_database(config_path: str, work):
+    """Opens the config's database, runs `await work(db)`, closes it; returns the result."""
+    import asyncio
+
+    from tokenbrake.storage import open_database
+
+    config = _load(config_path)
+
+    async def go():
+        db = await open_database(config.database)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
+@main.group()
+def keys() -> None:
+    """Virtual API keys: create, list, show, revoke. Only a salted hash of each key is stored."""
+
+
+def _print_key(key, as_json: bool, plaintext: str | None = None) -> None:
+    import json
+
+    from tokenbrake.reports import key_view
+
+    view = key_view(key) | ({"key": plaintext} if plaintext else {})
+    if as_json:
+        click.echo(json.dumps(view))
+        return
+    for field, value in view.items():
+        click.echo(f"{field:<11} {', '.join(value) if isinstance(value, list) else ('-' if value is None else value)}")
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="A unique name for the key.")
+@click.option("--team", default=None, help="The team (or project) its spend is attributed to.")
+@click.option("--models", default=None, help="Comma-separated models it may use [default: all].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def keys_create(name: str, team: str | None, models: str | None, as_json: bool, config_path: str) -> None:
+    """Create a key and print it. It is shown this once; only its hash is kept."""
+    allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    config = _load(config_path)
+    unknown = [m for m in allowed or [] if m not in config.models]
+    if unknown:
+        raise click.ClickException(f"--models: not configured: {', '.join(unknown)}")
+    try:
+        plaintext, key = _with_database(config_path, lambda db: db.keys.create(name, team=team, models=allowed))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_key(key, as_json, plaintext)
+    if not as_json:
+        click.echo("\nStore the key now: it cannot be shown again.", err=True)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def keys_list(as_json: bool, config_path: str) -> None:
+    """List keys (names, teams, models, prefixes; never the keys themselves)."""
+    import json
+
+    from tokenbrake.reports import key_view
+
+    found = _with_database(config_path, lambda db: db.keys.list())
+    if as_json:
+        click.echo(json.dumps([key_view(k) for k in found]))
+        return
+    click.echo(f"{'name':<20} {'team':<14} {'prefix':<14} {'status':<8} models")
+    for key in found:
+        status = "revoked" if key.revoked else "active"
+        click.echo(f"{key.name:<20} {key.team or '-':<14} {key.key_prefix:<14} {status:<8} {', '.join(key.models) if key.models else 'all'}")
+
+
+@keys.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def keys_show(name: str, as_json: bool, config_path: str) -> None:
+    """Show one key."""
+    key = _with_database(config_path, lambda db: db.keys.get(name))
+    if key is None:
+        raise click.ClickException(f"no key named '{name}'")
+    _print_key(key, as_json)
+
+
+@keys.command("revoke")
+@click.argument("name")
+@config_option
+def keys_revoke(name: str, config_path: str) -> None:
+    """Revoke a key; every gateway refuses it within auth.refresh_s."""
+    try:
+        key = _with_database(config_path, lambda db: db.keys.revoke(name))
+    except KeyError:
+        raise click.ClickException(f"no key named '{name}'") from None
+    click.echo(f"revoked {key.name}")
+
+
+@main.command()
+@click.option("--by", type=click.Choice(["key", "team", "user", "model", "session", "tag", "day"]), default="model", show_default=True)
+@click.option("--since", default=None, help="7d, 24h, 30m or a date (2026-11-01) [default: everything].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def usage(by: str, since: str | None, as_json: bool, config_path: str) -> None:
+    """Requests, tokens and cost per group, read from the ledger."""
+    import json
+    from datetime import UTC, datetime
+
+    from tokenbrake.reports import usage_table, usage_view
+    from tokenbrake.storage import parse_since
+
+    try:
+        since_dt = parse_since(since, datetime.now(UTC)) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    groups = _with_database(config_path, lambda db: db.ledger.usage(by, since=since_dt))
+    click.echo(json.dumps(usage_view(by, groups)) if as_json else usage_table(by, groups))
 
 
 @main.command("check-config")

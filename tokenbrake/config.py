@@ -69,13 +69,30 @@ class UpstreamConfig(Strict):
         return self
 
 
-class PriceConfig(Strict):
-    """USD per million tokens. Unset cached/cache-write prices fall back to the input price."""
+class GpuPriceConfig(Strict):
+    """A self-hosted model priced from what its GPU costs and the throughput measured on it."""
 
-    input_per_mtok: Decimal = Field(ge=0)
-    output_per_mtok: Decimal = Field(ge=0)
+    cost_per_hour: Decimal = Field(gt=0)
+    output_tokens_per_s: Decimal = Field(gt=0)
+    input_tokens_per_s: Decimal | None = Field(None, gt=0)  # prefill; default 10× the output rate
+
+
+class PriceConfig(Strict):
+    """USD per million tokens, or a GPU's cost. Unset cached/cache-write prices fall back to
+    the input price."""
+
+    input_per_mtok: Decimal | None = Field(None, ge=0)
+    output_per_mtok: Decimal | None = Field(None, ge=0)
     cached_input_per_mtok: Decimal | None = Field(None, ge=0)
     cache_write_per_mtok: Decimal | None = Field(None, ge=0)
+    gpu: GpuPriceConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_way_of_pricing(self) -> PriceConfig:
+        per_token = self.input_per_mtok is not None and self.output_per_mtok is not None
+        if per_token == (self.gpu is not None):
+            raise ValueError("give either input_per_mtok and output_per_mtok, or gpu")
+        return self
 
 
 class ModelConfig(Strict):
@@ -86,14 +103,33 @@ class ModelConfig(Strict):
     free: bool = False  # a model with no price must say so, so nothing is priced at zero by accident
 
 
+class AuthConfig(Strict):
+    # Off only for trying things out: every request is then anonymous and may use every model.
+    require_keys: bool = True
+    # How often each replica reloads keys from the database (revocations made elsewhere take
+    # effect within this); an unknown key triggers an immediate reload.
+    refresh_s: float = Field(5.0, gt=0)
+
+
+class LedgerConfig(Strict):
+    store_prompts: bool = False  # keep prompt and completion text in the ledger
+    flush_interval_s: float = Field(0.5, gt=0)
+    batch_size: int = Field(500, gt=0)
+
+
 class Config(Strict):
+    database: str = "sqlite:///tokenbrake.db"  # or postgresql://user@host:5432/db
     server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
+    ledger: LedgerConfig = LedgerConfig()
     retry: RetryConfig = RetryConfig()
     upstreams: dict[str, UpstreamConfig]
     models: dict[str, ModelConfig]
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
+        if not self.database.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError(f"database: expected sqlite:///PATH or postgresql://..., got {self.database!r}")
         for name, model in self.models.items():
             if model.upstream not in self.upstreams:
                 known = ", ".join(sorted(self.upstreams)) or "none"

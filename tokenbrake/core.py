@@ -124,6 +124,18 @@ class Attempt:
 
 
 @dataclass(slots=True)
+class Attribution:
+    """Who a request is for: set by identification, recorded with every call."""
+
+    key_name: str | None = None
+    team: str | None = None
+    allowed_models: list[str] | None = None  # None: every model
+    user: str | None = None  # the application's end user
+    session: str | None = None  # an agent session, scoped to its key
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class RequestContext:
     """Everything known about one request as it moves through the pipeline."""
 
@@ -134,12 +146,14 @@ class RequestContext:
     stream: bool = False
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
+    who: Attribution = field(default_factory=Attribution)
     requested_model: str = ""
     targets: list[Target] = field(default_factory=list)  # primary first, then fallbacks
     served: Target | None = None
     attempts: list[Attempt] = field(default_factory=list)
     usage: Usage | None = None
     cost: Decimal | None = None  # USD, from usage at the served model's price
+    completion_text: str | None = None  # what the model answered, when it is to be stored
     status: int = 200
     error: GatewayError | None = None
     response_headers: dict[str, str] = field(default_factory=dict)

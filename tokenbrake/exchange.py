@@ -45,11 +45,11 @@ def answer_usage(ctx: RequestContext, target: Target, upstream: dict[str, Any], 
         return Usage(input_tokens=_embedding_input_tokens(ctx.body.get("input")))
     return Usage(
         input_tokens=count_request_input(target.kind.value, upstream),
-        output_tokens=count_text(_answer_text(target.kind, answer)),
+        output_tokens=count_text(answer_text(target.kind, answer)),
     )
 
 
-def _answer_text(kind: Format, answer: dict[str, Any]) -> str:
+def answer_text(kind: Format, answer: dict[str, Any]) -> str:
     if kind is Format.ANTHROPIC:
         return "".join(block.get("text", "") for block in answer.get("content") or [] if isinstance(block, dict))
     parts = []

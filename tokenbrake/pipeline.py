@@ -10,25 +10,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 
 from tokenbrake.core import ErrorKind, GatewayError, Reply, RequestContext, Stage
 from tokenbrake.errors import error_body
 
+if TYPE_CHECKING:
+    from tokenbrake.state import AppState
+
 log = logging.getLogger("tokenbrake.pipeline")
 
 Call = Callable[[RequestContext], Awaitable[Reply]]
 
 
-def build_stages(state) -> list[Stage]:  # state: tokenbrake.state.AppState
+def build_stages(state: AppState) -> list[Stage]:
     from tokenbrake.metrics import RecordMetrics
+    from tokenbrake.stages.allow_models import AllowModels
+    from tokenbrake.stages.identify import Identify
     from tokenbrake.stages.price_call import PriceCall
+    from tokenbrake.stages.record_call import RecordCall
     from tokenbrake.stages.resolve_model import ResolveModel
 
     return [
         RecordMetrics(state.metrics),  # first in, last out: sees every outcome
-        PriceCall(state.prices),  # after: usage → cost
+        RecordCall(state.writer, state.config.ledger.store_prompts),  # after: one ledger row per upstream call
+        PriceCall(state.prices),  # after: usage → cost, before the row is written
+        Identify(state.keys),  # virtual key → team; end user, session, tags
+        AllowModels(),  # the key's model allow-list
         ResolveModel(state.config),  # model name → targets (model, then its fallbacks)
     ]
 

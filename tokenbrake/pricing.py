@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import genai_prices
 
-from tokenbrake.config import Config, ConfigError, ModelConfig, PriceConfig, UpstreamConfig
+from tokenbrake.config import Config, ConfigError, GpuPriceConfig, ModelConfig, PriceConfig, UpstreamConfig
 from tokenbrake.core import Usage
 
 MILLION = Decimal(1_000_000)
@@ -33,12 +33,23 @@ class FixedPrice:
 
     @classmethod
     def from_config(cls, price: PriceConfig) -> FixedPrice:
+        if price.gpu is not None:
+            return cls.from_gpu(price.gpu)
         return cls(
             input=price.input_per_mtok,
             output=price.output_per_mtok,
             cached_input=price.input_per_mtok if price.cached_input_per_mtok is None else price.cached_input_per_mtok,
             cache_write=price.input_per_mtok if price.cache_write_per_mtok is None else price.cache_write_per_mtok,
         )
+
+    @classmethod
+    def from_gpu(cls, gpu: GpuPriceConfig) -> FixedPrice:
+        """A token costs the GPU's time to produce it: cost per second / tokens per second."""
+        per_second = gpu.cost_per_hour / 3600
+        output = per_second / gpu.output_tokens_per_s * MILLION
+        input_rate = gpu.input_tokens_per_s or gpu.output_tokens_per_s * 10
+        input_ = per_second / input_rate * MILLION
+        return cls(input=input_, output=output, cached_input=input_, cache_write=input_)
 
     def cost(self, usage: Usage) -> Decimal:
         return (

@@ -1,15 +1,17 @@
-"""Everything a running gateway holds, built once at start-up and passed explicitly."""
+"""Everything a running gateway holds, opened once at start-up and passed explicitly."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tokenbrake.auth import KeyCache
 from tokenbrake.config import Config
 from tokenbrake.dispatch import Dispatcher
 from tokenbrake.metrics import Metrics
 from tokenbrake.pipeline import Pipeline, build_stages
 from tokenbrake.pricing import PriceBook
 from tokenbrake.providers import Provider, build_providers
+from tokenbrake.storage import Database, LedgerWriter, open_database
 from tokenbrake.upstream_call import UpstreamCall
 
 
@@ -19,17 +21,36 @@ class AppState:
     prices: PriceBook
     metrics: Metrics
     providers: dict[str, Provider]
+    database: Database
+    writer: LedgerWriter
+    keys: KeyCache | None  # None when keys are not required
     pipeline: Pipeline | None = None
 
     @classmethod
-    def build(cls, config: Config) -> AppState:
-        """Validates prices (a ConfigError for a model with none) and opens connection pools."""
+    async def open(cls, config: Config) -> AppState:
+        """Prices every model (ConfigError for one with none), opens the database, loads
+        keys, starts the ledger writer and opens upstream connection pools."""
         prices = PriceBook(config)
-        state = cls(config=config, prices=prices, metrics=Metrics(), providers=build_providers(config))
+        database = await open_database(config.database)
+        writer = LedgerWriter(database.ledger, flush_interval_s=config.ledger.flush_interval_s,
+                              batch_size=config.ledger.batch_size)
+        await writer.start()
+        keys = KeyCache(database, config.auth.refresh_s) if config.auth.require_keys else None
+        if keys is not None:
+            await keys.start()
+        state = cls(config=config, prices=prices, metrics=Metrics(), providers=build_providers(config),
+                    database=database, writer=writer, keys=keys)
         dispatcher = Dispatcher(state.providers, config.retry_for)
-        state.pipeline = Pipeline(build_stages(state), UpstreamCall(dispatcher))
+        state.pipeline = Pipeline(build_stages(state), UpstreamCall(dispatcher, config.ledger.store_prompts))
         return state
 
     async def aclose(self) -> None:
-        for provider in self.providers.values():
-            await provider.client.aclose()
+        """After the requests in flight have finished: flush the ledger, close everything."""
+        if self.keys is not None:
+            await self.keys.stop()
+        try:
+            await self.writer.close()  # raises (and logs CRITICAL) if the last rows cannot be written
+        finally:
+            await self.database.close()
+            for provider in self.providers.values():
+                await provider.aclose()

@@ -6,15 +6,16 @@ from typing import Any
 
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, Reply, RequestContext, Target
 from tokenbrake.dispatch import Dispatcher
-from tokenbrake.exchange import answer_usage, client_body, require_support, upstream_body
+from tokenbrake.exchange import answer_text, answer_usage, client_body, require_support, upstream_body
 from tokenbrake.providers import Provider
 from tokenbrake.relay import StreamRelay
 from tokenbrake.tokens import count_request_input
 
 
 class UpstreamCall:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, keep_completions: bool = False) -> None:
         self.dispatcher = dispatcher
+        self.keep_completions = keep_completions  # the ledger stores completion text
 
     async def __call__(self, ctx: RequestContext) -> Reply:
         if ctx.endpoint is Endpoint.COUNT_TOKENS:
@@ -32,6 +33,8 @@ class UpstreamCall:
         target, body, answer = await self.dispatcher.first_answer(ctx, send)
         try:
             ctx.usage = answer_usage(ctx, target, body, answer)
+            if self.keep_completions:
+                ctx.completion_text = answer_text(target.kind, answer)
             return Reply(body=client_body(ctx, target, answer))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise GatewayError(

@@ -37,3 +37,15 @@ def test_model_without_any_price_is_refused_at_start():
 def test_model_marked_free_costs_nothing():
     cfg = parse_config(config({"local": {"upstream": "u", "free": True}}, "http://127.0.0.1:8000/v1"))
     assert PriceBook(cfg).cost("local", Usage(input_tokens=10**6, output_tokens=10**6)) == 0
+
+
+def test_gpu_priced_model_costs_its_gpu_time():
+    gpu = {"cost_per_hour": 3.6, "output_tokens_per_s": 1000, "input_tokens_per_s": 10000}
+    book = PriceBook(parse_config(config({"local": {"upstream": "u", "price": {"gpu": gpu}}}, "http://127.0.0.1:8000/v1")))
+    # $3.6/h is $0.001/s: 1000 output tokens take 1 s, 10000 input tokens take 1 s.
+    assert book.cost("local", Usage(input_tokens=10_000, output_tokens=1000)) == Decimal("0.002")
+
+
+def test_price_needs_either_per_token_rates_or_a_gpu():
+    with pytest.raises(ConfigError, match="either input_per_mtok and output_per_mtok, or gpu"):
+        parse_config(config({"m": {"upstream": "u", "price": {"input_per_mtok": 1}}}))

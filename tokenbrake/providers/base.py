@@ -1,18 +1,23 @@
-"""An upstream reached over pooled HTTP connections.
+"""An upstream reached over pooled HTTP connections (aiohttp's client).
 
 Each subclass knows its wire format's paths and auth headers. Every failure, whatever its
 cause, surfaces as `UpstreamFailure`, which says whether trying again may help; deciding to
 retry or fall back is the dispatcher's job, not the provider's.
+
+aiohttp rather than httpx: on the gateway's hot path httpx's connection pool cost more CPU
+than everything else the gateway does (bench/overhead.py), aiohttp a fraction of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
+from yarl import URL
 
 from tokenbrake.config import Config, UpstreamConfig
 from tokenbrake.core import Endpoint, Format
@@ -45,42 +50,54 @@ class UpstreamFailure(Exception):
 class UpstreamStream:
     """An open upstream SSE response; iterate for events, always `aclose()`."""
 
-    def __init__(self, upstream: str, response: httpx.Response) -> None:
+    def __init__(self, upstream: str, response: aiohttp.ClientResponse) -> None:
         self._upstream = upstream
         self._response = response
 
     async def events(self) -> AsyncIterator[SSEEvent]:
         parser = SSEParser()
         try:
-            async for chunk in self._response.aiter_raw():
+            async for chunk in self._response.content.iter_any():
                 for event in parser.feed(chunk):
                     yield event
-        except httpx.TimeoutException as exc:
+        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise UpstreamFailure(f"upstream {self._upstream} stalled mid-stream", timed_out=True) from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamFailure(f"upstream {self._upstream} broke off the stream ({_describe(exc)})") from exc
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        # A stream read to its end returns its connection to the pool; one left half-read
+        # (the client went away) closes it, since what is left of it cannot be reused.
+        self._response.release()
 
 
 class Provider:
     kind: Format
     paths: dict[Endpoint, str]
 
-    def __init__(self, name: str, config: UpstreamConfig, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, name: str, config: UpstreamConfig) -> None:
         self.name = name
         self.config = config
         api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
-        self.client = httpx.AsyncClient(
-            base_url=config.base_url.rstrip("/"),
-            headers={**self.auth_headers(api_key), **config.headers, "content-type": "application/json"},
-            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=config.max_connections, max_keepalive_connections=config.max_connections
-            ),
-            transport=transport,
+        self.headers = {**self.auth_headers(api_key), **config.headers, "content-type": "application/json"}
+        base = config.base_url.rstrip("/")
+        self.urls = {endpoint: URL(base + path) for endpoint, path in self.paths.items()}
+        # `connect` bounds the wait for a pooled connection plus connecting; `sock_connect` the
+        # connecting alone; `sock_read` the first byte of a response and each gap in a stream.
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=config.timeout_s, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s
         )
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Opened on first use, inside the event loop that will use it."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self.headers, timeout=self.timeout, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._session
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         raise NotImplementedError
@@ -89,9 +106,9 @@ class Provider:
         return endpoint in self.paths
 
     async def request_json(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._send(endpoint, body, stream=False)
+        content = await self._call("POST", endpoint, orjson.dumps(body), stream=False)
         try:
-            data = orjson.loads(response.content)
+            data = orjson.loads(content)
         except orjson.JSONDecodeError:
             raise UpstreamFailure(f"upstream {self.name} answered with a body that is not JSON") from None
         if not isinstance(data, dict):
@@ -99,56 +116,58 @@ class Provider:
         return data
 
     async def open_stream(self, endpoint: Endpoint, body: dict[str, Any]) -> UpstreamStream:
-        return UpstreamStream(self.name, await self._send(endpoint, body, stream=True))
+        return UpstreamStream(self.name, await self._call("POST", endpoint, orjson.dumps(body), stream=True))
 
     async def list_models(self) -> dict[str, Any]:
-        response = await self._call(self.client.build_request("GET", self.paths[Endpoint.MODELS]), stream=False)
-        return orjson.loads(response.content)
+        return orjson.loads(await self._call("GET", Endpoint.MODELS, None, stream=False))
 
-    async def _send(self, endpoint: Endpoint, body: dict[str, Any], *, stream: bool) -> httpx.Response:
-        request = self.client.build_request("POST", self.paths[endpoint], content=orjson.dumps(body))
-        return await self._call(request, stream=stream)
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
-    async def _call(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+    async def _call(self, method: str, endpoint: Endpoint, data: bytes | None, *, stream: bool) -> Any:
+        """The open response when `stream`, else the whole body; either only for a 200."""
         try:
-            response = await self.client.send(request, stream=stream)
-        except httpx.ConnectTimeout as exc:
+            response = await self.session.request(method, self.urls[endpoint], data=data)
+            if response.status != 200:
+                raise _status_failure(self.name, response, await _read_quietly(response))
+            if stream:
+                return response
+            async with response:
+                return await response.read()
+        except aiohttp.ConnectionTimeoutError as exc:
             raise UpstreamFailure(f"could not connect to upstream {self.name}: timed out", retryable=True) from exc
-        except httpx.TimeoutException as exc:
+        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise UpstreamFailure(f"upstream {self.name} did not answer in time", timed_out=True) from exc
-        except httpx.ConnectError as exc:
+        except aiohttp.ClientConnectorError as exc:
             raise UpstreamFailure(
                 f"could not connect to upstream {self.name} ({_describe(exc)})", retryable=True
             ) from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamFailure(f"upstream {self.name} failed ({_describe(exc)})", retryable=True) from exc
-        if response.status_code == 200:
-            return response
-        await _read_quietly(response)
-        raise _status_failure(self.name, response)
 
 
-def _status_failure(name: str, response: httpx.Response) -> UpstreamFailure:
+def _status_failure(name: str, response: aiohttp.ClientResponse, content: bytes) -> UpstreamFailure:
     try:
-        message = upstream_error_message(orjson.loads(response.content))
+        message = upstream_error_message(orjson.loads(content))
     except orjson.JSONDecodeError:
         message = None
-    text = message or response.reason_phrase or "no message"
+    text = message or response.reason or "no message"
     return UpstreamFailure(
-        f"upstream {name} answered {response.status_code}: {text}",
-        status=response.status_code,
-        retryable=response.status_code in RETRYABLE_STATUS,
+        f"upstream {name} answered {response.status}: {text}",
+        status=response.status,
+        retryable=response.status in RETRYABLE_STATUS,
         retry_after_s=_retry_after(response.headers.get("retry-after")),
     )
 
 
-async def _read_quietly(response: httpx.Response) -> None:
+async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:
     try:
-        await response.aread()
-    except httpx.HTTPError:
-        pass
+        return await response.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return b""
     finally:
-        await response.aclose()
+        response.release()
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -13,18 +13,18 @@ from starlette.routing import Route
 
 from tokenbrake.config import Config
 from tokenbrake.core import ErrorKind, Format, GatewayError
-from tokenbrake.server import front_doors
+from tokenbrake.auth import authenticate
+from tokenbrake.server import admin, front_doors
 from tokenbrake.server.front_doors import JSONBytes, error_response
 from tokenbrake.state import AppState
 
-# Model listings carry a creation time; ours is when the gateway started serving them.
 MODEL_OWNER = "tokenbrake"
 
 
-def build_app(config: Config, state: AppState | None = None) -> Starlette:
+def build_app(config: Config) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.tokenbrake = state or AppState.build(config)
+        app.state.tokenbrake = await AppState.open(config)
         try:
             yield
         finally:
@@ -39,6 +39,7 @@ def build_app(config: Config, state: AppState | None = None) -> Starlette:
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *admin.routes,
     ]
     return Starlette(
         routes=routes,
@@ -52,17 +53,29 @@ def client_format(request: Request) -> Format:
     return Format.ANTHROPIC if "anthropic-version" in request.headers else Format.OPENAI
 
 
-def model_entry(fmt: Format, name: str, created: int) -> dict:
+def model_entry(fmt: Format, name: str) -> dict:
+    """A configured model as the SDK's model type expects it (no creation time is known)."""
     if fmt is Format.ANTHROPIC:
         return {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
-    return {"id": name, "object": "model", "created": created, "owned_by": MODEL_OWNER}
+    return {"id": name, "object": "model", "created": 0, "owned_by": MODEL_OWNER}
+
+
+async def visible_models(request: Request) -> list[str]:
+    """The models the caller's key may use (raises GatewayError for a bad key)."""
+    state: AppState = request.app.state.tokenbrake
+    allowed = None
+    if state.keys is not None:
+        allowed = (await authenticate(dict(request.headers), state.keys)).allowed_models
+    return sorted(name for name in state.config.models if allowed is None or name in allowed)
 
 
 async def list_models(request: Request) -> Response:
-    state: AppState = request.app.state.tokenbrake
     fmt = client_format(request)
-    names = sorted(state.config.models)
-    data = [model_entry(fmt, name, 0) for name in names]
+    try:
+        names = await visible_models(request)
+    except GatewayError as error:
+        return error_response(fmt, error)
+    data = [model_entry(fmt, name) for name in names]
     if fmt is Format.ANTHROPIC:
         return JSONBytes(
             {"data": data, "has_more": False, "first_id": names[0] if names else None, "last_id": names[-1] if names else None}
@@ -71,12 +84,15 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
-    state: AppState = request.app.state.tokenbrake
     fmt = client_format(request)
     name = request.path_params["model"]
-    if name not in state.config.models:
+    try:
+        names = await visible_models(request)
+    except GatewayError as error:
+        return error_response(fmt, error)
+    if name not in names:
         return error_response(fmt, GatewayError(ErrorKind.NOT_FOUND, f"The model '{name}' does not exist on this gateway"))
-    return JSONBytes(model_entry(fmt, name, 0))
+    return JSONBytes(model_entry(fmt, name))
 
 
 async def healthz(request: Request) -> Response:

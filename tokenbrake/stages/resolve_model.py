@@ -24,7 +24,8 @@ class ResolveModel:
         ctx.requested_model = name
         targets = self.targets.get(name)
         if targets is None:
-            available = ", ".join(sorted(self.targets))
+            allowed = ctx.who.allowed_models
+            available = ", ".join(sorted(n for n in self.targets if allowed is None or n in allowed))
             raise GatewayError(
                 ErrorKind.NOT_FOUND,
                 f"The model '{name}' does not exist on this gateway. Available models: {available}",

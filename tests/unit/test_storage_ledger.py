@@ -1,0 +1,100 @@
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from storage_backends import db, ledger_row, place  # noqa: F401
+
+from tokenbrake.storage import GROUPINGS, UsageGroup
+
+DAY1 = datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC)
+DAY2 = datetime(2026, 11, 2, 0, 0, 1, tzinfo=UTC)
+
+
+async def test_a_written_row_reads_back_exactly(db):
+    row = ledger_row(1, session="s-1", tags={"feature": "search", "env": "prod"}, cached_input_tokens=7,
+                     cache_write_tokens=3, reasoning_tokens=4, cost_usd=Decimal("0.0123456789"), status=502,
+                     error="upstream 502", stream=True, prompt='{"messages": []}', completion="hello",
+                     ts=datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=UTC))
+    await db.ledger.write([row])
+    assert await db.ledger.rows() == [row]
+
+
+async def test_times_written_in_another_zone_read_back_as_utc(db):
+    local = datetime(2026, 11, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    await db.ledger.write([ledger_row(ts=local)])
+    (stored,) = await db.ledger.rows()
+    assert stored.ts == local and stored.ts.tzinfo == UTC and stored.ts.hour == 12
+
+
+async def test_rows_come_most_recent_first_up_to_the_limit(db):
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    await db.ledger.write([ledger_row(n, ts=base + timedelta(minutes=n)) for n in range(5)])
+    assert [row.request_id for row in await db.ledger.rows(limit=3)] == ["req-4", "req-3", "req-2"]
+
+
+async def test_writing_a_request_id_twice_keeps_one_row(db):
+    await db.ledger.write([ledger_row(1, tags={"a": "1"})])
+    await db.ledger.write([ledger_row(1, tags={"a": "1"}), ledger_row(2)])
+    totals = await db.ledger.totals()
+    assert totals.requests == 2
+    assert await db.ledger.usage("tag") == [
+        UsageGroup("(none)", 1, 100, 10, Decimal("0.001"), 0), UsageGroup("a=1", 1, 100, 10, Decimal("0.001"), 0)]
+
+
+async def seed(db) -> None:
+    await db.ledger.write([
+        ledger_row(1, ts=DAY1, key_name="k1", team="t1", user="ana", session="s1", tags={"feature": "search"},
+                   input_tokens=100, cached_input_tokens=50, output_tokens=10, cost_usd=Decimal("0.10")),
+        ledger_row(2, ts=DAY1, key_name="k1", team="t1", user="bob", session="s1",
+                   tags={"feature": "search", "env": "prod"}, output_tokens=20, cost_usd=Decimal("0.20"), status=500),
+        ledger_row(3, ts=DAY2, key_name="k2", team=None, user=None, served_model=None, requested_model="small",
+                   tags={"env": "prod"}, input_tokens=1, cache_write_tokens=2, output_tokens=3,
+                   cost_usd=Decimal("0.0000000001"), status=429),
+    ])
+
+
+EXPECTED = {
+    "key": {"k1": (2, 250, 30, "0.30", 1), "k2": (1, 3, 3, "0.0000000001", 1)},
+    "team": {"t1": (2, 250, 30, "0.30", 1), "(none)": (1, 3, 3, "0.0000000001", 1)},
+    "user": {"bob": (1, 100, 20, "0.20", 1), "ana": (1, 150, 10, "0.10", 0), "(none)": (1, 3, 3, "0.0000000001", 1)},
+    "model": {"gpt-4o": (2, 250, 30, "0.30", 1), "small": (1, 3, 3, "0.0000000001", 1)},
+    "session": {"s1": (2, 250, 30, "0.30", 1), "(none)": (1, 3, 3, "0.0000000001", 1)},
+    "tag": {"feature=search": (2, 250, 30, "0.30", 1), "env=prod": (2, 103, 23, "0.2000000001", 2)},
+    "day": {"2026-11-01": (2, 250, 30, "0.30", 1), "2026-11-02": (1, 3, 3, "0.0000000001", 1)},
+}
+
+
+def test_every_grouping_is_covered():
+    assert set(EXPECTED) == set(GROUPINGS)
+
+
+@pytest.mark.parametrize("by", list(EXPECTED))
+async def test_usage_by_every_grouping_is_exact_and_sorted_by_cost(db, by):
+    await seed(db)
+    groups = await db.ledger.usage(by)
+    expected = [UsageGroup(name, r, i, o, Decimal(c), e) for name, (r, i, o, c, e) in EXPECTED[by].items()]
+    assert groups == sorted(expected, key=lambda g: -g.cost_usd)
+    assert all(isinstance(g.cost_usd, Decimal) for g in groups)
+
+
+async def test_usage_since_and_until_bound_the_time_range(db):
+    await seed(db)
+    assert [g.group for g in await db.ledger.usage("key", since=DAY2)] == ["k2"]
+    assert [g.group for g in await db.ledger.usage("key", until=DAY2)] == ["k1"]
+    assert await db.ledger.usage("key", since=DAY2 + timedelta(seconds=1)) == []
+
+
+async def test_totals_add_everything_up(db):
+    await seed(db)
+    assert await db.ledger.totals() == UsageGroup("total", 3, 253, 33, Decimal("0.3000000001"), 2)
+    assert (await db.ledger.totals(since=DAY2)).requests == 1
+
+
+async def test_totals_of_an_empty_ledger_are_zero(db):
+    assert await db.ledger.totals() == UsageGroup("total", 0, 0, 0, Decimal(0), 0)
+    assert await db.ledger.usage("team") == []
+
+
+async def test_unknown_grouping_is_refused(db):
+    with pytest.raises(ValueError, match="colour"):
+        await db.ledger.usage("colour")

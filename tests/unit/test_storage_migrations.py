@@ -1,0 +1,79 @@
+import os
+import stat
+
+import pytest
+from storage_backends import PG_URL, Place, db, dump, pg_place, place, sqlite_place  # noqa: F401
+
+from tokenbrake.storage import open_database
+from tokenbrake.storage.migrations import MIGRATIONS, applied_migrations, migrate
+
+
+async def test_opening_a_new_database_records_every_migration_in_order(db):
+    assert await applied_migrations(db.backend) == [name for name, _ in MIGRATIONS]
+    assert MIGRATIONS[0][0] == "m001_initial"
+
+
+async def test_opening_twice_applies_nothing_the_second_time_and_keeps_the_data(place: Place):
+    first = await place.open()
+    await first.keys.create("kept")
+    await first.close()
+    second = await place.open()
+    try:
+        assert await migrate(second.backend) == []
+        assert await applied_migrations(second.backend) == ["m001_initial"]
+        assert [key.name for key in await second.keys.list()] == ["kept"]
+    finally:
+        await second.close()
+
+
+async def test_sqlite_file_is_created_readable_by_its_owner_only(tmp_path):
+    database = await open_database(f"sqlite:///{tmp_path / 'new.db'}")
+    await database.close()
+    assert stat.S_IMODE(os.stat(tmp_path / "new.db").st_mode) == 0o600
+
+
+async def test_sqlite_url_with_three_slashes_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    database = await open_database("sqlite:///relative.db")
+    await database.close()
+    assert (tmp_path / "relative.db").exists()
+
+
+async def test_sqlite_runs_in_wal_mode(sqlite_place: Place):
+    db = await sqlite_place.open()
+    try:
+        assert await db.backend.fetch("PRAGMA journal_mode") == [("wal",)]
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://x@y/z", "sqlite://no-third-slash.db", "sqlite:///"])
+async def test_unsupported_database_url_is_refused(url):
+    with pytest.raises(ValueError, match="sqlite:///"):
+        await open_database(url)
+
+
+@pytest.mark.parametrize("form", ["schema", "options"])
+async def test_postgres_url_can_name_the_schema(form, pg_place: Place):
+    place = pg_place
+    if form == "options":  # a libpq parameter: the schema must exist already
+        setup = await place.open()
+        await setup.close()
+        url = f"{PG_URL}?options=-csearch_path%3D{place.schema}"
+    else:  # ours: taken out of the URL, and the schema is created
+        url = f"{PG_URL}?schema={place.schema}"
+    database = await open_database(url)
+    try:
+        await database.keys.create("in-schema")
+        tables = await database.backend.fetch(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'virtual_keys'"
+            " AND table_schema = current_schema()")
+        assert tables == [(place.schema,)]
+        assert "in-schema" in await dump(database)
+    finally:
+        await database.close()
+
+
+async def test_postgres_schema_name_must_be_a_plain_identifier():
+    with pytest.raises(ValueError, match="schema"):
+        await open_database(PG_URL, schema="x; DROP TABLE y")

@@ -1,0 +1,92 @@
+"""Checking virtual keys without touching the database on the request path.
+
+Each gateway holds every key's salted hash in memory (a `KeyRing`) and reloads it in the
+background every `auth.refresh_s`; a key it does not know triggers one immediate reload (at
+most one a second), so a key created a moment ago on another replica works at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from tokenbrake.core import Attribution, ErrorKind, GatewayError
+from tokenbrake.storage import Database, KeyRing, VirtualKey
+
+log = logging.getLogger("tokenbrake.auth")
+
+# Unknown keys reload the ring at most this often; a burst of bad keys cannot hammer the
+# database, and a key created a moment ago is found after at most this long.
+MIN_RELOAD_INTERVAL_S = 0.1
+
+
+class KeyCache:
+    def __init__(self, db: Database, refresh_s: float) -> None:
+        self.db = db
+        self.refresh_s = refresh_s
+        self.ring: KeyRing | None = None
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.reload()
+        self._task = asyncio.create_task(self._refresh_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def reload(self) -> None:
+        async with self._lock:
+            await self._load()
+
+    async def _load(self) -> None:
+        started = time.monotonic()  # the ring holds every key created before this moment
+        self.ring = await self.db.keys.load_ring()
+        self._loaded_at = started
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.reload()
+            except Exception:  # keep serving with the keys we have
+                log.exception("reloading keys failed; keeping the previous set")
+
+    async def verify(self, presented: str) -> VirtualKey | None:
+        key = self.ring.verify(presented) if self.ring else None
+        if key is not None:
+            return key
+        requested = time.monotonic()
+        async with self._lock:
+            if self._loaded_at <= requested:  # no reload began after we looked
+                await asyncio.sleep(max(0.0, self._loaded_at + MIN_RELOAD_INTERVAL_S - time.monotonic()))
+                await self._load()
+        return self.ring.verify(presented)
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    """The key as either SDK sends it: `Authorization: Bearer …` or Anthropic's `x-api-key`."""
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return headers.get("x-api-key") or None
+
+
+async def authenticate(headers: dict[str, str], keys: KeyCache) -> Attribution:
+    presented = presented_key(headers)
+    if presented is None:
+        raise GatewayError(
+            ErrorKind.AUTHENTICATION,
+            "No API key: send your tokenbrake key as 'Authorization: Bearer tb-…' or 'x-api-key'.",
+            code="missing_api_key",
+        )
+    key = await keys.verify(presented)
+    if key is None:
+        raise GatewayError(ErrorKind.AUTHENTICATION, "Invalid API key: this gateway does not know it.",
+                           code="invalid_api_key")
+    if key.revoked:
+        raise GatewayError(ErrorKind.AUTHENTICATION, f"API key '{key.name}' has been revoked.", code="revoked_api_key")
+    return Attribution(key_name=key.name, team=key.team, allowed_models=key.models)

@@ -1,0 +1,59 @@
+"""How keys and usage are shown: JSON views for the admin API and `--json`, tables for people."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tokenbrake.storage import UsageGroup, VirtualKey
+
+GROUPINGS = ("key", "team", "user", "model", "session", "tag", "day")
+
+
+def key_view(key: VirtualKey) -> dict[str, Any]:
+    return {
+        "name": key.name,
+        "team": key.team,
+        "models": key.models,
+        "key_prefix": key.key_prefix,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+def usage_view(by: str, groups: list[UsageGroup]) -> dict[str, Any]:
+    rows = [
+        {
+            by: g.group,
+            "requests": g.requests,
+            "errors": g.errors,
+            "input_tokens": g.input_tokens,
+            "output_tokens": g.output_tokens,
+            "cost_usd": str(g.cost_usd),
+        }
+        for g in groups
+    ]
+    total = sum((g.cost_usd for g in groups), Decimal(0))
+    return {"by": by, "data": rows, "total_cost_usd": str(total)}
+
+
+def usage_table(by: str, groups: list[UsageGroup]) -> str:
+    header = f"{by:<28} {'requests':>9} {'errors':>7} {'input tok':>11} {'output tok':>11} {'cost USD':>14}"
+    lines = [header, "-" * len(header)]
+    for g in groups:
+        lines.append(f"{_fit(g.group, 28):<28} {g.requests:>9} {g.errors:>7} {g.input_tokens:>11} "
+                     f"{g.output_tokens:>11} {money(g.cost_usd):>14}")
+    if by != "tag":  # a request carries several tags, so tag rows do not add up
+        lines.append("-" * len(header))
+        lines.append(f"{'total':<28} {sum(g.requests for g in groups):>9} {sum(g.errors for g in groups):>7} "
+                     f"{sum(g.input_tokens for g in groups):>11} {sum(g.output_tokens for g in groups):>11} "
+                     f"{money(sum((g.cost_usd for g in groups), Decimal(0))):>14}")
+    return "\n".join(lines)
+
+
+def money(value: Decimal) -> str:
+    return f"${value:.6f}"
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

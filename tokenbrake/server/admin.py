@@ -1,0 +1,126 @@
+"""The admin API under /admin/, guarded by the master key in TOKENBRAKE_MASTER_KEY.
+
+It calls the same library functions as the CLI (`tokenbrake keys …`, `tokenbrake usage`).
+Without a master key in the environment the admin API is off.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tokenbrake.auth import presented_key
+from tokenbrake.core import ErrorKind, Format, GatewayError
+from tokenbrake.reports import GROUPINGS, key_view, usage_view
+from tokenbrake.server.front_doors import JSONBytes, error_response
+from tokenbrake.state import AppState
+from tokenbrake.storage import parse_since
+from tokenbrake.validate import parse_json_object
+
+MASTER_KEY_ENV = "TOKENBRAKE_MASTER_KEY"
+
+
+def _refusal(request: Request) -> Response | None:
+    master = os.environ.get(MASTER_KEY_ENV)
+    if not master:
+        return error_response(Format.OPENAI, GatewayError(
+            ErrorKind.PERMISSION, f"the admin API is off: set {MASTER_KEY_ENV} where the gateway runs"))
+    presented = presented_key(dict(request.headers)) or ""
+    if not hmac.compare_digest(presented.encode(), master.encode()):
+        return error_response(Format.OPENAI, GatewayError(ErrorKind.AUTHENTICATION, "admin API: wrong or missing master key"))
+    return None
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.tokenbrake
+
+
+def _bad(message: str) -> Response:
+    return error_response(Format.OPENAI, GatewayError(ErrorKind.INVALID_REQUEST, message))
+
+
+async def list_keys(request: Request) -> Response:
+    if refused := _refusal(request):
+        return refused
+    keys = await _state(request).database.keys.list()
+    return JSONBytes({"data": [key_view(k) for k in keys]})
+
+
+async def create_key(request: Request) -> Response:
+    if refused := _refusal(request):
+        return refused
+    try:
+        body = parse_json_object(await request.body())
+    except GatewayError as error:
+        return error_response(Format.OPENAI, error)
+    name, team, models = body.get("name"), body.get("team"), body.get("models")
+    if not isinstance(name, str) or not name:
+        return _bad("'name': a non-empty string is required")
+    if team is not None and not isinstance(team, str):
+        return _bad("'team': expected a string")
+    if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
+        return _bad("'models': expected an array of model names")
+    state = _state(request)
+    unknown = [m for m in models or [] if m not in state.config.models]
+    if unknown:
+        return _bad(f"'models': not configured here: {', '.join(unknown)}")
+    try:
+        plaintext, key = await state.database.keys.create(name, team=team, models=models)
+    except ValueError as exc:
+        return error_response(Format.OPENAI, GatewayError(ErrorKind.INVALID_REQUEST, str(exc), status=409))
+    if state.keys is not None:
+        await state.keys.reload()
+    return JSONBytes({**key_view(key), "key": plaintext}, status_code=201)
+
+
+async def show_key(request: Request) -> Response:
+    if refused := _refusal(request):
+        return refused
+    key = await _state(request).database.keys.get(request.path_params["name"])
+    if key is None:
+        return error_response(Format.OPENAI, GatewayError(ErrorKind.NOT_FOUND, f"no key named '{request.path_params['name']}'"))
+    return JSONBytes(key_view(key))
+
+
+async def revoke_key(request: Request) -> Response:
+    if refused := _refusal(request):
+        return refused
+    state = _state(request)
+    try:
+        key = await state.database.keys.revoke(request.path_params["name"])
+    except KeyError:
+        return error_response(Format.OPENAI, GatewayError(ErrorKind.NOT_FOUND, f"no key named '{request.path_params['name']}'"))
+    if state.keys is not None:
+        await state.keys.reload()
+    return JSONBytes(key_view(key))
+
+
+async def usage(request: Request) -> Response:
+    if refused := _refusal(request):
+        return refused
+    by = request.query_params.get("by", "model")
+    if by not in GROUPINGS:
+        return _bad(f"'by': expected one of {', '.join(GROUPINGS)}")
+    since = request.query_params.get("since")
+    try:
+        since_dt = parse_since(since, datetime.now(UTC)) if since else None
+    except ValueError as exc:
+        return _bad(f"'since': {exc}")
+    state = _state(request)
+    await state.writer.flush()  # include what is still queued
+    groups = await state.database.ledger.usage(by, since=since_dt)
+    return JSONBytes(usage_view(by, groups))
+
+
+routes = [
+    Route("/admin/keys", list_keys, methods=["GET"]),
+    Route("/admin/keys", create_key, methods=["POST"]),
+    Route("/admin/keys/{name}", show_key, methods=["GET"]),
+    Route("/admin/keys/{name}/revoke", revoke_key, methods=["POST"]),
+    Route("/admin/usage", usage, methods=["GET"]),
+]

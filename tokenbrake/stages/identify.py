@@ -1,0 +1,60 @@
+"""Who the request is for: its virtual key and team, end user, agent session and tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenbrake.auth import KeyCache, authenticate
+from tokenbrake.core import Attribution, ErrorKind, GatewayError, RequestContext
+
+USER_HEADER = "x-tokenbrake-user"
+SESSION_HEADER = "x-tokenbrake-session"
+TAGS_HEADER = "x-tokenbrake-tags"
+MAX_TAGS = 20
+MAX_ATTRIBUTE_LENGTH = 256
+
+
+class Identify:
+    def __init__(self, keys: KeyCache | None) -> None:
+        self.keys = keys  # None: keys are not required, every request is anonymous
+
+    async def before(self, ctx: RequestContext) -> None:
+        who = await authenticate(ctx.headers, self.keys) if self.keys is not None else Attribution()
+        who.user = _bounded("user", ctx.headers.get(USER_HEADER) or body_user(ctx.body))
+        who.session = _bounded("session", ctx.headers.get(SESSION_HEADER))
+        who.tags = parse_tags(ctx.headers.get(TAGS_HEADER))
+        ctx.who = who
+
+    async def after(self, ctx: RequestContext) -> None:
+        pass
+
+
+def body_user(body: dict[str, Any]) -> str | None:
+    """OpenAI's `user` field, or Anthropic's `metadata.user_id`."""
+    user = body.get("user")
+    if user is None and isinstance(body.get("metadata"), dict):
+        user = body["metadata"].get("user_id")
+    return str(user) if user is not None else None
+
+
+def parse_tags(header: str | None) -> dict[str, str]:
+    """`feature=search,env=prod` → {"feature": "search", "env": "prod"}."""
+    if not header:
+        return {}
+    tags: dict[str, str] = {}
+    for item in header.split(","):
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise GatewayError(ErrorKind.INVALID_REQUEST,
+                               f"X-Tokenbrake-Tags: expected name=value pairs separated by commas, got {item.strip()!r}")
+        tags[_bounded("tag name", name)] = _bounded("tag value", value)
+    if len(tags) > MAX_TAGS:
+        raise GatewayError(ErrorKind.INVALID_REQUEST, f"X-Tokenbrake-Tags: at most {MAX_TAGS} tags, got {len(tags)}")
+    return tags
+
+
+def _bounded(what: str, value: str | None) -> str | None:
+    if value is not None and len(value) > MAX_ATTRIBUTE_LENGTH:
+        raise GatewayError(ErrorKind.INVALID_REQUEST, f"{what} is longer than {MAX_ATTRIBUTE_LENGTH} characters")
+    return value

@@ -1,0 +1,65 @@
+"""Every call that reached an upstream becomes one ledger row, whatever its outcome.
+
+The row is queued for the batched writer: no I/O on the request path.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+
+from tokenbrake.core import RequestContext, Usage
+from tokenbrake.storage import LedgerRow, LedgerWriter
+
+
+class RecordCall:
+    def __init__(self, writer: LedgerWriter, store_prompts: bool) -> None:
+        self.writer = writer
+        self.store_prompts = store_prompts
+
+    async def before(self, ctx: RequestContext) -> None:
+        pass
+
+    async def after(self, ctx: RequestContext) -> None:
+        if ctx.attempts:  # refused before any upstream call: nothing was spent
+            self.writer.add(ledger_row(ctx, self.store_prompts))
+
+
+def ledger_row(ctx: RequestContext, store_prompts: bool) -> LedgerRow:
+    served = ctx.served or ctx.attempts[-1].target
+    usage = ctx.usage or Usage()
+    who = ctx.who
+    return LedgerRow(
+        request_id=ctx.request_id,
+        ts=datetime.now(UTC),
+        key_name=who.key_name,
+        team=who.team,
+        user=who.user,
+        session=who.session,
+        tags=dict(who.tags),
+        requested_model=ctx.requested_model or None,
+        served_model=served.name,
+        provider=served.upstream,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cost_usd=ctx.cost if ctx.cost is not None else Decimal(0),
+        latency_ms=ctx.elapsed_s * 1000,
+        status=ctx.status,
+        error=ctx.error.message if ctx.error else None,
+        stream=ctx.stream,
+        endpoint=ctx.endpoint.value,
+        front_door=ctx.format.value,
+        prompt=_prompt(ctx) if store_prompts else None,
+        completion=ctx.completion_text if store_prompts else None,
+    )
+
+
+def _prompt(ctx: RequestContext) -> str:
+    body = ctx.body
+    kept = {k: body[k] for k in ("system", "messages", "input", "tools") if k in body}
+    return orjson.dumps(kept).decode()

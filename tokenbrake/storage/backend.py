@@ -1,0 +1,65 @@
+"""The narrow interface both database technologies implement, and the values crossing it.
+
+Everything above this layer (keys, ledger, migrations) writes its SQL once, with `?`
+placeholders, and speaks to a `Backend`: `fetch` for a read, `transaction()` for anything
+that writes. A `Dialect` carries the few things the two databases spell differently.
+Parameters go in as plain Python values (`Decimal`, aware `datetime`, `bool`); what comes
+back is normalised by `to_datetime` / `to_decimal`, because SQLite hands back text where
+PostgreSQL hands back typed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+Params = Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    types: dict[str, str]  # column types by role, substituted into migrations
+    money_sum: str  # aggregate that adds money exactly
+    day: Callable[[str], str]  # SQL for the UTC "YYYY-MM-DD" of a timestamp column
+    # Held for the whole migration transaction so replicas starting together migrate once.
+    migration_lock: str | None = None
+
+
+class Tx(Protocol):
+    """Statements inside one transaction: committed together, or not at all."""
+
+    async def execute(self, sql: str, params: Params = ()) -> int: ...  # rows affected
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[tuple]: ...
+
+
+class Backend(Protocol):
+    dialect: Dialect
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[tuple]: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    async def close(self) -> None: ...
+
+
+def utc(value: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def to_datetime(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    return utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
+
+
+def to_decimal(value: Decimal | str | int | None) -> Decimal:
+    return Decimal(0) if value is None else Decimal(value)

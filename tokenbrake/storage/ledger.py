@@ -1,0 +1,112 @@
+"""The ledger: one row per upstream call, written in batches, read back by reports.
+
+A batch is one transaction: every row and its tags, or nothing, so a failed write can be
+retried whole. Writing a request id that is already there does nothing, which makes the
+retry safe even when a commit succeeded but its acknowledgement was lost.
+
+Money is quantised to `MONEY_PLACES` decimal places before it is stored, so both backends
+hold (and add up) exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tokenbrake.storage.backend import Backend, to_datetime, to_decimal, utc
+from tokenbrake.storage.usage import UsageGroup, grouped, total
+
+MONEY_PLACES = Decimal("1e-10")
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    request_id: str
+    ts: datetime  # UTC
+    key_name: str | None
+    team: str | None
+    user: str | None
+    session: str | None
+    tags: dict[str, str]
+    requested_model: str | None
+    served_model: str | None
+    provider: str | None  # the upstream's config name
+    input_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_usd: Decimal
+    latency_ms: float
+    status: int
+    error: str | None
+    stream: bool
+    endpoint: str
+    front_door: str
+    prompt: str | None = None  # only when the config turns storing on
+    completion: str | None = None
+
+
+_NAMES = ("request_id", "ts", "key_name", "team", "user_name", "session_id", "tags", "requested_model",
+          "served_model", "provider", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+          "reasoning_tokens", "cost_usd", "latency_ms", "status", "error", "stream", "endpoint", "front_door",
+          "prompt", "completion")
+_COLUMNS = ", ".join(_NAMES)
+_INSERT = (f"INSERT INTO ledger ({_COLUMNS}) VALUES ({', '.join('?' for _ in _NAMES)})"
+           " ON CONFLICT (request_id) DO NOTHING")
+_INSERT_TAG = ("INSERT INTO ledger_tags (request_id, key, value) VALUES (?, ?, ?)"
+               " ON CONFLICT (request_id, key) DO NOTHING")
+
+
+def _values(row: LedgerRow) -> tuple:
+    return (
+        row.request_id, utc(row.ts), row.key_name, row.team, row.user, row.session,
+        json.dumps(row.tags, sort_keys=True), row.requested_model, row.served_model, row.provider,
+        row.input_tokens, row.cached_input_tokens, row.cache_write_tokens, row.output_tokens, row.reasoning_tokens,
+        Decimal(row.cost_usd).quantize(MONEY_PLACES), float(row.latency_ms), row.status, row.error, bool(row.stream),
+        row.endpoint, row.front_door, row.prompt, row.completion,
+    )
+
+
+def _row(values: tuple) -> LedgerRow:
+    (request_id, ts, key_name, team, user, session, tags, requested_model, served_model, provider,
+     input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+     cost_usd, latency_ms, status, error, stream, endpoint, front_door, prompt, completion) = values
+    return LedgerRow(
+        request_id=request_id, ts=to_datetime(ts), key_name=key_name, team=team, user=user, session=session,
+        tags=json.loads(tags), requested_model=requested_model, served_model=served_model, provider=provider,
+        input_tokens=input_tokens, cached_input_tokens=cached_input_tokens, cache_write_tokens=cache_write_tokens,
+        output_tokens=output_tokens, reasoning_tokens=reasoning_tokens, cost_usd=to_decimal(cost_usd),
+        latency_ms=latency_ms, status=status, error=error, stream=bool(stream), endpoint=endpoint,
+        front_door=front_door, prompt=prompt, completion=completion,
+    )
+
+
+class Ledger:
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    async def write(self, rows: Sequence[LedgerRow]) -> None:
+        """Writes the rows and their tags in one transaction."""
+        if not rows:
+            return
+        tags = [(row.request_id, str(key), str(value)) for row in rows for key, value in row.tags.items()]
+        async with self._backend.transaction() as tx:
+            await tx.executemany(_INSERT, [_values(row) for row in rows])
+            if tags:
+                await tx.executemany(_INSERT_TAG, tags)
+
+    async def rows(self, limit: int = 100) -> list[LedgerRow]:
+        """The most recent rows first."""
+        found = await self._backend.fetch(f"SELECT {_COLUMNS} FROM ledger ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
+        return [_row(values) for values in found]
+
+    async def usage(self, by: str, since: datetime | None = None, until: datetime | None = None) -> list[UsageGroup]:
+        """Requests, tokens and cost per group, most expensive first. See usage.py."""
+        return await grouped(self._backend, by, since, until)
+
+    async def totals(self, since: datetime | None = None, until: datetime | None = None) -> UsageGroup:
+        return await total(self._backend, since, until)

@@ -1,0 +1,109 @@
+"""Schema changes as named, ordered migrations, recorded in the `migrations` table.
+
+Each migration is a function named `mNNN_what` returning its SQL statements; the same
+statements serve both databases, with column types filled in from the dialect
+(`{timestamp}`, `{money}`, ...). `migrate` runs, in one transaction, every migration the
+table does not list yet, in order, and records each: opening a database twice changes
+nothing the second time. To change the schema, add the next function; never edit one that
+has shipped.
+
+Tables:
+- `virtual_keys`: one row per key; only a salted hash of the secret (see keys.py).
+- `ledger`: one row per upstream call; `tags` holds the tags as JSON for reading back.
+- `ledger_tags`: the same tags, one row per pair, so grouping by tag is plain SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from tokenbrake.storage.backend import Backend, Dialect
+
+Migration = Callable[[Dialect], list[str]]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(d: Dialect) -> list[str]:
+    t = d.types
+    return [
+        f"""CREATE TABLE virtual_keys (
+            key_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            team TEXT,
+            models TEXT,
+            salt TEXT NOT NULL,
+            key_hash TEXT NOT NULL,
+            key_prefix TEXT NOT NULL,
+            created_at {t['timestamp']} NOT NULL,
+            revoked_at {t['timestamp']}
+        )""",
+        f"""CREATE TABLE ledger (
+            id {t['id']},
+            request_id TEXT NOT NULL UNIQUE,
+            ts {t['timestamp']} NOT NULL,
+            key_name TEXT,
+            team TEXT,
+            user_name TEXT,
+            session_id TEXT,
+            tags TEXT NOT NULL,
+            requested_model TEXT,
+            served_model TEXT,
+            provider TEXT,
+            input_tokens {t['bigint']} NOT NULL,
+            cached_input_tokens {t['bigint']} NOT NULL,
+            cache_write_tokens {t['bigint']} NOT NULL,
+            output_tokens {t['bigint']} NOT NULL,
+            reasoning_tokens {t['bigint']} NOT NULL,
+            cost_usd {t['money']} NOT NULL,
+            latency_ms {t['float']} NOT NULL,
+            status INTEGER NOT NULL,
+            error TEXT,
+            stream {t['bool']} NOT NULL,
+            endpoint TEXT NOT NULL,
+            front_door TEXT NOT NULL,
+            prompt TEXT,
+            completion TEXT
+        )""",
+        "CREATE INDEX ledger_ts ON ledger (ts)",
+        "CREATE INDEX ledger_key_ts ON ledger (key_name, ts)",
+        "CREATE INDEX ledger_team_ts ON ledger (team, ts)",
+        """CREATE TABLE ledger_tags (
+            request_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (request_id, key)
+        )""",
+        "CREATE INDEX ledger_tags_pair ON ledger_tags (key, value)",
+    ]
+
+
+async def migrate(backend: Backend) -> list[str]:
+    """Applies the migrations not yet recorded; returns their names."""
+    dialect = backend.dialect
+    applied = []
+    async with backend.transaction() as tx:
+        if dialect.migration_lock:
+            await tx.execute(dialect.migration_lock)
+        await tx.execute(f"CREATE TABLE IF NOT EXISTS migrations "
+                         f"(name TEXT PRIMARY KEY, applied_at {dialect.types['timestamp']} NOT NULL)")
+        done = {name for (name,) in await tx.fetch("SELECT name FROM migrations")}
+        for name, fn in MIGRATIONS:
+            if name in done:
+                continue
+            for statement in fn(dialect):
+                await tx.execute(statement)
+            await tx.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, datetime.now(UTC)))
+            applied.append(name)
+    return applied
+
+
+async def applied_migrations(backend: Backend) -> list[str]:
+    rows = await backend.fetch("SELECT name FROM migrations ORDER BY name")
+    return [name for (name,) in rows]

@@ -1,0 +1,154 @@
+"""The embedded backend: one SQLite file in WAL mode, driven from one worker thread.
+
+sqlite3 blocks, so every statement runs on a single dedicated thread (the connection never
+leaves it) and the event loop only awaits the result. One asyncio lock serialises
+transactions, so statements of two coroutines never interleave on the one connection.
+`BEGIN IMMEDIATE` takes SQLite's write lock up front, which also serialises other
+processes (the CLI creating a key while the gateway runs); they wait up to `BUSY_TIMEOUT_MS`.
+
+Money is stored as text and added with the `decimal_sum` aggregate registered here,
+because SQLite's own `sum` would add it as floats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import datetime
+from decimal import Context, Decimal
+from typing import Any, TypeVar
+
+from tokenbrake.storage.backend import Dialect, Params, utc
+
+BUSY_TIMEOUT_MS = 5000
+T = TypeVar("T")
+
+SQLITE = Dialect(
+    name="sqlite",
+    types={"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "timestamp": "TEXT", "money": "TEXT",
+           "bigint": "INTEGER", "float": "REAL", "bool": "INTEGER"},
+    money_sum="decimal_sum",
+    # Timestamps are stored as fixed-width ISO-8601 in UTC, so the date is the first 10 chars.
+    day=lambda column: f"substr({column}, 1, 10)",
+)
+
+
+class DecimalSum:
+    """SQLite aggregate: the exact sum of decimal text, as text."""
+
+    context = Context(prec=60)
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, value: str | None) -> None:
+        if value is not None:
+            self.total = self.context.add(self.total, Decimal(value))
+
+    def finalize(self) -> str:
+        return format(self.total, "f")
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")  # plain digits, never exponent notation
+    if isinstance(value, datetime):
+        return utc(value).isoformat(timespec="microseconds")
+    return value
+
+
+def _params(params: Params) -> tuple:
+    return tuple(_param(value) for value in params)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    if path != ":memory:" and not os.path.exists(path):
+        # Key hashes and (if configured) prompts live here: readable by the owner only.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    conn = sqlite3.connect(path, isolation_level=None)  # autocommit; transactions are explicit
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode, much faster
+    conn.create_aggregate("decimal_sum", 1, DecimalSum)
+    return conn
+
+
+class SQLiteBackend:
+    dialect = SQLITE
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenbrake-sqlite")
+        self._lock = asyncio.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: str) -> SQLiteBackend:
+        backend = cls(path)
+        try:
+            backend._conn = await backend._run(_connect, path)
+        except BaseException:
+            backend._thread.shutdown(wait=False)
+            raise
+        return backend
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def _fetch(self, sql: str, params: Params) -> list[tuple]:
+        return self._connection().execute(sql, _params(params)).fetchall()
+
+    def _execute(self, sql: str, params: Params) -> int:
+        return self._connection().execute(sql, _params(params)).rowcount
+
+    def _executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        self._connection().executemany(sql, [_params(row) for row in rows])
+
+    def _rollback(self) -> None:
+        if self._conn is not None and self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError("the database is closed")
+        return self._conn
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[tuple]:
+        async with self._lock:
+            return await self._run(self._fetch, sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SQLiteTx]:
+        async with self._lock:
+            await self._run(self._execute, "BEGIN IMMEDIATE", ())
+            try:
+                yield _SQLiteTx(self)
+                await self._run(self._execute, "COMMIT", ())
+            except BaseException:
+                await self._run(self._rollback)
+                raise
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._conn is not None:
+                await self._run(self._conn.close)
+                self._conn = None
+        self._thread.shutdown(wait=True)
+
+
+class _SQLiteTx:
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._backend._run(self._backend._execute, sql, params)
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        await self._backend._run(self._backend._executemany, sql, rows)
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[tuple]:
+        return await self._backend._run(self._backend._fetch, sql, params)
