@@ -53,7 +53,7 @@ def scene(label: str, call: Callable[[], str]) -> None:
         outcome = call()
     except (openai.APIError, anthropic.APIError) as exc:
         outcome = f"{type(exc).__name__}: {_short(str(exc), 90)}"
-    click.echo(f"  {label:<44} {outcome}")
+    click.echo(f"  {label:<50} {outcome}")
 
 
 async def _create_keys(db: Database) -> dict[str, str]:

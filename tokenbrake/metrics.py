@@ -34,26 +34,46 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class Children:
+    """A metric's labelled children, looked up once per label values: prometheus_client's
+    own `labels()` validates and takes a lock on every call, on the hot path."""
+
+    def __init__(self, metric) -> None:
+        self.metric = metric
+        self.children: dict[tuple[str, ...], object] = {}
+
+    def __call__(self, *values: str):
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = self.metric.labels(*values)
+        return child
+
+
 class RecordMetrics:
     """First in, last out: sees every request, refusals included."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self.requests = Children(metrics.requests)
+        self.latency = Children(metrics.latency)
+        self.errors = Children(metrics.errors)
+        self.attempts = Children(metrics.attempts)
+        self.tokens = Children(metrics.tokens)
+        self.cost = Children(metrics.cost)
 
     async def before(self, ctx: RequestContext) -> None:
         pass
 
     async def after(self, ctx: RequestContext) -> None:
-        m = self.metrics
         # Only configured names become label values, so clients cannot blow up cardinality.
         model = ctx.served.name if ctx.served else (ctx.requested_model if ctx.targets else "unknown")
-        m.requests.labels(model, ctx.format.value, ctx.endpoint.value, str(ctx.status)).inc()
-        m.latency.labels(model, "true" if ctx.stream else "false").observe(ctx.elapsed_s)
+        self.requests(model, ctx.format.value, ctx.endpoint.value, str(ctx.status)).inc()
+        self.latency(model, "true" if ctx.stream else "false").observe(ctx.elapsed_s)
         if ctx.error is not None:
-            m.errors.labels(model, ctx.error.kind.value).inc()
+            self.errors(model, ctx.error.kind.value).inc()
         for attempt in ctx.attempts:
             outcome = str(attempt.status) if attempt.status else "no_answer"
-            m.attempts.labels(attempt.target.upstream, outcome).inc()
+            self.attempts(attempt.target.upstream, outcome).inc()
         if ctx.usage is not None:
             usage = ctx.usage
             for kind, count in (
@@ -63,6 +83,6 @@ class RecordMetrics:
                 ("output", usage.output_tokens),
             ):
                 if count:
-                    m.tokens.labels(model, kind).inc(count)
+                    self.tokens(model, kind).inc(count)
         if ctx.cost:
-            m.cost.labels(model).inc(float(ctx.cost))
+            self.cost(model).inc(float(ctx.cost))

@@ -143,33 +143,46 @@ class StreamRelay:
         return self._run()
 
     async def _run(self) -> AsyncIterator[bytes]:
+        """One chunk for the client per batch of upstream events (see `UpstreamStream.batches`).
+        What a batch produced before an error is still sent, ahead of the error event."""
+        out: list[bytes] = []
         try:
-            async for chunk in self._relay():
-                yield chunk
+            async for events in self.upstream.batches():
+                if self._relay(events, out):
+                    break
+                if out:
+                    yield b"".join(out)
+                    out.clear()
+            else:
+                message = f"upstream {self.target.upstream} ended the stream before it was complete"
+                raise GatewayError(ErrorKind.UPSTREAM, message)
         except UpstreamFailure as failure:
             kind = ErrorKind.TIMEOUT if failure.timed_out else ErrorKind.UPSTREAM
-            yield self._fail(GatewayError(kind, failure.message))
+            out.append(self._fail(GatewayError(kind, failure.message)))
         except GatewayError as error:
-            yield self._fail(error)
+            out.append(self._fail(error))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             message = f"upstream {self.target.upstream} sent a stream event of an unexpected shape ({exc!r})"
-            yield self._fail(GatewayError(ErrorKind.UPSTREAM, message))
+            out.append(self._fail(GatewayError(ErrorKind.UPSTREAM, message)))
+        if out:
+            yield b"".join(out)
 
-    async def _relay(self) -> AsyncIterator[bytes]:
+    def _relay(self, events: list[sse.SSEEvent], out: list[bytes]) -> bool:
+        """Appends the client's bytes for `events` to `out`; True once the stream has ended."""
         target = self.target
-        async for event in self.upstream.events():
+        for event in events:
             if _is_end(target.kind, event):
                 self.finished = True
-                yield self.translation.end(event)
-                return
+                out.append(self.translation.end(event))
+                return True
             data = _event_data(target, event)
             if _is_error(target.kind, event, data):
                 raise _reported_error(target, data)
             self.meter.observe(event.event, data)
             chunk = self.translation.convert(event, data)
             if chunk:
-                yield chunk
-        raise GatewayError(ErrorKind.UPSTREAM, f"upstream {target.upstream} ended the stream before it was complete")
+                out.append(chunk)
+        return False
 
     def _fail(self, error: GatewayError) -> bytes:
         self.finished = True

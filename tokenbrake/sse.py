@@ -26,34 +26,33 @@ class SSEParser:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buffer += chunk
+        lines = (self._buffer + chunk if self._buffer else chunk).split(b"\n")
+        self._buffer = lines.pop()  # an incomplete last line waits for the rest
         events: list[SSEEvent] = []
-        while True:
-            cut = self._buffer.find(b"\n")
-            if cut < 0:
-                return events
-            line = self._buffer[:cut].rstrip(b"\r").decode("utf-8", errors="replace")
-            self._buffer = self._buffer[cut + 1 :]
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:  # a blank line ends the event
+                if self._data or self._event is not None:
+                    events.append(SSEEvent(self._event, "\n".join(self._data)))
+                    self._event, self._data = None, []
+            elif line.startswith(b"data:"):
+                self._data.append(_value(line, 5))
+            elif line.startswith(b"event:"):
+                self._event = _value(line, 6)
+            elif line == b"data":  # a field with no colon has an empty value
+                self._data.append("")
+            elif line == b"event":
+                self._event = ""
+            # anything else: a comment (":", used as keep-alive) or a field we do not use
+        return events
 
-    def _line(self, line: str) -> SSEEvent | None:
-        if not line:
-            if not self._data and self._event is None:
-                return None
-            event = SSEEvent(self._event, "\n".join(self._data))
-            self._event, self._data = None, []
-            return event
-        if line.startswith(":"):
-            return None  # a comment, used as keep-alive
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        return None
+
+def _value(line: bytes, start: int) -> str:
+    """A field's value: after the colon, less one leading space."""
+    if line[start : start + 1] == b" ":
+        start += 1
+    return line[start:].decode("utf-8", errors="replace")
 
 
 async def parse_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:

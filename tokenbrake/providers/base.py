@@ -54,12 +54,15 @@ class UpstreamStream:
         self._upstream = upstream
         self._response = response
 
-    async def events(self) -> AsyncIterator[SSEEvent]:
+    async def batches(self) -> AsyncIterator[list[SSEEvent]]:
+        """The events completed by each read from the socket, together: a relay that passes
+        them on together sends the client one write where the upstream sent one."""
         parser = SSEParser()
         try:
             async for chunk in self._response.content.iter_any():
-                for event in parser.feed(chunk):
-                    yield event
+                events = parser.feed(chunk)
+                if events:
+                    yield events
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise UpstreamFailure(f"upstream {self._upstream} stalled mid-stream", timed_out=True) from exc
         except aiohttp.ClientError as exc:
