@@ -194,11 +194,24 @@ class StreamRelay:
         if self.closed:
             return
         self.closed = True
-        if not self.finished:
-            self.ctx.status = CLIENT_CLOSED  # the client went away before the stream ended
-        self.ctx.usage = self.meter.usage()
         with anyio.CancelScope(shield=True):
+            if not self.finished:
+                self.ctx.status = CLIENT_CLOSED  # the client went away before the stream ended
+                self._count_unread(await self.upstream.arrived())
+            self.ctx.usage = self.meter.usage()
             await self.upstream.aclose()
+
+    def _count_unread(self, events: list[sse.SSEEvent]) -> None:
+        """Meters what the upstream produced that the client will never see."""
+        for event in events:
+            if _is_end(self.target.kind, event):
+                return
+            try:
+                data = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                return
+            if isinstance(data, dict):
+                self.meter.observe(event.event, data)
 
 
 def _is_error(kind: Format, event: sse.SSEEvent, data: dict[str, Any]) -> bool:

@@ -25,6 +25,7 @@ from tokenbrake.errors import upstream_error_message
 from tokenbrake.sse import SSEEvent, SSEParser
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+DRAIN_LOOP_TURNS = 3
 
 
 class UpstreamFailure(Exception):
@@ -53,20 +54,37 @@ class UpstreamStream:
     def __init__(self, upstream: str, response: aiohttp.ClientResponse) -> None:
         self._upstream = upstream
         self._response = response
+        self._parser = SSEParser()  # one for the stream: `arrived` goes on where `batches` stopped
 
     async def batches(self) -> AsyncIterator[list[SSEEvent]]:
         """The events completed by each read from the socket, together: a relay that passes
         them on together sends the client one write where the upstream sent one."""
-        parser = SSEParser()
         try:
             async for chunk in self._response.content.iter_any():
-                events = parser.feed(chunk)
+                events = self._parser.feed(chunk)
                 if events:
                     yield events
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise UpstreamFailure(f"upstream {self._upstream} stalled mid-stream", timed_out=True) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamFailure(f"upstream {self._upstream} broke off the stream ({_describe(exc)})") from exc
+
+    async def arrived(self) -> list[SSEEvent]:
+        """Events that have reached us but were not read, without waiting for more.
+
+        When the client leaves mid-stream, what the upstream already sent was produced (and
+        will be billed) even though nobody reads it; the relay counts it before closing. A
+        few loop turns let bytes already in the socket reach the reader."""
+        events: list[SSEEvent] = []
+        for _ in range(DRAIN_LOOP_TURNS):
+            await asyncio.sleep(0)
+            try:
+                chunk = self._response.content.read_nowait()
+            except (aiohttp.ClientError, RuntimeError):
+                break
+            if chunk:
+                events.extend(self._parser.feed(chunk))
+        return events
 
     async def aclose(self) -> None:
         # A stream read to its end returns its connection to the pool; one left half-read
