@@ -1,0 +1,94 @@
+"""Fixtures that run one limits test against both backends: the in-process store with a
+snapshot in a temporary directory, and the real Redis with a random key prefix whose keys
+are deleted afterwards. Both are driven by a fake clock.
+
+Redis comes from TEST_REDIS_URL (default: the local server, database 0).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from tokenbrake.limits import BudgetCounter, LimitStore, Window, open_state
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+class FakeClock:
+    """Epoch seconds that move only when a test says so."""
+
+    def __init__(self, start: datetime = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)) -> None:
+        self.now = start.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment.timestamp()
+
+
+@dataclass
+class Place:
+    """Where one test's limits state lives; `open()` may be called more than once (a restart,
+    or a second replica)."""
+
+    kind: str  # "memory" or "redis"
+    url: str
+    clock: FakeClock
+    prefix: str | None = None
+    opened: list[LimitStore] = field(default_factory=list)
+
+    async def open(self) -> LimitStore:
+        store = await open_state(self.url, clock=self.clock, prefix=self.prefix)
+        self.opened.append(store)
+        return store
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def place(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock):
+    if request.param == "memory":
+        spot = Place("memory", f"memory:///{tmp_path / 'limits.json'}", clock)
+    else:
+        spot = Place("redis", REDIS_URL, clock, prefix=f"tbtest-{secrets.token_hex(6)}:")
+    yield spot
+    for store in spot.opened:
+        await store.close()
+    if spot.prefix is not None:
+        client = aioredis.from_url(REDIS_URL)
+        keys = [key async for key in client.scan_iter(match=spot.prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.fixture
+async def store(place: Place) -> LimitStore:
+    return await place.open()
+
+
+def usd(value: str | int) -> Decimal:
+    return Decimal(value)
+
+
+def monthly(key: str, limit: str, tz: str = "UTC", hard: bool = True) -> BudgetCounter:
+    return BudgetCounter(key, Decimal(limit), Window("month", tz=tz), hard=hard)
+
+
+def total(key: str, limit: str, hard: bool = True) -> BudgetCounter:
+    return BudgetCounter(key, Decimal(limit), Window("total"), hard=hard)

@@ -1,0 +1,57 @@
+"""Shared state for budgets, rate limits and concurrency: in process or in Redis.
+
+`open_state(url)` picks the backend from the URL; both implement `LimitStore` (types.py)
+with the same behaviour, and the same tests run against both:
+
+- `memory://` keeps everything in this process (memory.py). `memory:///relative/state.json`
+  or `memory:////absolute/state.json` (or `snapshot=`) persists it to that file, so a
+  restart keeps the period's spend and the open reservations.
+- `redis://host:port/db` (also `rediss://`, `unix://`) keeps it in Redis (redis_state.py),
+  every operation one atomic script, so any number of replicas share limits exactly. Keys
+  start with `prefix` (or `?prefix=` in the URL), default `tokenbrake:`.
+
+Budgets are reserved before a call and settled after it (reserve / settle / release);
+rate limits are sliding windows (`hit`); concurrency is counted in slots that expire.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tokenbrake.limits.types import (BudgetCounter, Clock, CounterStatus, Grant, LimitStore, RateDecision, Window,
+                                     from_nanos, system_clock, to_nanos)
+
+MEMORY_SCHEME = "memory://"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+__all__ = [
+    "BudgetCounter", "Clock", "CounterStatus", "Grant", "LimitStore", "RateDecision", "Window", "from_nanos",
+    "open_state", "system_clock", "to_nanos",
+]
+
+
+async def open_state(url: str = MEMORY_SCHEME, *, clock: Clock = system_clock, snapshot: str | Path | None = None,
+                     save_every_s: float = 2.0, prefix: str | None = None) -> LimitStore:
+    """The store `url` names, opened (a snapshot loaded, a Redis connection checked)."""
+    if url.startswith(MEMORY_SCHEME):
+        from tokenbrake.limits.memory import MemoryStore
+
+        path = url[len(MEMORY_SCHEME) + 1:] if url.startswith(MEMORY_SCHEME + "/") else url[len(MEMORY_SCHEME):]
+        if path and snapshot is not None:
+            raise ValueError("give the snapshot path in the URL or as snapshot=, not both")
+        return await MemoryStore.open(snapshot or path or None, clock=clock, save_every_s=save_every_s)
+    if url.startswith(REDIS_SCHEMES):
+        from tokenbrake.limits.redis_state import DEFAULT_PREFIX, RedisStore
+
+        url, url_prefix = _pop_prefix(url)
+        return await RedisStore.open(url, prefix=prefix or url_prefix or DEFAULT_PREFIX, clock=clock)
+    raise ValueError(f"unsupported state URL {url.split('://')[0]!r}: use memory://[/PATH] or redis://HOST:PORT/DB")
+
+
+def _pop_prefix(url: str) -> tuple[str, str | None]:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((value for name, value in query if name == "prefix"), None)
+    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix

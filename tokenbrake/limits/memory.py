@@ -1,0 +1,297 @@
+"""The in-process store: the embedded default, persisted to a snapshot file.
+
+Every operation runs without an `await` between reading and writing, so on one event loop
+each is atomic. State lives in plain dicts:
+
+- budget counters by storage key (windows.py): spent, reserved, the reservations held on it
+  (request -> amount, expiry) with a heap of their expiries, and for a rolling window the
+  settled spend as a time-ordered deque;
+- open reservations by request id: the amount and the counters it holds, so `settle` knows
+  what to move. Settling deletes the record, which makes a second settle a no-op;
+- rate-limit logs (time-ordered hits in the window) and concurrency slots (request -> expiry).
+
+Expired reservations are reconciled lazily: each operation that reads a counter first pops
+the reservations whose expiry has passed off its heap and takes them out of `reserved`,
+never adding them to spent. The same pass drops a rolling window's spend older than the
+window.
+
+With a snapshot path, a background task writes the whole state every `save_every_s` when
+something changed (serialised on the loop, written in a thread), and `close` writes it a
+last time; `open` loads it. A crash loses at most the last interval of changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tokenbrake.limits import snapshot
+from tokenbrake.limits.decide import amount_to_reserve, build_grant, check_reservation, counter_status, tightest
+from tokenbrake.limits.types import (BudgetCounter, Clock, CounterStatus, Grant, RateDecision, system_clock,
+                                     to_nanos)
+from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, place
+
+log = logging.getLogger("tokenbrake.limits")
+
+
+@dataclass
+class _Counter:
+    spent: int = 0
+    reserved: int = 0
+    holds: dict[str, tuple[int, float]] = field(default_factory=dict)  # request -> (amount, expiry)
+    expiries: list[tuple[float, str]] = field(default_factory=list)  # heap over holds
+    spend_log: deque[tuple[float, int]] = field(default_factory=deque)  # rolling windows only
+    keep_until: float | None = 0.0  # forgotten after this (epoch seconds); None: kept forever
+
+    def reconcile(self, now: float, rolling_s: float) -> None:
+        while self.expiries and self.expiries[0][0] <= now:
+            expiry, request_id = heapq.heappop(self.expiries)
+            hold = self.holds.get(request_id)
+            if hold is not None and hold[1] == expiry:
+                del self.holds[request_id]
+                self.reserved -= hold[0]
+        if rolling_s:
+            while self.spend_log and self.spend_log[0][0] <= now - rolling_s:
+                self.spent -= self.spend_log.popleft()[1]
+
+    def hold(self, request_id: str, amount: int, expiry: float) -> None:
+        self.holds[request_id] = (amount, expiry)
+        self.reserved += amount
+        heapq.heappush(self.expiries, (expiry, request_id))
+
+    def keep(self, until: float | None) -> None:
+        """Keeps the counter at least `until` (epoch seconds); None: forever."""
+        if until is None or self.keep_until is None:
+            self.keep_until = None
+        else:
+            self.keep_until = max(self.keep_until, until)
+
+
+@dataclass
+class _Reservation:
+    amount: int
+    expiry: float
+    counters: list[tuple[str, float, float | None]]  # storage key, rolling_s, keep_until
+
+
+@dataclass
+class _RateLog:
+    window_s: float
+    hits: deque[tuple[float, int]] = field(default_factory=deque)  # (time, amount), oldest first
+    used: int = 0
+
+    def trim(self, now: float) -> None:
+        while self.hits and self.hits[0][0] <= now - self.window_s:
+            self.used -= self.hits.popleft()[1]
+
+
+class MemoryStore:
+    def __init__(self, clock: Clock = system_clock, path: Path | None = None, save_every_s: float = 2.0) -> None:
+        self._clock = clock
+        self._path = path
+        self._save_every_s = save_every_s
+        self._counters: dict[str, _Counter] = {}
+        self._reservations: dict[str, _Reservation] = {}
+        self._rates: dict[str, _RateLog] = {}
+        self._slots: dict[str, dict[str, float]] = {}
+        self._dirty = False
+        self._save_lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    async def open(cls, path: str | Path | None = None, *, clock: Clock = system_clock,
+                   save_every_s: float = 2.0) -> MemoryStore:
+        store = cls(clock, Path(path) if path else None, save_every_s)
+        if store._path is not None:
+            state = await asyncio.to_thread(snapshot.load, store._path)
+            if state is not None:
+                store._restore(state)
+            store._task = asyncio.create_task(store._autosave(), name="tokenbrake-limits-snapshot")
+        return store
+
+    # -- budgets
+
+    def _counter(self, placement: Placement, now: float) -> _Counter:
+        counter = self._counters.get(placement.key)
+        if counter is None:
+            counter = _Counter()  # stored once something is held or spent on it
+        counter.reconcile(now, placement.rolling_s)
+        return counter
+
+    async def reserve(self, request_id: str, counters: list[BudgetCounter], want: Decimal,
+                      floor: Decimal = Decimal(0), ttl_s: float = 600.0) -> Grant:
+        check_reservation(counters, want, floor, ttl_s)
+        now = self._clock()
+        places = [place(counter, now) for counter in counters]
+        stored = [self._counter(p, now) for p in places]
+        open_one = self._reservations.get(request_id)
+        if open_one is not None:
+            amount = open_one.amount
+        else:
+            rooms = [to_nanos(c.limit, up=False) - s.spent - s.reserved for c, s in zip(counters, stored) if c.hard]
+            amount = amount_to_reserve(to_nanos(want), to_nanos(floor), min(rooms) if rooms else None)
+            if amount is not None:
+                self._hold(request_id, amount, now + ttl_s, places, stored, now)
+        rows = [(s.spent, s.reserved) for s in stored]
+        return build_grant(amount, want, self._statuses(counters, places, stored), tightest(counters, rows))
+
+    def _hold(self, request_id: str, amount: int, expiry: float, places: list[Placement],
+              stored: list[_Counter], now: float) -> None:
+        keeps = [None if p.keep_s is None else now + p.keep_s for p in places]
+        for p, counter, keep_until in zip(places, stored, keeps):
+            counter.hold(request_id, amount, expiry)
+            counter.keep(keep_until)
+            self._counters[p.key] = counter
+        self._reservations[request_id] = _Reservation(
+            amount, expiry, [(p.key, p.rolling_s, keep) for p, keep in zip(places, keeps)])
+        self._dirty = True
+
+    async def settle(self, request_id: str, actual: Decimal) -> bool:
+        if actual < 0:
+            raise ValueError("a cost is never negative")
+        reservation = self._reservations.pop(request_id, None)
+        if reservation is None:
+            return False
+        now, cost = self._clock(), to_nanos(actual)
+        for key, rolling_s, keep_until in reservation.counters:
+            counter = self._counters.setdefault(key, _Counter())
+            hold = counter.holds.pop(request_id, None)
+            if hold is not None:  # else it expired and was reconciled already
+                counter.reserved -= hold[0]
+            counter.spent += cost
+            if rolling_s and cost:
+                counter.spend_log.append((now, cost))
+            if rolling_s:
+                keep_until = now + rolling_s + KEEP_AFTER_S
+            counter.keep(keep_until)
+        self._dirty = True
+        return True
+
+    async def release(self, request_id: str) -> bool:
+        return await self.settle(request_id, Decimal(0))
+
+    async def status(self, counters: list[BudgetCounter]) -> list[CounterStatus]:
+        now = self._clock()
+        places = [place(counter, now) for counter in counters]
+        return self._statuses(counters, places, [self._counter(p, now) for p in places])
+
+    @staticmethod
+    def _statuses(counters: list[BudgetCounter], places: list[Placement],
+                  stored: list[_Counter]) -> list[CounterStatus]:
+        return [counter_status(c, p, s.spent, s.reserved, s.spend_log[0][0] if s.spend_log else None)
+                for c, p, s in zip(counters, places, stored)]
+
+    # -- rate limits and concurrency
+
+    async def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> RateDecision:
+        now = self._clock()
+        rate = self._rates.get(key)
+        if rate is None:
+            rate = self._rates[key] = _RateLog(window_s)
+        rate.window_s = window_s
+        rate.trim(now)
+        allowed = rate.used + amount <= limit
+        retry_after = 0.0
+        if allowed:
+            rate.hits.append((now, amount))
+            rate.used += amount
+            self._dirty = True
+        elif amount > limit:
+            retry_after = math.inf
+        else:
+            need, freed = rate.used + amount - limit, 0
+            for at, taken in rate.hits:
+                freed += taken
+                if freed >= need:
+                    retry_after = at + window_s - now
+                    break
+        reset = rate.hits[-1][0] + window_s - now if rate.hits else 0.0
+        return RateDecision(allowed, max(0, limit - rate.used), round(retry_after, 6), round(reset, 6))
+
+    async def acquire_slot(self, key: str, limit: int, request_id: str, ttl_s: float) -> bool:
+        now = self._clock()
+        slots = self._slots.setdefault(key, {})
+        for holder in [r for r, expiry in slots.items() if expiry <= now]:
+            del slots[holder]
+        if request_id not in slots and len(slots) >= limit:
+            return False
+        slots[request_id] = now + ttl_s
+        self._dirty = True
+        return True
+
+    async def release_slot(self, key: str, request_id: str) -> None:
+        if self._slots.get(key, {}).pop(request_id, None) is not None:
+            self._dirty = True
+
+    # -- persistence
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            await self.save()
+
+    async def save(self) -> None:
+        """Writes the snapshot now (nothing without a path)."""
+        if self._path is None:
+            return
+        async with self._save_lock:
+            self._forget(self._clock())
+            state, self._dirty = self._dump(), False
+            try:
+                await asyncio.to_thread(snapshot.save, self._path, state)
+            except BaseException:
+                self._dirty = True
+                raise
+
+    async def _autosave(self) -> None:
+        while True:
+            await asyncio.sleep(self._save_every_s)
+            if self._dirty:
+                try:
+                    await self.save()
+                except Exception:
+                    log.exception("could not write the limits snapshot %s; will retry", self._path)
+
+    def _forget(self, now: float) -> None:
+        """Drops what nothing will read again: past periods, long-expired reservations, idle logs."""
+        for key in [k for k, c in self._counters.items() if c.keep_until is not None and c.keep_until < now]:
+            del self._counters[key]
+        for rid in [r for r, res in self._reservations.items() if res.expiry + KEEP_AFTER_S < now]:
+            del self._reservations[rid]
+        for key in [k for k, rate in self._rates.items() if not rate.hits or rate.hits[-1][0] + rate.window_s <= now]:
+            del self._rates[key]
+        for key in [k for k, slots in self._slots.items() if all(expiry <= now for expiry in slots.values())]:
+            del self._slots[key]
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "counters": {key: {"spent": c.spent, "holds": c.holds, "spend_log": list(c.spend_log),
+                               "keep_until": c.keep_until} for key, c in self._counters.items()},
+            "reservations": {rid: {"amount": r.amount, "expiry": r.expiry, "counters": r.counters}
+                             for rid, r in self._reservations.items()},
+            "rates": {key: {"window_s": r.window_s, "hits": list(r.hits)} for key, r in self._rates.items()},
+            "slots": {key: dict(slots) for key, slots in self._slots.items()},
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        for key, saved in state["counters"].items():
+            counter = self._counters[key] = _Counter(spent=saved["spent"], keep_until=saved["keep_until"],
+                                                      spend_log=deque((at, n) for at, n in saved["spend_log"]))
+            for rid, (amount, expiry) in saved["holds"].items():
+                counter.hold(rid, amount, expiry)
+        for rid, saved in state["reservations"].items():
+            self._reservations[rid] = _Reservation(saved["amount"], saved["expiry"],
+                                                   [(k, rolling, keep) for k, rolling, keep in saved["counters"]])
+        for key, saved in state["rates"].items():
+            hits = deque((at, n) for at, n in saved["hits"])
+            self._rates[key] = _RateLog(saved["window_s"], hits, sum(n for _, n in hits))
+        self._slots = {key: dict(slots) for key, slots in state["slots"].items()}

@@ -1,0 +1,124 @@
+"""The Redis store: any number of gateway replicas share budgets and limits exactly.
+
+Each operation is one Lua script (scripts.py, run by EVALSHA through redis-py's
+`register_script`), so Redis applies it whole, in one order across every replica. Expired
+reservations are reconciled inside every script that reads a counter (reserve, status): the
+script pops the expired request ids off the counter's expiry set and takes their amounts out
+of `reserved`, without adding them to spent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from decimal import Decimal
+
+import redis.asyncio as aioredis
+
+from tokenbrake.limits import scripts
+from tokenbrake.limits.decide import build_grant, check_reservation, counter_status, tightest
+from tokenbrake.limits.types import (BudgetCounter, Clock, CounterStatus, Grant, RateDecision, system_clock,
+                                     to_nanos)
+from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, place
+
+DEFAULT_PREFIX = "tokenbrake:"
+
+
+class RedisStore:
+    def __init__(self, client: aioredis.Redis, prefix: str = DEFAULT_PREFIX, clock: Clock = system_clock) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._clock = clock
+        self._reserve = client.register_script(scripts.RESERVE)
+        self._settle = client.register_script(scripts.SETTLE)
+        self._status = client.register_script(scripts.STATUS)
+        self._hit = client.register_script(scripts.HIT)
+        self._acquire = client.register_script(scripts.ACQUIRE_SLOT)
+
+    @classmethod
+    async def open(cls, url: str, *, prefix: str = DEFAULT_PREFIX, clock: Clock = system_clock,
+                   max_connections: int = 64, wait_s: float = 5.0) -> RedisStore:
+        """Connects to `url` (redis://host:port/db, rediss://, unix://) and checks it answers.
+
+        Past `max_connections` calls in flight, a call waits (up to `wait_s`) for a free
+        connection rather than failing: each script is short, so the queue moves fast."""
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait_s)
+        client = aioredis.Redis.from_pool(pool)
+        try:
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        return cls(client, prefix, clock)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    # -- budgets
+
+    async def reserve(self, request_id: str, counters: list[BudgetCounter], want: Decimal,
+                      floor: Decimal = Decimal(0), ttl_s: float = 600.0) -> Grant:
+        check_reservation(counters, want, floor, ttl_s)
+        now = self._clock()
+        places = [place(counter, now) for counter in counters]
+        keys = [self._prefix + p.key for p in places]
+        held_on = [[key, p.rolling_s, None if p.keep_s is None else now + p.keep_s] for key, p in zip(keys, places)]
+        args: list[str | int] = [repr(now), request_id, to_nanos(want), to_nanos(floor), repr(now + ttl_s),
+                                 math.ceil((ttl_s + KEEP_AFTER_S) * 1000), json.dumps(held_on)]
+        for counter, p in zip(counters, places):
+            args += [to_nanos(counter.limit, up=False) if counter.hard else "", repr(p.rolling_s),
+                     "" if p.keep_s is None else math.ceil(p.keep_s * 1000)]
+        reply = await self._reserve(keys=[*keys, self._prefix + "reservation:" + request_id], args=args)
+        rows = _rows(reply[1:])
+        return build_grant(reply[0] if reply[0] >= 0 else None, want, _statuses(counters, places, rows),
+                           tightest(counters, [(spent, reserved) for spent, reserved, _ in rows]))
+
+    async def settle(self, request_id: str, actual: Decimal) -> bool:
+        if actual < 0:
+            raise ValueError("a cost is never negative")
+        reply = await self._settle(keys=[self._prefix + "reservation:" + request_id],
+                                   args=[repr(self._clock()), request_id, to_nanos(actual), int(KEEP_AFTER_S * 1000)])
+        return reply == 1
+
+    async def release(self, request_id: str) -> bool:
+        return await self.settle(request_id, Decimal(0))
+
+    async def status(self, counters: list[BudgetCounter]) -> list[CounterStatus]:
+        now = self._clock()
+        places = [place(counter, now) for counter in counters]
+        reply = await self._status(keys=[self._prefix + p.key for p in places],
+                                   args=[repr(now), *(repr(p.rolling_s) for p in places)])
+        return _statuses(counters, places, _rows(reply))
+
+    # -- rate limits and concurrency
+
+    async def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> RateDecision:
+        hits = self._prefix + "rate:" + key
+        allowed, remaining, retry, reset = await self._hit(
+            keys=[hits, hits + ":used"],
+            args=[repr(self._clock()), int(limit), repr(float(window_s)), int(amount), secrets.token_hex(8)])
+        retry_after = math.inf if float(retry) < 0 else round(float(retry), 6)
+        return RateDecision(allowed == 1, max(0, int(remaining)), retry_after, round(float(reset), 6))
+
+    async def acquire_slot(self, key: str, limit: int, request_id: str, ttl_s: float) -> bool:
+        now = self._clock()
+        reply = await self._acquire(
+            keys=[self._prefix + "slots:" + key],
+            args=[repr(now), int(limit), request_id, repr(now + ttl_s), math.ceil(ttl_s * 1000)])
+        return reply == 1
+
+    async def release_slot(self, key: str, request_id: str) -> None:
+        await self._client.zrem(self._prefix + "slots:" + key, request_id)
+
+
+def _rows(flat: list) -> list[tuple[int, int, float | None]]:
+    """(spent, reserved, oldest rolling spend) per counter, from a script's flat reply."""
+    return [(int(flat[i]), int(flat[i + 1]), float(flat[i + 2]) if flat[i + 2] else None)
+            for i in range(0, len(flat), 3)]
+
+
+def _statuses(counters: list[BudgetCounter], places: list[Placement],
+              rows: list[tuple[int, int, float | None]]) -> list[CounterStatus]:
+    return [counter_status(c, p, spent, reserved, oldest)
+            for c, p, (spent, reserved, oldest) in zip(counters, places, rows)]

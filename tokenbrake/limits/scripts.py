@@ -1,0 +1,209 @@
+"""The Lua scripts behind the Redis store: one per operation, each atomic in Redis.
+
+Keys (after the configurable prefix):
+
+- `budget:<counter key>:<window>` (a hash): `spent`, `reserved`, and `r:<request id>` = the
+  nano-USD that request holds; `...:exp` (a sorted set): request id by reservation expiry;
+  `...:log` (a sorted set, rolling windows only): settled spend, member `<amount>:<request
+  id>` scored by its time.
+- `reservation:<request id>` (a hash): `amount`, and `counters` = JSON list of [counter key,
+  rolling seconds, keep-until epoch or null], which `settle` reads to know what to move.
+- `rate:<key>` (a sorted set of hits, member `<amount>:<unique>` by time) and `rate:<key>:used`
+  (a hash holding their sum); `slots:<key>` (a sorted set: request id by slot expiry).
+
+"Now" is always an argument, from the gateway's clock, never Redis TIME: a test's fake clock
+works, and replicas agree to within their clock skew. TTLs are relative (PEXPIRE), so they
+hold whatever the clock says. Every integer a script writes goes through `int()`: Redis turns
+a bare Lua number into text with 17 significant digits or an exponent, which HINCRBY rejects.
+
+`settle` derives the counter keys from the reservation record instead of receiving them, so
+the scripts need one Redis (or a primary with replicas), not Redis Cluster.
+"""
+
+PRELUDE = r"""
+local function int(x) return string.format('%.0f', x) end
+
+local function extend(key, ms)
+  local current = redis.call('PTTL', key)
+  if current == -1 or (current >= 0 and current < ms) then redis.call('PEXPIRE', key, int(ms)) end
+end
+
+local function amount_of(member) return tonumber(string.match(member, '^(%d+):')) end
+
+-- Expired reservations leave `reserved` and are not spent; a rolling window's old spend
+-- leaves `spent`.
+local function reconcile(base, now, rolling)
+  local expired = redis.call('ZRANGEBYSCORE', base .. ':exp', '-inf', now)
+  if #expired > 0 then
+    for _, rid in ipairs(expired) do
+      local held = redis.call('HGET', base, 'r:' .. rid)
+      if held then
+        redis.call('HDEL', base, 'r:' .. rid)
+        if held ~= '0' then redis.call('HINCRBY', base, 'reserved', '-' .. held) end
+      end
+    end
+    redis.call('ZREMRANGEBYSCORE', base .. ':exp', '-inf', now)
+  end
+  if rolling > 0 then
+    local old = redis.call('ZRANGEBYSCORE', base .. ':log', '-inf', now - rolling)
+    if #old > 0 then
+      local gone = 0
+      for _, member in ipairs(old) do gone = gone + amount_of(member) end
+      redis.call('HINCRBY', base, 'spent', int(-gone))
+      redis.call('ZREMRANGEBYSCORE', base .. ':log', '-inf', now - rolling)
+    end
+  end
+end
+
+local function row(base, rolling)
+  local values = redis.call('HMGET', base, 'spent', 'reserved')
+  local oldest = ''
+  if rolling > 0 then
+    local first = redis.call('ZRANGE', base .. ':log', 0, 0, 'WITHSCORES')
+    if #first > 0 then oldest = first[2] end
+  end
+  return {tonumber(values[1] or '0'), tonumber(values[2] or '0'), oldest}
+end
+
+local function keep(base, ms)
+  extend(base, ms)
+  extend(base .. ':exp', ms)
+  extend(base .. ':log', ms)
+end
+"""
+
+# KEYS: counter keys..., reservation key. ARGV: now, request id, want, floor, expiry,
+# reservation TTL ms, reservation counters JSON, then per counter: limit ('' if soft),
+# rolling seconds (0 if not), keep ms ('' for ever).
+# Returns: amount reserved (-1: refused), then per counter spent, reserved, oldest spend time.
+RESERVE = PRELUDE + r"""
+local n = #KEYS - 1
+local reservation = KEYS[#KEYS]
+local now, rid = tonumber(ARGV[1]), ARGV[2]
+local rows, head = {}, nil
+for i = 1, n do
+  local o = 8 + 3 * (i - 1)
+  local rolling = tonumber(ARGV[o + 1])
+  reconcile(KEYS[i], now, rolling)
+  rows[i] = row(KEYS[i], rolling)
+  if ARGV[o] ~= '' then
+    local room = tonumber(ARGV[o]) - rows[i][1] - rows[i][2]
+    if head == nil or room < head then head = room end
+  end
+end
+local amount = tonumber(redis.call('HGET', reservation, 'amount') or '-1')
+if amount < 0 then
+  local want, floor = tonumber(ARGV[3]), tonumber(ARGV[4])
+  if head == nil or want <= head then amount = want
+  elseif head >= floor and head > 0 then amount = head end
+  if amount >= 0 then
+    for i = 1, n do
+      local base, o = KEYS[i], 8 + 3 * (i - 1)
+      redis.call('HINCRBY', base, 'reserved', int(amount))
+      redis.call('HSET', base, 'r:' .. rid, int(amount))
+      redis.call('ZADD', base .. ':exp', ARGV[5], rid)
+      if ARGV[o + 2] ~= '' then keep(base, tonumber(ARGV[o + 2])) end
+      rows[i][2] = rows[i][2] + amount
+    end
+    redis.call('HSET', reservation, 'amount', int(amount), 'counters', ARGV[7])
+    redis.call('PEXPIRE', reservation, ARGV[6])
+  end
+end
+local reply = {amount}
+for i = 1, n do
+  reply[#reply + 1] = rows[i][1]
+  reply[#reply + 1] = rows[i][2]
+  reply[#reply + 1] = rows[i][3]
+end
+return reply
+"""
+
+# KEYS: reservation key. ARGV: now, request id, actual cost, keep-after ms.
+# Returns 1 if it settled an open reservation, 0 if there was none (already settled).
+SETTLE = PRELUDE + r"""
+local raw = redis.call('HGET', KEYS[1], 'counters')
+if not raw then return 0 end
+local now, rid, actual, keep_after = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+for _, counter in ipairs(cjson.decode(raw)) do
+  local base, rolling, keep_until = counter[1], tonumber(counter[2]), counter[3]
+  local held = redis.call('HGET', base, 'r:' .. rid)
+  if held then  -- else it expired and was reconciled already: the cost still counts
+    redis.call('HDEL', base, 'r:' .. rid)
+    redis.call('ZREM', base .. ':exp', rid)
+    if held ~= '0' then redis.call('HINCRBY', base, 'reserved', '-' .. held) end
+  end
+  if actual ~= '0' then
+    redis.call('HINCRBY', base, 'spent', actual)
+    if rolling > 0 then redis.call('ZADD', base .. ':log', now, actual .. ':' .. rid) end
+  end
+  if rolling > 0 then keep_until = now + rolling + keep_after / 1000 end
+  if type(keep_until) == 'number' then keep(base, math.max((keep_until - now) * 1000, 1000)) end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# KEYS: counter keys. ARGV: now, then per counter its rolling seconds.
+# Returns per counter spent, reserved, oldest spend time.
+STATUS = PRELUDE + r"""
+local now = tonumber(ARGV[1])
+local reply = {}
+for i = 1, #KEYS do
+  local rolling = tonumber(ARGV[i + 1])
+  reconcile(KEYS[i], now, rolling)
+  local r = row(KEYS[i], rolling)
+  reply[#reply + 1] = r[1]
+  reply[#reply + 1] = r[2]
+  reply[#reply + 1] = r[3]
+end
+return reply
+"""
+
+# KEYS: hits, used. ARGV: now, limit, window seconds, amount, unique member suffix.
+# Returns allowed (1/0), remaining, retry after (-1: never fits), seconds until empty.
+HIT = PRELUDE + r"""
+local hits, sums = KEYS[1], KEYS[2]
+local now, limit, window, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local used = tonumber(redis.call('HGET', sums, 'used') or '0')
+local old = redis.call('ZRANGEBYSCORE', hits, '-inf', now - window)
+if #old > 0 then
+  for _, member in ipairs(old) do used = used - amount_of(member) end
+  redis.call('ZREMRANGEBYSCORE', hits, '-inf', now - window)
+  redis.call('HSET', sums, 'used', int(used))
+end
+local allowed, retry = 0, 0
+if used + amount <= limit then
+  allowed, used = 1, used + amount
+  redis.call('ZADD', hits, now, ARGV[4] .. ':' .. ARGV[5])
+  redis.call('HSET', sums, 'used', int(used))
+  redis.call('PEXPIRE', hits, int(window * 1000 + 1000))
+  redis.call('PEXPIRE', sums, int(window * 1000 + 1000))
+elseif amount > limit then
+  retry = -1
+else
+  local need, freed = used + amount - limit, 0
+  local entries = redis.call('ZRANGE', hits, 0, -1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    freed = freed + amount_of(entries[i])
+    if freed >= need then
+      retry = tonumber(entries[i + 1]) + window - now
+      break
+    end
+  end
+end
+local reset = 0
+local newest = redis.call('ZRANGE', hits, -1, -1, 'WITHSCORES')
+if #newest > 0 then reset = tonumber(newest[2]) + window - now end
+return {allowed, int(limit - used), string.format('%.17g', retry), string.format('%.17g', reset)}
+"""
+
+# KEYS: slots. ARGV: now, limit, request id, expiry, ttl ms. Returns 1 if the slot is held.
+ACQUIRE_SLOT = PRELUDE + r"""
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if not redis.call('ZSCORE', KEYS[1], ARGV[3]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+extend(KEYS[1], tonumber(ARGV[5]))
+return 1
+"""

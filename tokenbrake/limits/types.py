@@ -1,0 +1,129 @@
+"""The values crossing the limits interface, and the interface itself.
+
+Money crosses it as `Decimal` USD and is stored as integer nano-USD (1e-9 USD) in every
+backend, so sums are exact. Redis scripts compute in Lua doubles, exact below 2**53 nano-USD
+(about 9 million USD per counter). Amounts a request may cost are rounded up to the next
+nano-USD (never undercount), limits down (never overspend).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal, Protocol
+
+Clock = Callable[[], float]  # epoch seconds, like time.time
+system_clock: Clock = time.time
+
+WindowKind = Literal["minute", "hour", "day", "week", "month", "total", "rolling"]
+CALENDAR: tuple[str, ...] = ("minute", "hour", "day", "week", "month")
+
+
+def to_nanos(usd: Decimal | int | str, *, up: bool = True) -> int:
+    """Integer nano-USD: rounded up (a cost) or down (`up=False`, a limit)."""
+    return int(Decimal(usd).scaleb(9).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR))
+
+
+def from_nanos(nanos: int) -> Decimal:
+    return Decimal(int(nanos)).scaleb(-9)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A budget's period: calendar-aligned in `tz`, `total` (never resets), or `rolling`
+    over the last `seconds`."""
+
+    kind: WindowKind
+    tz: str = "UTC"
+    seconds: float | None = None  # rolling only
+
+    def __post_init__(self) -> None:
+        if self.kind == "rolling":
+            if not self.seconds or self.seconds <= 0:
+                raise ValueError("a rolling window needs a positive length in seconds")
+        elif self.kind not in CALENDAR and self.kind != "total":
+            raise ValueError(f"unknown window {self.kind!r}: use {', '.join(CALENDAR)}, total or rolling")
+        elif self.seconds is not None:
+            raise ValueError(f"a {self.kind} window has no length in seconds")
+
+    @classmethod
+    def rolling(cls, seconds: float) -> Window:
+        return cls("rolling", seconds=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCounter:
+    """One budget a request counts against. A soft counter (`hard=False`) never refuses or
+    clamps, but is reserved on and charged like the others, so its spend is known."""
+
+    key: str  # the budget's scope, e.g. "team:search"
+    limit: Decimal  # USD per window
+    window: Window
+    hard: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CounterStatus:
+    key: str
+    window: Window
+    limit: Decimal
+    spent: Decimal
+    reserved: Decimal  # held by requests in flight
+    remaining: Decimal  # limit - spent - reserved, never below zero
+    resets_at: datetime | None  # calendar: period end; rolling: when the oldest spend drops out
+    hard: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """The outcome of a reservation. `amount` is what was reserved: the whole want, or less
+    (clamped to the tightest budget's headroom), or None (refused: nothing was reserved).
+    `counters` are the statuses after the reservation, in the order asked; `tightest` is the
+    hard counter with the least headroom (None without hard counters), so a refusal or clamp
+    can name the budget, what it has spent and when it resets."""
+
+    amount: Decimal | None
+    want: Decimal
+    counters: list[CounterStatus]
+    tightest: CounterStatus | None
+
+    @property
+    def granted(self) -> bool:
+        return self.amount is not None
+
+    @property
+    def clamped(self) -> bool:
+        return self.amount is not None and self.amount < self.want
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    remaining: int  # what may still be taken in the window (after this hit, if allowed)
+    retry_after_s: float  # 0 when allowed; else when `amount` would fit again
+    reset_s: float  # until the window holds nothing (is fully free again)
+
+
+class LimitStore(Protocol):
+    """Budgets, rate limits and concurrency slots. Every operation is atomic: concurrent
+    callers, in one process or across replicas sharing Redis, see a single order."""
+
+    async def reserve(self, request_id: str, counters: list[BudgetCounter], want: Decimal,
+                      floor: Decimal = Decimal(0), ttl_s: float = 600.0) -> Grant: ...
+
+    async def settle(self, request_id: str, actual: Decimal) -> bool: ...  # False: nothing open
+
+    async def release(self, request_id: str) -> bool: ...
+
+    async def status(self, counters: list[BudgetCounter]) -> list[CounterStatus]: ...
+
+    async def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> RateDecision: ...
+
+    async def acquire_slot(self, key: str, limit: int, request_id: str, ttl_s: float) -> bool: ...
+
+    async def release_slot(self, key: str, request_id: str) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,77 @@
+"""Where a budget counter lives for a given moment: its storage key and how long to keep it.
+
+A calendar window's key carries the period's start in the window's time zone, e.g.
+`budget:team:search:2026-11-01T00:00+01:00`, so a new period is a new, empty counter and
+nothing ever has to be reset. `total` lives at `budget:<key>:total`, a rolling window at
+`budget:<key>:rolling:<seconds>s` (its spend is trimmed by time instead).
+
+Minutes and hours are cut in absolute time from the local start (so DST never makes an hour
+last two); days, weeks (from Monday) and months from local midnight, so a day across a DST
+change lasts 23 or 25 hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from tokenbrake.limits.types import BudgetCounter, Window
+
+# Stored counters outlive their period by this much, so a request settling just after a
+# period ended still lands in the period it reserved in.
+KEEP_AFTER_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    key: str  # storage key, before the backend's prefix
+    rolling_s: float  # the rolling window's length; 0 for every other kind
+    resets_at: datetime | None  # calendar: the period's end
+    keep_s: float | None  # from now, how long the stored counter must be kept; None: forever
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+def period(window: Window, now: float) -> tuple[datetime, datetime]:
+    """The calendar period holding `now`: (start, end), aware, in the window's zone."""
+    tz = _zone(window.tz)
+    local = datetime.fromtimestamp(now, tz)
+    if window.kind in ("minute", "hour"):
+        start = local.replace(second=0, microsecond=0)
+        if window.kind == "hour":
+            start = start.replace(minute=0)
+        step = timedelta(minutes=1) if window.kind == "minute" else timedelta(hours=1)
+        return start, (start.astimezone(UTC) + step).astimezone(tz)
+    today = local.date()
+    if window.kind == "day":
+        first, after = today, today + timedelta(days=1)
+    elif window.kind == "week":
+        first = today - timedelta(days=today.weekday())
+        after = first + timedelta(days=7)
+    elif window.kind == "month":
+        first = today.replace(day=1)
+        after = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    else:
+        raise ValueError(f"{window.kind} is not a calendar window")
+    return _midnight(first, tz), _midnight(after, tz)
+
+
+def place(counter: BudgetCounter, now: float) -> Placement:
+    window = counter.window
+    if window.kind == "total":
+        return Placement(f"budget:{counter.key}:total", 0.0, None, None)
+    if window.kind == "rolling":
+        seconds = float(window.seconds)
+        return Placement(f"budget:{counter.key}:rolling:{seconds:g}s", seconds, None, seconds + KEEP_AFTER_S)
+    start, end = period(window, now)
+    return Placement(f"budget:{counter.key}:{start.isoformat(timespec='minutes')}", 0.0, end,
+                     end.timestamp() - now + KEEP_AFTER_S)
