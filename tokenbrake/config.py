@@ -11,6 +11,7 @@ names the environment variable that holds its key.
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -98,6 +99,8 @@ class PriceConfig(Strict):
 class ModelConfig(Strict):
     upstream: str
     model: str | None = None  # the upstream's name for it; defaults to the config key
+    # The output cap assumed when a request sets none (the worst case a budget reserves for).
+    default_max_tokens: int = Field(4096, gt=0)
     fallbacks: list[str] = []
     price: PriceConfig | None = None
     free: bool = False  # a model with no price must say so, so nothing is priced at zero by accident
@@ -117,12 +120,84 @@ class LedgerConfig(Strict):
     batch_size: int = Field(500, gt=0)
 
 
+SCOPE_KINDS = ("global", "key", "team", "user", "model", "tag")
+
+
+def check_scope(scope: str) -> str:
+    """`global`, or KIND:NAME with KIND one of key, team, user, model, tag (tag names are
+    `name=value`); NAME `*` means each one separately (`user:*`: every user has its own)."""
+    kind, sep, name = scope.partition(":")
+    if scope == "global":
+        return scope
+    if kind not in SCOPE_KINDS[1:] or not sep or not name:
+        raise ValueError(f"scope {scope!r}: expected global or key|team|user|model|tag:NAME (NAME may be *)")
+    if kind == "tag" and name != "*" and "=" not in name:
+        raise ValueError(f"scope {scope!r}: a tag scope is tag:name=value")
+    return scope
+
+
+Period = Literal["minute", "hour", "day", "week", "month", "total", "rolling"]
+
+
+class BudgetConfig(Strict):
+    scope: str
+    amount_usd: Decimal = Field(gt=0)
+    period: Period = "month"
+    rolling_s: float | None = Field(None, gt=0)  # the window's length, with period: rolling
+    mode: Literal["hard", "soft", "downgrade"] = "hard"
+    downgrade_to: str | None = None  # the cheaper model served in downgrade mode…
+    downgrade_below_usd: Decimal | None = Field(None, ge=0)  # …once the remainder is below this
+    alert_at: list[float] = [0.5, 0.8, 1.0]  # shares of the amount that fire an alert, once a period
+
+    @model_validator(mode="after")
+    def _check(self) -> BudgetConfig:
+        check_scope(self.scope)
+        if (self.period == "rolling") != (self.rolling_s is not None):
+            raise ValueError("rolling_s is required with period: rolling, and only then")
+        if self.mode == "downgrade" and (self.downgrade_to is None or self.downgrade_below_usd is None):
+            raise ValueError("mode: downgrade needs downgrade_to and downgrade_below_usd")
+        if any(not 0 < share <= 10 for share in self.alert_at):
+            raise ValueError("alert_at: shares of the amount, e.g. [0.5, 0.8, 1.0]")
+        return self
+
+
+class LimitConfig(Strict):
+    """Rate limits and per-request caps on every request in a scope."""
+
+    scope: str
+    requests_per_minute: int | None = Field(None, gt=0)
+    tokens_per_minute: int | None = Field(None, gt=0)
+    concurrent: int | None = Field(None, gt=0)
+    max_input_tokens: int | None = Field(None, gt=0)  # refused above
+    max_output_tokens: int | None = Field(None, gt=0)  # clamped to
+
+    @model_validator(mode="after")
+    def _check(self) -> LimitConfig:
+        check_scope(self.scope)
+        return self
+
+
+class AlertsConfig(Strict):
+    webhook_url: str | None = None  # JSON POSTed for each alert; alerts are always logged
+
+
+class BudgetingConfig(Strict):
+    state: str = "memory://"  # or memory:///state.json (kept across restarts), redis://host:6379/0
+    timezone: str = "UTC"  # calendar periods (day, week, month) begin at midnight here
+    min_output_tokens: int = Field(16, gt=0)  # clamp max_tokens no lower than this; refuse below
+    reservation_ttl_s: float = Field(900.0, gt=0)  # a dead gateway's reservations expire after this
+
+
 class Config(Strict):
     database: str = "sqlite:///tokenbrake.db"  # or postgresql://user@host:5432/db
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
     ledger: LedgerConfig = LedgerConfig()
     retry: RetryConfig = RetryConfig()
+    budgeting: BudgetingConfig = BudgetingConfig()
+    budgets: list[BudgetConfig] = []
+    limits: list[LimitConfig] = []
+    alerts: AlertsConfig = AlertsConfig()
     upstreams: dict[str, UpstreamConfig]
     models: dict[str, ModelConfig]
 
@@ -130,6 +205,13 @@ class Config(Strict):
     def _check_references(self) -> Config:
         if not self.database.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError(f"database: expected sqlite:///PATH or postgresql://..., got {self.database!r}")
+        for index, budget in enumerate(self.budgets):
+            if budget.downgrade_to is not None and budget.downgrade_to not in self.models:
+                raise ValueError(f"budgets[{index}].downgrade_to: no model named {budget.downgrade_to!r}")
+        try:
+            zoneinfo.ZoneInfo(self.budgeting.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"budgeting.timezone: unknown time zone {self.budgeting.timezone!r}") from None
         for name, model in self.models.items():
             if model.upstream not in self.upstreams:
                 known = ", ".join(sorted(self.upstreams)) or "none"

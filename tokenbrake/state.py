@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from tokenbrake.auth import KeyCache
 from tokenbrake.config import Config
 from tokenbrake.dispatch import Dispatcher
+from tokenbrake.limits import LimitStore, open_state
 from tokenbrake.metrics import Metrics
 from tokenbrake.pipeline import Pipeline, build_stages
 from tokenbrake.pricing import PriceBook
@@ -24,6 +25,7 @@ class AppState:
     database: Database
     writer: LedgerWriter
     keys: KeyCache | None  # None when keys are not required
+    limits: LimitStore  # budgets, rate limits, concurrency: in memory or Redis
     pipeline: Pipeline | None = None
 
     @classmethod
@@ -38,8 +40,9 @@ class AppState:
         keys = KeyCache(database, config.auth.refresh_s) if config.auth.require_keys else None
         if keys is not None:
             await keys.start()
+        limits = await open_state(config.budgeting.state)
         state = cls(config=config, prices=prices, metrics=Metrics(), providers=build_providers(config),
-                    database=database, writer=writer, keys=keys)
+                    database=database, writer=writer, keys=keys, limits=limits)
         dispatcher = Dispatcher(state.providers, config.retry_for)
         state.pipeline = Pipeline(build_stages(state), UpstreamCall(dispatcher, config.ledger.store_prompts))
         return state
@@ -51,6 +54,7 @@ class AppState:
         try:
             await self.writer.close()  # raises (and logs CRITICAL) if the last rows cannot be written
         finally:
+            await self.limits.close()
             await self.database.close()
             for provider in self.providers.values():
                 await provider.aclose()

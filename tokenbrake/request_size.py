@@ -1,0 +1,38 @@
+"""How big a request is: its counted input tokens and its output cap, in either format.
+
+Admission stages share these, so the input is counted once per request.
+"""
+
+from __future__ import annotations
+
+from tokenbrake.config import Config
+from tokenbrake.core import Format, RequestContext
+from tokenbrake.tokens import count_request_input
+
+
+def input_tokens(ctx: RequestContext) -> int:
+    if ctx.input_tokens is None:
+        ctx.input_tokens = count_request_input(ctx.format.value, ctx.body)
+    return ctx.input_tokens
+
+
+def _cap_field(ctx: RequestContext) -> str:
+    if ctx.format is Format.OPENAI and "max_completion_tokens" in ctx.body:
+        return "max_completion_tokens"
+    return "max_tokens"
+
+
+def output_cap(ctx: RequestContext, config: Config) -> int:
+    """The most output tokens the request may produce: what it asked for, else the model's
+    default_max_tokens."""
+    asked = ctx.body.get(_cap_field(ctx))
+    if isinstance(asked, int) and asked > 0:
+        return asked
+    target = ctx.targets[0].name if ctx.targets else ctx.requested_model
+    model = config.models.get(target)
+    return model.default_max_tokens if model else 4096
+
+
+def clamp_output(ctx: RequestContext, tokens: int) -> None:
+    """Lowers the request's output cap, in the field its format uses."""
+    ctx.body[_cap_field(ctx)] = tokens

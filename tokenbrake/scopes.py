@@ -1,0 +1,42 @@
+"""Which configured scopes a request falls in, and the counter each one names for it.
+
+A scope is `global` or KIND:NAME (config.check_scope). `team:search` names one counter
+shared by that team; `user:*` names one counter per user (`user:alice`), and a request with
+no user is outside it.
+"""
+
+from __future__ import annotations
+
+from tokenbrake.core import RequestContext
+
+
+def request_values(ctx: RequestContext) -> dict[str, list[str]]:
+    """The names a request has for each kind of scope."""
+    who = ctx.who
+    model = ctx.served.name if ctx.served else ctx.requested_model
+    return {
+        "key": [who.key_name] if who.key_name else [],
+        "team": [who.team] if who.team else [],
+        "user": [who.user] if who.user else [],
+        "model": [model] if model else [],
+        "tag": [f"{name}={value}" for name, value in who.tags.items()],
+    }
+
+
+def counter_key(scope: str, values: dict[str, list[str]]) -> str | None:
+    """The counter `scope` names for a request with these values, or None if it is outside."""
+    if scope == "global":
+        return "global"
+    kind, _, name = scope.partition(":")
+    present = values.get(kind, [])
+    if name == "*":
+        return f"{kind}:{present[0]}" if present else None
+    return scope if name in present else None
+
+
+def counter_keys(scope: str, values: dict[str, list[str]]) -> list[str]:
+    """Like `counter_key`, but `tag:*` names one counter per tag the request carries."""
+    if scope == "tag:*":
+        return [f"tag:{tag}" for tag in values.get("tag", [])]
+    key = counter_key(scope, values)
+    return [key] if key else []
