@@ -137,3 +137,10 @@ def test_gateway_keeps_serving_after_every_fault(openai_client, anthropic_client
 def test_unknown_path_is_a_404_in_the_callers_format(gateway):
     response = httpx.get(gateway.url + "/v1/nothing-here")
     assert response.status_code == 404 and "error" in response.json()
+
+
+def test_wrong_method_on_a_front_door_is_a_405_in_the_callers_format(gateway):
+    openai_style = httpx.get(gateway.url + "/v1/chat/completions")
+    anthropic_style = httpx.get(gateway.url + "/v1/messages", headers={"anthropic-version": "2023-06-01"})
+    assert openai_style.status_code == 405 and "GET /v1/chat/completions" in openai_style.json()["error"]["message"]
+    assert anthropic_style.status_code == 405 and anthropic_style.json()["type"] == "error"

@@ -41,6 +41,13 @@ async def test_writing_a_request_id_twice_keeps_one_row(db):
         UsageGroup("(none)", 1, 100, 10, Decimal("0.001"), 0), UsageGroup("a=1", 1, 100, 10, Decimal("0.001"), 0)]
 
 
+async def test_a_batch_of_several_insert_statements_reads_back_exactly_once_per_request_id(db):
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [ledger_row(n, ts=base + timedelta(seconds=n), cost_usd=Decimal(n) / 1000) for n in range(137)]
+    await db.ledger.write(rows + rows[:60])  # whole multi-row statements, a remainder, and repeats
+    assert await db.ledger.rows(limit=1000) == rows[::-1]
+
+
 async def seed(db) -> None:
     await db.ledger.write([
         ledger_row(1, ts=DAY1, key_name="k1", team="t1", user="ana", session="s1", tags={"feature": "search"},

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg_pool import AsyncConnectionPool
 
-from tokenbrake.storage.backend import Dialect, Params
+from tokenbrake.storage.backend import Dialect, Params, utc
 
 CONNECT_TIMEOUT_S = 10
 POOL_MAX_SIZE = 8
@@ -33,6 +33,8 @@ POSTGRES = Dialect(
            "money": "NUMERIC(20, 10)", "bigint": "BIGINT", "float": "DOUBLE PRECISION", "bool": "BOOLEAN"},
     money_sum="sum",
     day=lambda column: f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    money=lambda value: value,  # psycopg sends Decimal and datetime as NUMERIC and TIMESTAMPTZ
+    timestamp=utc,
     migration_lock="SELECT pg_advisory_xact_lock(1952539243)",  # any constant; this one is b"tabk"
 )
 

@@ -27,6 +27,15 @@ from tokenbrake.storage.backend import Dialect, Params, utc
 BUSY_TIMEOUT_MS = 5000
 T = TypeVar("T")
 
+
+def _money(value: Decimal) -> str:
+    return format(value, "f")  # plain digits, never exponent notation
+
+
+def _timestamp(value: datetime) -> str:
+    return utc(value).isoformat(timespec="microseconds")
+
+
 SQLITE = Dialect(
     name="sqlite",
     types={"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "timestamp": "TEXT", "money": "TEXT",
@@ -34,6 +43,8 @@ SQLITE = Dialect(
     money_sum="decimal_sum",
     # Timestamps are stored as fixed-width ISO-8601 in UTC, so the date is the first 10 chars.
     day=lambda column: f"substr({column}, 1, 10)",
+    money=_money,
+    timestamp=_timestamp,
 )
 
 
@@ -55,9 +66,9 @@ class DecimalSum:
 
 def _param(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return format(value, "f")  # plain digits, never exponent notation
+        return _money(value)
     if isinstance(value, datetime):
-        return utc(value).isoformat(timespec="microseconds")
+        return _timestamp(value)
     return value
 
 
@@ -106,7 +117,7 @@ class SQLiteBackend:
         return self._connection().execute(sql, _params(params)).rowcount
 
     def _executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        self._connection().executemany(sql, [_params(row) for row in rows])
+        self._connection().executemany(sql, rows)  # already converted by the caller (see backend.py)
 
     def _rollback(self) -> None:
         if self._conn is not None and self._conn.in_transaction:
