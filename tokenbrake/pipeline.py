@@ -87,16 +87,30 @@ class SettledStream:
         self.inner = inner
         self.settle = settle
         self.closed = False
+        self._chunks: AsyncIterator[bytes] | None = None
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._run()
+    def __aiter__(self) -> SettledStream:
+        return self
 
-    async def _run(self) -> AsyncIterator[bytes]:
+    async def __anext__(self) -> bytes:
+        """The inner stream's next chunk. Its last (when the inner stream says it is
+        `finished`) comes once settled: the client sees its stream end after the accounting,
+        and the server can send the end of the response with it."""
+        if self._chunks is None:
+            self._chunks = aiter(self.inner)
         try:
-            async for chunk in self.inner:
-                yield chunk
-        finally:
+            chunk = await anext(self._chunks)
+        except BaseException:  # its end, its failure, or the client leaving
             await self.aclose()
+            raise
+        if getattr(self.inner, "finished", False):
+            await self.aclose()
+        return chunk
+
+    @property
+    def finished(self) -> bool:
+        """Settled: no chunk follows."""
+        return self.closed
 
     async def aclose(self) -> None:
         if self.closed:

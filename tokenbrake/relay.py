@@ -8,7 +8,6 @@ own report when it got that far, otherwise an exact-tokenizer count of what was 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -38,19 +37,23 @@ class StreamMeter:
 
     def observe(self, event: str | None, data: dict[str, Any]) -> None:
         if self.kind is Format.OPENAI:
-            self._observe_openai(data)
+            self.observe_openai(data)
         else:
             self._observe_anthropic(event or data.get("type"), data)
 
-    def _observe_openai(self, data: dict[str, Any]) -> None:
-        for choice in data.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                self.parts.append(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                self.parts.append((call.get("function") or {}).get("arguments") or "")
-        if isinstance(data.get("usage"), dict):
-            self.reported = usage_from_openai(data["usage"])
+    def observe_openai(self, data: dict[str, Any]) -> None:
+        choices = data.get("choices")
+        if choices:
+            for choice in choices:
+                delta = choice.get("delta")
+                if delta:
+                    if content := delta.get("content"):
+                        self.parts.append(content)
+                    for call in delta.get("tool_calls") or ():
+                        self.parts.append((call.get("function") or {}).get("arguments") or "")
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            self.reported = usage_from_openai(usage)
             self.complete = True
 
     def _observe_anthropic(self, event: str | None, data: dict[str, Any]) -> None:
@@ -104,7 +107,7 @@ class Translation:
         if self.translator is None:
             if self.client is Format.OPENAI and not self.client_wants_usage and _is_usage_only(data):
                 return b""  # we asked for usage on the client's behalf; it did not
-            return sse.encode(event.data, event.event)
+            return event.raw or sse.encode(event.data, event.event)
         if self.client is Format.OPENAI:
             return sse.encode_all((None, chunk) for chunk in self.translator.feed(event.event or "", data))
         return sse.encode_all(self.translator.feed(data))
@@ -128,7 +131,11 @@ def _is_end(fmt: Format, event: sse.SSEEvent) -> bool:
 
 class StreamRelay:
     """Iterate for the client's bytes; `aclose()` (idempotent) settles usage and frees the
-    upstream connection, also for a stream the client left before it began."""
+    upstream connection, also for a stream the client left before it began.
+
+    One chunk for the client per read of upstream events (see `UpstreamStream.read`). What a
+    read produced before an error is still sent, ahead of the error event that ends the stream.
+    An iterator rather than an async generator: it is one layer fewer on every chunk."""
 
     def __init__(self, ctx: RequestContext, target: Target, upstream: UpstreamStream, upstream_body: dict[str, Any]) -> None:
         self.ctx = ctx
@@ -138,24 +145,25 @@ class StreamRelay:
         self.translation = Translation(ctx, target)
         self.finished = False  # the client got a complete stream, or an error event ending it
         self.closed = False
+        self.passthrough = self.translation.translator is None and target.kind is Format.OPENAI
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._run()
+    def __aiter__(self) -> StreamRelay:
+        return self
 
-    async def _run(self) -> AsyncIterator[bytes]:
-        """One chunk for the client per batch of upstream events (see `UpstreamStream.batches`).
-        What a batch produced before an error is still sent, ahead of the error event."""
+    async def __anext__(self) -> bytes:
+        if self.finished or self.closed:
+            raise StopAsyncIteration
         out: list[bytes] = []
         try:
-            async for events in self.upstream.batches():
-                if self._relay(events, out):
-                    break
-                if out:
-                    yield b"".join(out)
-                    out.clear()
-            else:
-                message = f"upstream {self.target.upstream} ended the stream before it was complete"
-                raise GatewayError(ErrorKind.UPSTREAM, message)
+            while not out:
+                events = await self.upstream.read()
+                if not events:
+                    message = f"upstream {self.target.upstream} ended the stream before it was complete"
+                    raise GatewayError(ErrorKind.UPSTREAM, message)
+                if self.passthrough:
+                    self._pass_openai(events, out)
+                else:
+                    self._convert(events, out)
         except UpstreamFailure as failure:
             kind = ErrorKind.TIMEOUT if failure.timed_out else ErrorKind.UPSTREAM
             out.append(self._fail(GatewayError(kind, failure.message)))
@@ -164,17 +172,15 @@ class StreamRelay:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             message = f"upstream {self.target.upstream} sent a stream event of an unexpected shape ({exc!r})"
             out.append(self._fail(GatewayError(ErrorKind.UPSTREAM, message)))
-        if out:
-            yield b"".join(out)
+        return b"".join(out)
 
-    def _relay(self, events: list[sse.SSEEvent], out: list[bytes]) -> bool:
-        """Appends the client's bytes for `events` to `out`; True once the stream has ended."""
+    def _convert(self, events: list[sse.SSEEvent], out: list[bytes]) -> None:
+        """Appends the client's bytes for `events` to `out`, up to the stream's end."""
         target = self.target
         for event in events:
             if _is_end(target.kind, event):
-                self.finished = True
-                out.append(self.translation.end(event))
-                return True
+                self._end(event, out)
+                return
             data = _event_data(target, event)
             if _is_error(target.kind, event, data):
                 raise _reported_error(target, data)
@@ -182,7 +188,27 @@ class StreamRelay:
             chunk = self.translation.convert(event, data)
             if chunk:
                 out.append(chunk)
-        return False
+
+    def _pass_openai(self, events: list[sse.SSEEvent], out: list[bytes]) -> None:
+        """`_convert` for an OpenAI stream to an OpenAI client, in one loop: every event is
+        still read, checked and metered, and forwarded as it came unless the client did not
+        ask for the usage we asked for on its behalf."""
+        target, observe = self.target, self.meter.observe_openai
+        keep_usage = self.translation.client_wants_usage
+        for event in events:
+            if event.data == "[DONE]":
+                self._end(event, out)
+                return
+            data = _event_data(target, event)
+            if isinstance(data.get("error"), dict):
+                raise _reported_error(target, data)
+            observe(data)
+            if keep_usage or data.get("choices") or data.get("usage") is None:
+                out.append(event.raw or sse.encode(event.data, event.event))
+
+    def _end(self, event: sse.SSEEvent, out: list[bytes]) -> None:
+        self.finished = True
+        out.append(self.translation.end(event))
 
     def _fail(self, error: GatewayError) -> bytes:
         self.finished = True
@@ -194,12 +220,12 @@ class StreamRelay:
         if self.closed:
             return
         self.closed = True
-        with anyio.CancelScope(shield=True):
-            if not self.finished:
-                self.ctx.status = CLIENT_CLOSED  # the client went away before the stream ended
+        if not self.finished:
+            self.ctx.status = CLIENT_CLOSED  # the client went away before the stream ended
+            with anyio.CancelScope(shield=True):  # only this waits; the rest cannot be cancelled
                 self._count_unread(await self.upstream.arrived())
-            self.ctx.usage = self.meter.usage()
-            await self.upstream.aclose()
+        self.ctx.usage = self.meter.usage()
+        self.upstream.release()
 
     def _count_unread(self, events: list[sse.SSEEvent]) -> None:
         """Meters what the upstream produced that the client will never see."""

@@ -12,20 +12,47 @@ import orjson
 class SSEEvent:
     event: str | None
     data: str
+    # The event's wire bytes when they are exactly what `encode(data, event)` writes, so a
+    # relay can forward them as they came; None when the upstream wrote it another way.
+    raw: bytes | None = None
 
     def json(self):
         return orjson.loads(self.data)
 
 
+INCOMPLETE = SSEEvent(None, "")
+NEWLINE = ord("\n")
+
+
 class SSEParser:
-    """Feeds on raw bytes as they arrive and returns the events completed so far."""
+    """Feeds on raw bytes as they arrive and returns the events completed so far.
+
+    Upstreams nearly always write each event in our own encoder's shape (`data: …`, perhaps
+    after `event: …`, `\\n` line ends); such events are cut out of the bytes whole, keeping
+    their wire bytes. Anything else (CRLF, comments, several data lines, other fields) goes
+    through the general line-by-line parser, from that event on to the end of the chunk."""
 
     def __init__(self) -> None:
-        self._buffer = b""
-        self._event: str | None = None
+        self._buffer = b""  # bytes not parsed yet; they begin a line
+        self._event: str | None = None  # the line parser's event in progress
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if self._data or self._event is not None or b"\r" in chunk or b"\r" in self._buffer:
+            return self._feed_lines(chunk)
+        buffer = self._buffer + chunk if self._buffer else chunk
+        events: list[SSEEvent] = []
+        start = 0
+        while (event := _whole_event(buffer, start)) is not None:
+            if event is INCOMPLETE:
+                self._buffer = buffer[start:] if start else buffer
+                return events
+            events.append(event)
+            start += len(event.raw)
+        self._buffer = b""
+        return events + self._feed_lines(buffer[start:])
+
+    def _feed_lines(self, chunk: bytes) -> list[SSEEvent]:
         lines = (self._buffer + chunk if self._buffer else chunk).split(b"\n")
         self._buffer = lines.pop()  # an incomplete last line waits for the rest
         events: list[SSEEvent] = []
@@ -46,6 +73,31 @@ class SSEParser:
                 self._event = ""
             # anything else: a comment (":", used as keep-alive) or a field we do not use
         return events
+
+
+def _whole_event(buffer: bytes, start: int) -> SSEEvent | None:
+    """The event at `start` if it is `data: X` or `event: E\\ndata: X` then a blank line, in
+    valid UTF-8 (the caller has made sure there is no CR); INCOMPLETE while what has arrived
+    of it would not complete an event in the line parser either; else None."""
+    line_end = buffer.find(b"\n", start)
+    name, data_at = None, start
+    if line_end >= 0 and buffer.startswith(b"event: ", start):
+        name, data_at = buffer[start + 7 : line_end], line_end + 1
+        line_end = buffer.find(b"\n", data_at)
+    if line_end < 0:
+        return INCOMPLETE
+    if not buffer.startswith(b"data: ", data_at):
+        return None
+    if line_end + 1 == len(buffer):
+        return INCOMPLETE
+    if buffer[line_end + 1] != NEWLINE:
+        return None
+    try:
+        data = buffer[data_at + 6 : line_end].decode()
+        event = None if name is None else name.decode()
+    except UnicodeDecodeError:
+        return None  # the line parser's replacement characters would not match the wire
+    return SSEEvent(event, data, buffer[start : line_end + 2])
 
 
 def _value(line: bytes, start: int) -> str:

@@ -20,3 +20,14 @@ def test_encode_round_trips():
     events = SSEParser().feed(wire)
     assert events[0].event == "ping" and events[0].json() == {"k": "v"}
     assert events[1].data == "[DONE]"
+
+
+def test_events_in_our_own_shape_keep_their_wire_bytes():
+    wire = b'event: ping\ndata: {"k": 1}\n\ndata: [DONE]\n\n'
+    events = SSEParser().feed(wire)
+    assert [e.raw for e in events] == [b'event: ping\ndata: {"k": 1}\n\n', b"data: [DONE]\n\n"]
+
+
+def test_events_in_another_shape_are_parsed_without_wire_bytes():
+    events = SSEParser().feed(b"data:x\n\ndata: a\ndata: b\n\ndata: y\r\n\r\n")
+    assert [(e.data, e.raw) for e in events] == [("x", None), ("a\nb", None), ("y", None)]

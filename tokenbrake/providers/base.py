@@ -49,21 +49,22 @@ class UpstreamFailure(Exception):
 
 
 class UpstreamStream:
-    """An open upstream SSE response; iterate for events, always `aclose()`."""
+    """An open upstream SSE response; `read()` for events, always `release()`."""
 
     def __init__(self, upstream: str, response: aiohttp.ClientResponse) -> None:
         self._upstream = upstream
         self._response = response
-        self._parser = SSEParser()  # one for the stream: `arrived` goes on where `batches` stopped
+        self._parser = SSEParser()  # one for the stream: `arrived` goes on where `read` stopped
 
-    async def batches(self) -> AsyncIterator[list[SSEEvent]]:
-        """The events completed by each read from the socket, together: a relay that passes
-        them on together sends the client one write where the upstream sent one."""
+    async def read(self) -> list[SSEEvent]:
+        """The events completed by the next read from the socket, together (a relay that
+        passes them on together sends the client one write where the upstream sent one);
+        none at the end of the stream."""
         try:
-            async for chunk in self._response.content.iter_any():
-                events = self._parser.feed(chunk)
-                if events:
-                    yield events
+            while chunk := await self._response.content.readany():
+                if events := self._parser.feed(chunk):
+                    return events
+            return []
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise UpstreamFailure(f"upstream {self._upstream} stalled mid-stream", timed_out=True) from exc
         except aiohttp.ClientError as exc:
@@ -86,9 +87,10 @@ class UpstreamStream:
                 events.extend(self._parser.feed(chunk))
         return events
 
-    async def aclose(self) -> None:
-        # A stream read to its end returns its connection to the pool; one left half-read
-        # (the client went away) closes it, since what is left of it cannot be reused.
+    def release(self) -> None:
+        """Frees the connection, without waiting: a stream read to its end returns it to the
+        pool; one left half-read (the client went away) is closed, since what is left of it
+        cannot be reused."""
         self._response.release()
 
 

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
@@ -30,7 +29,8 @@ class JSONBytes(Response):
 
 class SSEResponse(StreamingResponse):
     """Closes (and so settles) the reply stream however the response ends: at its end, when
-    the client leaves, or when the server cancels it.
+    the client leaves, or when the server cancels it. The reply stream's `aclose()` shields
+    its own settling from cancellation (`pipeline.SettledStream`).
 
     A client that leaves is noticed, as in Starlette's own StreamingResponse, by waiting on
     `receive` for `http.disconnect`; here one plain asyncio task does that and cancels the
@@ -51,8 +51,17 @@ class SSEResponse(StreamingResponse):
         finally:
             self._streaming = False
             watcher.cancel()
-            with anyio.CancelScope(shield=True):
-                await self.body_iterator.aclose()
+            await self.body_iterator.aclose()
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        stream = self.body_iterator
+        async for chunk in stream:
+            if getattr(stream, "finished", False):  # the last chunk: it ends the response, in the same write
+                await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _watch(self, receive: Receive, task: asyncio.Task) -> None:
         while (await receive())["type"] != "http.disconnect":
