@@ -5,15 +5,32 @@ Admission stages share these, so the input is counted once per request.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tokenbrake.config import Config
-from tokenbrake.core import Format, RequestContext
-from tokenbrake.tokens import count_request_input
+from tokenbrake.core import Endpoint, Format, RequestContext
+from tokenbrake.tokens import count_request_input, count_text
 
 
 def input_tokens(ctx: RequestContext) -> int:
+    """The counted input of a chat request, or of an embeddings request's `input`."""
     if ctx.input_tokens is None:
-        ctx.input_tokens = count_request_input(ctx.format.value, ctx.body)
+        if ctx.endpoint is Endpoint.EMBEDDINGS:
+            ctx.input_tokens = embedding_input_tokens(ctx.body.get("input"))
+        else:
+            ctx.input_tokens = count_request_input(ctx.format.value, ctx.body)
     return ctx.input_tokens
+
+
+def embedding_input_tokens(value: Any) -> int:
+    """Tokens in an embeddings `input`: a text, texts, or token arrays."""
+    if isinstance(value, str):
+        return count_text(value)
+    if isinstance(value, list) and value and isinstance(value[0], int):
+        return len(value)  # one input, already tokens
+    if isinstance(value, list):
+        return sum(embedding_input_tokens(item) for item in value)
+    return 0
 
 
 def _cap_field(ctx: RequestContext) -> str:

@@ -1,0 +1,50 @@
+"""Which `limits:` entries apply to a request, without a network."""
+
+from __future__ import annotations
+
+from tokenbrake.config import LimitConfig
+from tokenbrake.core import Attribution, Endpoint, Format, RequestContext, Target
+from tokenbrake.limit_rules import applicable, scope_values, setting_in, tightest
+
+VALUES = {"key": ["k1"], "team": ["search"], "user": ["ana"], "model": ["big"], "tag": ["feature=chat", "env=prod"]}
+
+
+def rpm(scope: str, value: int = 10) -> LimitConfig:
+    return LimitConfig(scope=scope, requests_per_minute=value)
+
+
+def test_a_request_falls_under_the_limits_whose_scope_it_is_in():
+    found = applicable([rpm("global"), rpm("team:search"), rpm("team:ads"), rpm("user:*"), rpm("tag:*"),
+                        rpm("model:big"), rpm("model:small"), rpm("key:k1")], "requests_per_minute", VALUES)
+    assert [a.key for a in found] == ["global", "team:search", "user:ana", "tag:feature=chat", "tag:env=prod",
+                                      "model:big", "key:k1"]
+
+
+def test_a_wildcard_scope_does_not_apply_to_a_request_without_that_name():
+    assert applicable([rpm("user:*")], "requests_per_minute", {**VALUES, "user": []}) == []
+
+
+def test_entries_without_the_setting_do_not_apply():
+    caps_only = LimitConfig(scope="global", max_input_tokens=100)
+    assert applicable([caps_only], "requests_per_minute", VALUES) == []
+    assert setting_in([caps_only, rpm("global")], "requests_per_minute", "concurrent") == [rpm("global")]
+
+
+def test_two_entries_naming_one_counter_count_once_at_the_smaller_value():
+    [found] = applicable([rpm("user:*", 10), rpm("user:ana", 3), rpm("user:*", 7)], "requests_per_minute", VALUES)
+    assert (found.key, found.value, found.scope) == ("user:ana", 3, "user:ana")
+
+
+def test_tightest_is_the_smallest_value_and_describe_names_the_scope():
+    found = applicable([rpm("team:search", 5), rpm("user:*", 2)], "requests_per_minute", VALUES)
+    assert tightest(found).describe() == "user:ana (limit user:*)"
+    assert found[0].describe() == "team:search"
+    assert tightest([]) is None
+
+
+def test_the_model_scope_is_the_model_about_to_be_called():
+    ctx = RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, body={}, headers={},
+                         who=Attribution(key_name="k1", team="search"), requested_model="alias")
+    ctx.targets = [Target("big", "u", Format.OPENAI, "big-upstream")]
+    values = scope_values(ctx)
+    assert values["model"] == ["big"] and values["key"] == ["k1"] and values["team"] == ["search"]

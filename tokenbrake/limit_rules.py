@@ -1,0 +1,64 @@
+"""Which `limits:` entries apply to a request, and the counter each one names for it.
+
+A limit entry (config.LimitConfig) sets any of rate limits and per-request caps on a scope.
+For one setting (`requests_per_minute`, `max_input_tokens`, ...) a request falls under every
+entry that sets it and whose scope it is in; `user:*` names one counter per user
+(`user:alice`). When two entries name the same counter (`user:*` and `user:alice`), the
+smaller value wins, so a counter is checked once, against its tightest value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tokenbrake.config import LimitConfig
+from tokenbrake.core import RequestContext
+from tokenbrake.scopes import counter_keys, request_values
+
+Setting = Literal["requests_per_minute", "tokens_per_minute", "concurrent", "max_input_tokens", "max_output_tokens"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedLimit:
+    """One setting of one limit entry as it applies to a request."""
+
+    scope: str  # as configured: `user:*`
+    key: str  # the counter it names for this request: `user:alice`
+    setting: Setting
+    value: int
+
+    def describe(self) -> str:
+        """`team:search`, or `user:alice (limit user:*)`."""
+        return self.key if self.key == self.scope else f"{self.key} (limit {self.scope})"
+
+
+def setting_in(limits: list[LimitConfig], *settings: Setting) -> list[LimitConfig]:
+    """The entries that set any of `settings`: a stage keeps only these, and has no work
+    at all when none is left."""
+    return [limit for limit in limits if any(getattr(limit, s) is not None for s in settings)]
+
+
+def scope_values(ctx: RequestContext) -> dict[str, list[str]]:
+    """The request's scope names; its model is the one about to be called."""
+    values = request_values(ctx)
+    if ctx.targets:
+        values["model"] = [ctx.targets[0].name]
+    return values
+
+
+def applicable(limits: list[LimitConfig], setting: Setting, values: dict[str, list[str]]) -> list[AppliedLimit]:
+    chosen: dict[str, AppliedLimit] = {}
+    for limit in limits:
+        value = getattr(limit, setting)
+        if value is None:
+            continue
+        for key in counter_keys(limit.scope, values):
+            held = chosen.get(key)
+            if held is None or value < held.value:
+                chosen[key] = AppliedLimit(limit.scope, key, setting, value)
+    return list(chosen.values())
+
+
+def tightest(applied: list[AppliedLimit]) -> AppliedLimit | None:
+    return min(applied, key=lambda a: a.value, default=None)

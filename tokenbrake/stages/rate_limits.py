@@ -1,0 +1,157 @@
+"""Rate limits: requests per minute, tokens per minute and requests in flight, per scope.
+
+Every `limits:` entry whose scope the request is in counts it, in one shared counter per
+scope (`user:*`: one per user), in the limits store (memory or Redis, so replicas share them):
+
+- `concurrent`: a slot is taken before the call and given back after it (for a stream, once
+  it ends or breaks off). Slots of a gateway that died expire after
+  `budgeting.reservation_ttl_s`.
+- `requests_per_minute`: one hit in a sliding 60-second window.
+- `tokens_per_minute`: counted at admission, as OpenAI does: the counted input plus the
+  output cap (`max_tokens` after the caps stage, or the model's `default_max_tokens`); an
+  embeddings request counts its input. Not corrected after the call: a sliding window
+  cannot take back part of a hit without under-counting later, and counting the cap makes
+  the limit bound what the requests admitted in a minute can produce. A client that sets a
+  tight `max_tokens` gets more requests through.
+
+Slots are taken first, being the only thing that can be given back: a request refused by a
+later limit releases them, but stays counted by the windows it already passed.
+
+A refusal is a 429 `rate_limit_exceeded` (RateLimitError in both SDKs) naming the limit, the
+scope, what was used and when to retry, with `retry-after` (whole seconds) and
+`retry-after-ms`, which both SDKs honour. Every response to a request under a rate limit,
+refused or not, carries OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`
+for the tightest limit of each kind (the one with the least remaining).
+
+Counter keys start with `rpm:`, `tpm:` and `conc:`, apart from budgets' keys. A request no
+limit applies to costs nothing here: no store call at all. Counting tokens is not limited.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import anyio
+
+from tokenbrake import request_size
+from tokenbrake.config import Config
+from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
+from tokenbrake.limit_rules import AppliedLimit, applicable, scope_values, setting_in
+from tokenbrake.limits import LimitStore, RateDecision
+
+log = logging.getLogger("tokenbrake.rate_limits")
+
+WINDOW_S = 60.0
+PREFIX = {"requests_per_minute": "rpm:", "tokens_per_minute": "tpm:", "concurrent": "conc:"}
+UNIT = {"requests_per_minute": "requests", "tokens_per_minute": "tokens"}
+
+
+class RateLimits:
+    def __init__(self, config: Config, limits: LimitStore) -> None:
+        self.config = config
+        self.store = limits
+        self.limits = setting_in(config.limits, "requests_per_minute", "tokens_per_minute", "concurrent")
+        self.slot_ttl_s = config.budgeting.reservation_ttl_s
+        self._slots: dict[str, list[str]] = {}  # request id -> the concurrency counters it holds
+
+    async def before(self, ctx: RequestContext) -> None:
+        if not self.limits or ctx.endpoint is Endpoint.COUNT_TOKENS:
+            return
+        values = scope_values(ctx)
+        try:
+            await self._take_slots(ctx.request_id, applicable(self.limits, "concurrent", values))
+            await self._count(ctx, applicable(self.limits, "requests_per_minute", values), 1, "")
+            per_token = applicable(self.limits, "tokens_per_minute", values)
+            if per_token:
+                counted, cap = admitted_tokens(ctx, self.config)
+                await self._count(ctx, per_token, counted + cap, f" (counted input {counted} + output cap {cap})")
+        except BaseException:  # a refusal, a store failure, or the client leaving: give the slots back
+            await self._free_slots(ctx.request_id)
+            raise
+
+    async def after(self, ctx: RequestContext) -> None:
+        await self._free_slots(ctx.request_id)
+
+    async def _take_slots(self, request_id: str, applied: list[AppliedLimit]) -> None:
+        for limit in applied:
+            self._slots.setdefault(request_id, []).append(limit.key)  # first, so a cancelled acquire is freed too
+            if not await self.store.acquire_slot(PREFIX["concurrent"] + limit.key, limit.value, request_id,
+                                                 self.slot_ttl_s):
+                raise concurrency_refusal(limit)
+
+    async def _free_slots(self, request_id: str) -> None:
+        keys = self._slots.pop(request_id, None)
+        if not keys:
+            return
+        with anyio.CancelScope(shield=True):
+            for key in keys:
+                try:
+                    await self.store.release_slot(PREFIX["concurrent"] + key, request_id)
+                except Exception:  # it expires on its own; the response must not fail for it
+                    log.exception("could not release concurrency slot %s of request %s", key, request_id)
+
+    async def _count(self, ctx: RequestContext, applied: list[AppliedLimit], amount: int, detail: str) -> None:
+        seen: list[tuple[AppliedLimit, RateDecision]] = []
+        for limit in applied:
+            decision = await self.store.hit(PREFIX[limit.setting] + limit.key, limit.value, WINDOW_S, amount)
+            if not decision.allowed:
+                ctx.response_headers.update(rate_headers(limit, decision))
+                raise rate_refusal(limit, decision, amount, detail)
+            seen.append((limit, decision))
+        if seen:
+            ctx.response_headers.update(rate_headers(*min(seen, key=lambda s: (s[1].remaining, s[0].value))))
+
+
+def admitted_tokens(ctx: RequestContext, config: Config) -> tuple[int, int]:
+    """(counted input, output cap): what a request counts against tokens per minute."""
+    if ctx.endpoint is Endpoint.CHAT:
+        return request_size.input_tokens(ctx), request_size.output_cap(ctx, config)
+    return request_size.input_tokens(ctx), 0
+
+
+def rate_headers(limit: AppliedLimit, decision: RateDecision) -> dict[str, str]:
+    unit = UNIT[limit.setting]
+    return {
+        f"x-ratelimit-limit-{unit}": str(limit.value),
+        f"x-ratelimit-remaining-{unit}": str(decision.remaining),
+        f"x-ratelimit-reset-{unit}": duration(decision.reset_s),
+    }
+
+
+def rate_refusal(limit: AppliedLimit, decision: RateDecision, amount: int, detail: str = "") -> GatewayError:
+    unit = UNIT[limit.setting]
+    message = (f"Rate limit reached for {limit.describe()} on {unit} per minute ({limit.setting}): "
+               f"Limit {limit.value}, Used {limit.value - decision.remaining}, Requested {amount}{detail}.")
+    if math.isinf(decision.retry_after_s):
+        return GatewayError(ErrorKind.RATE_LIMIT, f"{message} This request alone is over the limit and will never "
+                            f"fit: lower max_tokens or shorten the input.", code="rate_limit_exceeded",
+                            limit=f"{limit.scope} {limit.setting}")
+    return GatewayError(ErrorKind.RATE_LIMIT, f"{message} Please try again in {duration(decision.retry_after_s)}.",
+                        code="rate_limit_exceeded", limit=f"{limit.scope} {limit.setting}",
+                        headers=retry_headers(decision.retry_after_s))
+
+
+def concurrency_refusal(limit: AppliedLimit) -> GatewayError:
+    return GatewayError(ErrorKind.RATE_LIMIT,
+                        f"Concurrency limit reached for {limit.describe()}: at most {limit.value} requests in flight "
+                        f"(concurrent). Please try again when one of them has finished.",
+                        code="rate_limit_exceeded", limit=f"{limit.scope} concurrent", headers=retry_headers(1.0))
+
+
+def retry_headers(seconds: float) -> dict[str, str]:
+    """Retry-After in whole seconds (rounded up, as HTTP has it), and the SDKs' finer retry-after-ms."""
+    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(max(1, math.ceil(seconds * 1000)))}
+
+
+def duration(seconds: float) -> str:
+    """`0s`, `20ms`, `1.5s`, `6m0s`, `1h2m3s`: how OpenAI writes its reset times."""
+    ms = math.ceil(seconds * 1000)
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    minutes, ms = divmod(ms, 60_000)
+    hours, minutes = divmod(minutes, 60)
+    secs = (f"{ms / 1000:.3f}".rstrip("0").rstrip(".") or "0") + "s"
+    return (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + secs
