@@ -151,6 +151,84 @@ def keys_revoke(name: str, config_path: str) -> None:
     click.echo(f"revoked {key.name}")
 
 
+@main.group()
+def budgets() -> None:
+    """Budgets set at run time: every gateway enforces them within budgeting.refresh_s."""
+
+
+@budgets.command("set")
+@click.option("--scope", required=True, help="global, or key|team|user|model|tag:NAME (NAME may be *).")
+@click.option("--amount", required=True, help="USD per period.")
+@click.option("--period", type=click.Choice(["minute", "hour", "day", "week", "month", "total", "rolling"]),
+              default="month", show_default=True)
+@click.option("--rolling-s", type=float, default=None, help="The window's length, with --period rolling.")
+@click.option("--mode", type=click.Choice(["hard", "soft", "downgrade"]), default="hard", show_default=True)
+@click.option("--downgrade-to", default=None, help="With --mode downgrade: the cheaper model to serve.")
+@click.option("--downgrade-below", default=None, help="With --mode downgrade: below this remainder (USD).")
+@click.option("--alert-at", default="0.5,0.8,1.0", show_default=True, help="Shares of the amount that alert.")
+@config_option
+def budgets_set(scope: str, amount: str, period: str, rolling_s: float | None, mode: str, downgrade_to: str | None,
+                downgrade_below: str | None, alert_at: str, config_path: str) -> None:
+    """Create a budget, or replace the one with the same scope and period."""
+    from tokenbrake.budgets import parse_budget
+
+    config = _load(config_path)
+    try:
+        shares = [float(share) for share in alert_at.split(",") if share.strip()]
+        budget = parse_budget({"scope": scope, "amount_usd": amount, "period": period, "rolling_s": rolling_s,
+                               "mode": mode, "downgrade_to": downgrade_to, "downgrade_below_usd": downgrade_below,
+                               "alert_at": shares}, config)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    _with_database(config_path, lambda db: db.budgets.set(budget))
+    click.echo(f"budget {budget.scope} ({budget.period}): ${budget.amount_usd}, {budget.mode}")
+
+
+@budgets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def budgets_list(as_json: bool, config_path: str) -> None:
+    """List the budgets in force (config and run time) with this period's spend.
+
+    With in-process state, spend is read from its snapshot file (up to a few seconds old)."""
+    import json
+
+    from tokenbrake.budgets import report
+    from tokenbrake.limits import open_state
+
+    config = _load(config_path)
+
+    async def work(db):
+        limits = await open_state(config.budgeting.state, read_only=True)
+        try:
+            return await report(config, await db.budgets.list(), limits)
+        finally:
+            await limits.close()
+
+    rows = _with_database(config_path, work)
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    click.echo(f"{'scope':<22} {'period':<8} {'mode':<9} {'amount':>10} {'spent':>12} {'reserved':>12} "
+               f"{'remaining':>12}  resets at")
+    for row in rows:
+        counter = (row["counters"] or [{}])[0]
+        click.echo(f"{row['scope']:<22} {row['period']:<8} {row['mode']:<9} {row['amount_usd']:>10} "
+                   f"{counter.get('spent_usd', '-'):>12} {counter.get('reserved_usd', '-'):>12} "
+                   f"{counter.get('remaining_usd', '-'):>12}  {counter.get('resets_at') or '-'}")
+
+
+@budgets.command("delete")
+@click.option("--scope", required=True)
+@click.option("--period", required=True)
+@config_option
+def budgets_delete(scope: str, period: str, config_path: str) -> None:
+    """Delete a budget set at run time (those in the config stay)."""
+    if not _with_database(config_path, lambda db: db.budgets.delete(scope, period)):
+        raise click.ClickException(f"no run-time budget {scope} ({period})")
+    click.echo(f"deleted {scope} ({period})")
+
+
 @main.command()
 @click.option("--by", type=click.Choice(["key", "team", "user", "model", "session", "tag", "day"]), default="model", show_default=True)
 @click.option("--since", default=None, help="7d, 24h, 30m or a date (2026-11-01) [default: everything].")

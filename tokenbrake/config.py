@@ -179,6 +179,7 @@ class LimitConfig(Strict):
 
 class AlertsConfig(Strict):
     webhook_url: str | None = None  # JSON POSTed for each alert; alerts are always logged
+    timeout_s: float = Field(5.0, gt=0)  # a webhook slower than this is given up on (and logged)
 
 
 class BudgetingConfig(Strict):
@@ -186,6 +187,10 @@ class BudgetingConfig(Strict):
     timezone: str = "UTC"  # calendar periods (day, week, month) begin at midnight here
     min_output_tokens: int = Field(16, gt=0)  # clamp max_tokens no lower than this; refuse below
     reservation_ttl_s: float = Field(900.0, gt=0)  # a dead gateway's reservations expire after this
+    # When requests in flight hold what a request needs, it waits up to this long for them to
+    # settle (most settle below their worst case) before it is clamped or refused; 0: never wait.
+    max_wait_s: float = Field(5.0, ge=0)
+    refresh_s: float = Field(5.0, gt=0)  # how often budgets set at run time are reloaded
 
 
 class Config(Strict):

@@ -28,18 +28,29 @@ Call = Callable[[RequestContext], Awaitable[Reply]]
 def build_stages(state: AppState) -> list[Stage]:
     from tokenbrake.metrics import RecordMetrics
     from tokenbrake.stages.allow_models import AllowModels
+    from tokenbrake.stages.budgets import Budgets
+    from tokenbrake.stages.caps import RequestCaps
     from tokenbrake.stages.identify import Identify
     from tokenbrake.stages.price_call import PriceCall
+    from tokenbrake.stages.rate_limits import RateLimits
     from tokenbrake.stages.record_call import RecordCall
     from tokenbrake.stages.resolve_model import ResolveModel
 
     return [
         RecordMetrics(state.metrics),  # first in, last out: sees every outcome
         RecordCall(state.writer, state.config.ledger.store_prompts),  # after: one ledger row per upstream call
-        PriceCall(state.prices),  # after: usage → cost, before the row is written
         Identify(state.keys),  # virtual key → team; end user, session, tags
         AllowModels(),  # the key's model allow-list
         ResolveModel(state.config),  # model name → targets (model, then its fallbacks)
+        RequestCaps(state.config),  # refuse input over max_input_tokens; clamp max_tokens to max_output_tokens
+        # before: requests and tokens per minute (tokens: input + the clamped output cap), and a
+        # concurrency slot; after: the slot is given back
+        RateLimits(state.config, state.limits),
+        # before: reserve the worst case on every budget in scope (clamp, downgrade or refuse);
+        # after: settle the reservation to the cost PriceCall has just computed
+        Budgets(state.config, state.prices, state.limits, state.alerts, state.budgets),
+        # Last, so its after step runs first: usage → cost, for the budgets and the ledger row
+        PriceCall(state.prices),
     ]
 
 

@@ -86,6 +86,13 @@ class PriceBook:
     def cost(self, model: str, usage: Usage) -> Decimal:
         return self.prices[model].cost(usage)
 
+    def worst_case(self, model: str, input_tokens: int, output_tokens: int) -> Decimal:
+        """The most a call of this size can cost: every input token at the dearer of the
+        input and cache-write prices (a cache write can cost more than plain input)."""
+        price = self.prices[model]
+        return max(price.cost(Usage(input_tokens=input_tokens, output_tokens=output_tokens)),
+                   price.cost(Usage(cache_write_tokens=input_tokens, output_tokens=output_tokens)))
+
 
 def provider_id(upstream: UpstreamConfig) -> str | None:
     return upstream.provider or KNOWN_HOSTS.get(urlparse(upstream.base_url).hostname or "")

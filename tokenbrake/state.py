@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tokenbrake.alerts import Alerts
 from tokenbrake.auth import KeyCache
+from tokenbrake.budgets import BudgetCache
 from tokenbrake.config import Config
 from tokenbrake.dispatch import Dispatcher
 from tokenbrake.limits import LimitStore, open_state
@@ -26,6 +28,8 @@ class AppState:
     writer: LedgerWriter
     keys: KeyCache | None  # None when keys are not required
     limits: LimitStore  # budgets, rate limits, concurrency: in memory or Redis
+    budgets: BudgetCache  # the config's budgets and those set at run time, reloaded
+    alerts: Alerts  # budget thresholds, once per period, to the log and a webhook
     pipeline: Pipeline | None = None
 
     @classmethod
@@ -41,8 +45,11 @@ class AppState:
         if keys is not None:
             await keys.start()
         limits = await open_state(config.budgeting.state)
+        budgets = BudgetCache(config, database, config.budgeting.refresh_s)
+        await budgets.start()
         state = cls(config=config, prices=prices, metrics=Metrics(), providers=build_providers(config),
-                    database=database, writer=writer, keys=keys, limits=limits)
+                    database=database, writer=writer, keys=keys, limits=limits, budgets=budgets,
+                    alerts=Alerts(config.alerts, limits))
         dispatcher = Dispatcher(state.providers, config.retry_for)
         state.pipeline = Pipeline(build_stages(state), UpstreamCall(dispatcher, config.ledger.store_prompts))
         return state
@@ -51,6 +58,8 @@ class AppState:
         """After the requests in flight have finished: flush the ledger, close everything."""
         if self.keys is not None:
             await self.keys.stop()
+        await self.budgets.stop()
+        await self.alerts.aclose()
         try:
             await self.writer.close()  # raises (and logs CRITICAL) if the last rows cannot be written
         finally:

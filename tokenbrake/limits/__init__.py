@@ -32,15 +32,17 @@ __all__ = [
 
 
 async def open_state(url: str = MEMORY_SCHEME, *, clock: Clock = system_clock, snapshot: str | Path | None = None,
-                     save_every_s: float = 2.0, prefix: str | None = None) -> LimitStore:
-    """The store `url` names, opened (a snapshot loaded, a Redis connection checked)."""
+                     save_every_s: float = 2.0, prefix: str | None = None, read_only: bool = False) -> LimitStore:
+    """The store `url` names, opened (a snapshot loaded, a Redis connection checked).
+    `read_only` keeps an in-process store from ever writing its snapshot."""
     if url.startswith(MEMORY_SCHEME):
         from tokenbrake.limits.memory import MemoryStore
 
         path = url[len(MEMORY_SCHEME) + 1:] if url.startswith(MEMORY_SCHEME + "/") else url[len(MEMORY_SCHEME):]
         if path and snapshot is not None:
             raise ValueError("give the snapshot path in the URL or as snapshot=, not both")
-        return await MemoryStore.open(snapshot or path or None, clock=clock, save_every_s=save_every_s)
+        return await MemoryStore.open(snapshot or path or None, clock=clock, save_every_s=save_every_s,
+                                      read_only=read_only)
     if url.startswith(REDIS_SCHEMES):
         from tokenbrake.limits.redis_state import DEFAULT_PREFIX, RedisStore
 

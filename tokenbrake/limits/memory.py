@@ -101,19 +101,25 @@ class MemoryStore:
         self._reservations: dict[str, _Reservation] = {}
         self._rates: dict[str, _RateLog] = {}
         self._slots: dict[str, dict[str, float]] = {}
+        self._marks: dict[str, float | None] = {}  # key -> expiry (None: never)
         self._dirty = False
         self._save_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
 
     @classmethod
     async def open(cls, path: str | Path | None = None, *, clock: Clock = system_clock,
-                   save_every_s: float = 2.0) -> MemoryStore:
+                   save_every_s: float = 2.0, read_only: bool = False) -> MemoryStore:
+        """`read_only`: load the snapshot but never write it (a CLI looking at a running
+        gateway's state must not overwrite it with its own copy)."""
         store = cls(clock, Path(path) if path else None, save_every_s)
         if store._path is not None:
             state = await asyncio.to_thread(snapshot.load, store._path)
             if state is not None:
                 store._restore(state)
-            store._task = asyncio.create_task(store._autosave(), name="tokenbrake-limits-snapshot")
+            if read_only:
+                store._path = None
+            else:
+                store._task = asyncio.create_task(store._autosave(), name="tokenbrake-limits-snapshot")
         return store
 
     # -- budgets
@@ -230,6 +236,15 @@ class MemoryStore:
         if self._slots.get(key, {}).pop(request_id, None) is not None:
             self._dirty = True
 
+    async def mark_once(self, key: str, ttl_s: float | None) -> bool:
+        now = self._clock()
+        expiry = self._marks.get(key, 0.0)
+        if expiry is None or expiry > now:
+            return False
+        self._marks[key] = None if ttl_s is None else now + ttl_s
+        self._dirty = True
+        return True
+
     # -- persistence
 
     async def close(self) -> None:
@@ -271,6 +286,8 @@ class MemoryStore:
             del self._rates[key]
         for key in [k for k, slots in self._slots.items() if all(expiry <= now for expiry in slots.values())]:
             del self._slots[key]
+        for key in [k for k, expiry in self._marks.items() if expiry is not None and expiry <= now]:
+            del self._marks[key]
 
     def _dump(self) -> dict[str, Any]:
         return {
@@ -280,6 +297,7 @@ class MemoryStore:
                              for rid, r in self._reservations.items()},
             "rates": {key: {"window_s": r.window_s, "hits": list(r.hits)} for key, r in self._rates.items()},
             "slots": {key: dict(slots) for key, slots in self._slots.items()},
+            "marks": dict(self._marks),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -295,3 +313,4 @@ class MemoryStore:
             hits = deque((at, n) for at, n in saved["hits"])
             self._rates[key] = _RateLog(saved["window_s"], hits, sum(n for _, n in hits))
         self._slots = {key: dict(slots) for key, slots in state["slots"].items()}
+        self._marks = dict(state.get("marks", {}))  # snapshots written before marks existed have none

@@ -35,6 +35,7 @@ class RedisStore:
         self._status = client.register_script(scripts.STATUS)
         self._hit = client.register_script(scripts.HIT)
         self._acquire = client.register_script(scripts.ACQUIRE_SLOT)
+        self._mark = client.register_script(scripts.MARK_ONCE)
 
     @classmethod
     async def open(cls, url: str, *, prefix: str = DEFAULT_PREFIX, clock: Clock = system_clock,
@@ -110,6 +111,11 @@ class RedisStore:
 
     async def release_slot(self, key: str, request_id: str) -> None:
         await self._client.zrem(self._prefix + "slots:" + key, request_id)
+
+    async def mark_once(self, key: str, ttl_s: float | None) -> bool:
+        now = self._clock()
+        expiry, ttl_ms = ("", "") if ttl_s is None else (repr(now + ttl_s), max(1, math.ceil(ttl_s * 1000)))
+        return await self._mark(keys=[self._prefix + "mark:" + key], args=[repr(now), expiry, ttl_ms]) == 1
 
 
 def _rows(flat: list) -> list[tuple[int, int, float | None]]:

@@ -207,3 +207,17 @@ redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
 extend(KEYS[1], tonumber(ARGV[5]))
 return 1
 """
+
+# KEYS: the mark. ARGV: now, expiry ('' for ever), TTL ms ('' for ever). Returns 1 for the
+# first caller (the mark is set), 0 while an earlier mark holds. The expiry is kept in the
+# value and compared with the gateway's clock; the TTL only lets Redis drop it afterwards.
+MARK_ONCE = r"""
+local held = redis.call('GET', KEYS[1])
+if held and (held == 'never' or tonumber(held) > tonumber(ARGV[1])) then return 0 end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], 'never')
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+"""

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tokenbrake import budgets
 from tokenbrake.auth import presented_key
 from tokenbrake.core import ErrorKind, Format, GatewayError
 from tokenbrake.reports import GROUPINGS, key_view, usage_view
@@ -117,10 +118,37 @@ async def usage(request: Request) -> Response:
     return JSONBytes(usage_view(by, groups))
 
 
+async def list_budgets(request: Request) -> Response:
+    if refused := _refusal(request):
+        return refused
+    state = _state(request)
+    stored = await state.database.budgets.list()
+    return JSONBytes({"data": await budgets.report(state.config, stored, state.limits)})
+
+
+async def set_budget(request: Request) -> Response:
+    """Creates or replaces the budget of that scope and period; every gateway enforces it
+    within budgeting.refresh_s (this one at once)."""
+    if refused := _refusal(request):
+        return refused
+    state = _state(request)
+    try:
+        budget = budgets.parse_budget(parse_json_object(await request.body()), state.config)
+    except GatewayError as error:
+        return error_response(Format.OPENAI, error)
+    except ValueError as exc:
+        return _bad(str(exc))
+    await state.database.budgets.set(budget)
+    await state.budgets.reload()
+    return JSONBytes(budget.model_dump(mode="json"), status_code=201)
+
+
 routes = [
     Route("/admin/keys", list_keys, methods=["GET"]),
     Route("/admin/keys", create_key, methods=["POST"]),
     Route("/admin/keys/{name}", show_key, methods=["GET"]),
     Route("/admin/keys/{name}/revoke", revoke_key, methods=["POST"]),
     Route("/admin/usage", usage, methods=["GET"]),
+    Route("/admin/budgets", list_budgets, methods=["GET"]),
+    Route("/admin/budgets", set_budget, methods=["POST"]),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tokenbrake.storage.backend import Backend
+from tokenbrake.storage.budgets import BudgetStore
 from tokenbrake.storage.keys import KeyStore
 from tokenbrake.storage.ledger import Ledger
 from tokenbrake.storage.migrations import migrate
@@ -18,6 +19,7 @@ class Database:
     backend: Backend
     keys: KeyStore
     ledger: Ledger
+    budgets: BudgetStore
 
     async def close(self) -> None:
         await self.backend.close()
@@ -54,4 +56,4 @@ async def open_database(url: str, *, schema: str | None = None) -> Database:
     except BaseException:
         await backend.close()
         raise
-    return Database(backend=backend, keys=KeyStore(backend), ledger=Ledger(backend))
+    return Database(backend=backend, keys=KeyStore(backend), ledger=Ledger(backend), budgets=BudgetStore(backend))

@@ -11,6 +11,8 @@ Tables:
 - `virtual_keys`: one row per key; only a salted hash of the secret (see keys.py).
 - `ledger`: one row per upstream call; `tags` holds the tags as JSON for reading back.
 - `ledger_tags`: the same tags, one row per pair, so grouping by tag is plain SQL.
+- `budgets`: budgets set at run time (`tokenbrake budgets set`, the admin API), one per scope
+  and period; gateways merge them over the config's (see budgets.py).
 """
 
 from __future__ import annotations
@@ -81,6 +83,25 @@ def m001_initial(d: Dialect) -> list[str]:
             PRIMARY KEY (request_id, key)
         )""",
         "CREATE INDEX ledger_tags_pair ON ledger_tags (key, value)",
+    ]
+
+
+@migration
+def m002_budgets(d: Dialect) -> list[str]:
+    t = d.types
+    return [
+        f"""CREATE TABLE budgets (
+            scope TEXT NOT NULL,
+            period TEXT NOT NULL,
+            rolling_s {t['float']},
+            amount_usd {t['money']} NOT NULL,
+            mode TEXT NOT NULL,
+            downgrade_to TEXT,
+            downgrade_below_usd {t['money']},
+            alert_at TEXT NOT NULL,
+            updated_at {t['timestamp']} NOT NULL,
+            PRIMARY KEY (scope, period)
+        )""",
     ]
 
 

@@ -1,0 +1,289 @@
+"""Budget rules without a network: which counters a request counts against, what it may
+cost, how far it is clamped, what a refusal says; and the Budgets stage on the in-process
+store driven by a fake clock (downgrade, soft budgets, waiting, settling, period resets)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from limits_backends import FakeClock
+from tokenbrake import request_size
+from tokenbrake.alerts import Alerts
+from tokenbrake.budgets import affordable_output, applicable, merge, refusal, usd, worst_case
+from tokenbrake.config import AlertsConfig, BudgetConfig, parse_config
+from tokenbrake.core import Attribution, Endpoint, Format, GatewayError, RequestContext, Usage
+from tokenbrake.limits import Window
+from tokenbrake.limits.memory import MemoryStore
+from tokenbrake.pricing import PriceBook
+from tokenbrake.stages.budgets import Budgets
+from tokenbrake.stages.resolve_model import build_targets
+
+# $0.001 per input token, $0.004 per output token; "cheap" a tenth of that.
+RAW = {
+    "upstreams": {"u": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+    "models": {
+        "big": {"upstream": "u", "price": {"input_per_mtok": 1000, "output_per_mtok": 4000}},
+        "dear": {"upstream": "u", "price": {"input_per_mtok": 2000, "output_per_mtok": 8000}},
+        "cheap": {"upstream": "u", "price": {"input_per_mtok": 100, "output_per_mtok": 400}},
+        "big-then-dear": {"upstream": "u", "price": {"input_per_mtok": 1000, "output_per_mtok": 4000},
+                          "fallbacks": ["dear"]},
+    },
+    "budgeting": {"min_output_tokens": 4, "max_wait_s": 0},
+}
+
+
+def config_with(budgets: list[dict], **budgeting):
+    return parse_config({**RAW, "budgets": budgets, "budgeting": {**RAW["budgeting"], **budgeting}})
+
+
+def budget(scope: str, amount: str = "1", **fields) -> BudgetConfig:
+    return BudgetConfig(scope=scope, amount_usd=Decimal(amount), **fields)
+
+
+VALUES = {"key": ["k1"], "team": ["search"], "user": ["ana"], "model": ["big"], "tag": ["feature=chat", "env=prod"]}
+
+
+# -- which counters
+
+def test_a_request_counts_against_the_budgets_whose_scope_it_is_in():
+    found = applicable([budget("global"), budget("team:search"), budget("team:ads"), budget("user:*"),
+                        budget("tag:*"), budget("model:big"), budget("model:cheap")], VALUES, "UTC")
+    assert [a.counter.key for a in found] == ["global", "team:search", "user:ana", "tag:feature=chat", "tag:env=prod",
+                                              "model:big"]
+
+
+def test_soft_budgets_make_soft_counters_and_periods_make_windows():
+    [soft, rolling] = applicable([budget("team:search", mode="soft", period="day"),
+                                  budget("key:k1", period="rolling", rolling_s=3600)], VALUES, "Europe/Paris")
+    assert not soft.counter.hard and soft.counter.window == Window("day", tz="Europe/Paris")
+    assert rolling.counter.hard and rolling.counter.window == Window.rolling(3600)
+
+
+def test_two_budgets_naming_one_counter_keep_the_smaller_amount():
+    [kept] = applicable([budget("tag:*", "9"), budget("tag:feature=chat", "2")], {"tag": ["feature=chat"]}, "UTC")
+    assert kept.counter.limit == Decimal("2")
+
+
+def test_budgets_set_at_run_time_replace_the_configs_of_the_same_scope_and_period():
+    merged = merge([budget("team:a", "1"), budget("team:b", "1")], [budget("team:a", "5"), budget("team:c", "3")])
+    assert sorted((b.scope, b.amount_usd) for b in merged) == [("team:a", 5), ("team:b", 1), ("team:c", 3)]
+
+
+# -- what it may cost
+
+def test_worst_case_prices_the_dearest_target_that_may_serve():
+    prices = PriceBook(config_with([]))
+    assert worst_case(prices, ["big"], 10, 40) == Decimal("0.17")
+    assert worst_case(prices, ["big", "dear"], 10, 40) == Decimal("0.34")
+
+
+def test_worst_case_counts_input_at_the_cache_write_price_when_that_is_dearer():
+    raw = {**RAW, "models": {"m": {"upstream": "u", "price": {"input_per_mtok": 1000, "output_per_mtok": 0,
+                                                                   "cache_write_per_mtok": 1250}}}}
+    assert PriceBook(parse_config(raw)).worst_case("m", 1000, 0) == Decimal("1.25")
+
+
+def test_clamp_keeps_the_most_output_the_granted_amount_pays_for_rounding_down():
+    prices = PriceBook(config_with([]))
+    # $0.01 of input leaves $0.0899 for output at $0.004 a token: 22 tokens ($0.088), not 23.
+    assert affordable_output(prices, ["big"], 10, Decimal("0.0999"), 1000) == 22
+    assert affordable_output(prices, ["big"], 10, Decimal("0.098"), 1000) == 22
+    assert affordable_output(prices, ["big"], 10, Decimal("5"), 40) == 40
+    assert affordable_output(prices, ["big", "dear"], 10, Decimal("0.0999"), 1000) == 9  # at $0.008 a token
+
+
+def test_money_is_shown_to_the_cent_and_to_every_nano_dollar_present():
+    assert [usd(Decimal(v)) for v in ("49.98", "20", "0.0000042", "0.1234567891")] == \
+        ["$49.98", "$20.00", "$0.0000042", "$0.123456789"]
+
+
+def test_a_refusal_names_the_budget_its_spend_the_need_and_the_reset():
+    from tokenbrake.limits import CounterStatus
+
+    [applied] = applicable([budget("team:search", "50")], VALUES, "UTC")
+    status = CounterStatus("team:search", Window("month"), Decimal(50), Decimal("49.99"), Decimal("0.005"),
+                           Decimal("0.005"), datetime(2026, 11, 1, tzinfo=UTC))
+    error = refusal(applied, status, Decimal("0.03"), datetime(2026, 10, 31, 23, 0, tzinfo=UTC))
+    assert error.status == 429 and error.headers == {"retry-after": "3600"}
+    assert error.message == (
+        "Budget team:search (month) for team:search cannot pay for this request: spent $49.99 of $50.00, "
+        "$0.005 held by requests in flight; this request needs at least $0.03; "
+        "it resets at 2026-11-01T00:00:00+00:00 (in 3600s).")
+
+
+# -- the stage
+
+class Harness:
+    def __init__(self, budgets: list[dict], **budgeting) -> None:
+        self.config = config_with(budgets, **budgeting)
+        self.clock = FakeClock()
+        self.store = MemoryStore(self.clock)
+        self.alerts = Alerts(AlertsConfig(), self.store, self.clock)
+        self.prices = PriceBook(self.config)
+        self.stage = Budgets(self.config, self.prices, self.store, self.alerts, clock=self.clock)
+        self.targets = build_targets(self.config)
+
+    def request(self, model: str = "big", max_tokens: int = 40, team: str = "search") -> RequestContext:
+        ctx = RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, headers={},
+                             body={"model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]})
+        ctx.who = Attribution(key_name="k1", team=team)
+        ctx.requested_model, ctx.targets = model, list(self.targets[model])
+        return ctx
+
+    async def call(self, ctx: RequestContext, output_tokens: int | None = None) -> RequestContext:
+        """Before, then a call that produced `output_tokens` (None: it failed), then after."""
+        await self.stage.before(ctx)
+        if output_tokens is not None:
+            ctx.served = ctx.targets[0]
+            ctx.usage = Usage(input_tokens=request_size.input_tokens(ctx), output_tokens=output_tokens)
+            ctx.cost = self.prices.cost(ctx.served.name, ctx.usage)
+        await self.stage.after(ctx)
+        return ctx
+
+    async def spent(self, scope: str = "team:search", period: str = "month") -> Decimal:
+        [a] = applicable([budget(scope, period=period)], {"team": ["search"]}, "UTC")
+        return (await self.store.status([a.counter]))[0].spent
+
+
+class NoStore:
+    def __getattr__(self, name):
+        raise AssertionError(f"the store was used ({name}) though no budget applies")
+
+
+async def test_a_request_no_budget_applies_to_never_touches_the_store():
+    h = Harness([{"scope": "team:ads", "amount_usd": 1}])
+    h.stage.limits = NoStore()
+    ctx = await h.call(h.request(), output_tokens=5)
+    assert ctx.body["max_tokens"] == 40
+
+
+async def test_the_actual_cost_is_settled_and_a_failed_call_settles_nothing():
+    h = Harness([{"scope": "team:search", "amount_usd": 1}])
+    ctx = await h.call(h.request(), output_tokens=10)
+    assert await h.spent() == ctx.cost > 0
+    await h.call(h.request(), output_tokens=None)
+    assert await h.spent() == ctx.cost
+    [status] = await h.store.status([applicable(h.stage.budgets.current, {"team": ["search"]}, "UTC")[0].counter])
+    assert status.reserved == 0
+
+
+async def test_a_worst_case_that_does_not_fit_is_clamped_to_what_remains():
+    h = Harness([{"scope": "team:search", "amount_usd": "0.10"}])
+    ctx = h.request(max_tokens=1000)
+    await h.stage.before(ctx)
+    input_cost = Decimal(ctx.input_tokens) / 1000
+    assert ctx.body["max_tokens"] == int((Decimal("0.10") - input_cost) / Decimal("0.004"))
+
+
+async def test_below_the_floor_the_request_is_refused_with_a_rate_limit_error():
+    h = Harness([{"scope": "team:search", "amount_usd": "0.01"}])
+    with pytest.raises(GatewayError, match=r"Budget team:search \(month\)") as refused:
+        await h.stage.before(h.request())
+    assert refused.value.status == 429 and refused.value.limit == "budget:team:search"
+
+
+async def test_a_soft_budget_never_refuses_but_is_charged():
+    h = Harness([{"scope": "team:search", "amount_usd": "0.01", "mode": "soft"}])
+    for _ in range(3):
+        ctx = await h.call(h.request(), output_tokens=40)
+        assert ctx.body["max_tokens"] == 40
+    assert await h.spent() == 3 * ctx.cost
+
+
+async def test_a_downgrade_budget_serves_its_cheaper_model_once_the_remainder_is_low():
+    h = Harness([{"scope": "team:search", "amount_usd": "1", "mode": "downgrade", "downgrade_to": "cheap",
+                  "downgrade_below_usd": "0.5"}])
+    first = await h.call(h.request(), output_tokens=40)
+    assert first.targets[0].name == "big" and not first.response_headers
+    for _ in range(3):
+        await h.call(h.request(), output_tokens=40)  # $0.16+ each: $0.5 remains no longer
+    downgraded = await h.call(h.request(), output_tokens=40)
+    assert downgraded.targets[0].name == "cheap"
+    assert downgraded.response_headers == {"x-tokenbrake-downgraded": "team:search"}
+
+
+async def test_a_downgrade_budget_that_cannot_pay_for_the_model_downgrades_instead_of_refusing():
+    h = Harness([{"scope": "team:search", "amount_usd": "0.02", "mode": "downgrade", "downgrade_to": "cheap",
+                  "downgrade_below_usd": "0"}])
+    ctx = await h.call(h.request(max_tokens=40), output_tokens=40)
+    assert ctx.targets[0].name == "cheap" and ctx.body["max_tokens"] == 40
+
+
+async def test_a_downgraded_request_that_still_does_not_fit_is_refused():
+    h = Harness([{"scope": "team:search", "amount_usd": "0.001", "mode": "downgrade", "downgrade_to": "cheap",
+                  "downgrade_below_usd": "0.5"}])
+    with pytest.raises(GatewayError, match="Budget team:search"):
+        await h.stage.before(h.request())
+
+
+async def test_a_request_waits_for_requests_in_flight_instead_of_being_clamped():
+    h = Harness([{"scope": "team:search", "amount_usd": "0.2"}], max_wait_s=2)
+    holder = h.request()
+    await h.stage.before(holder)  # holds ~$0.17 of $0.20
+    waiter = h.request()
+    waiting = asyncio.create_task(h.stage.before(waiter))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    holder.served, holder.cost = holder.targets[0], Decimal("0.02")
+    await h.stage.after(holder)
+    await asyncio.wait_for(waiting, 2)
+    assert waiter.body["max_tokens"] == 40  # whole, not clamped
+
+
+async def test_a_period_ends_at_the_calendar_boundary_in_the_configured_zone():
+    h = Harness([{"scope": "team:search", "amount_usd": "0.18", "period": "day"}], timezone="America/New_York")
+    h.clock.set(datetime(2026, 10, 16, 3, 58, tzinfo=UTC))  # 23:58 in New York
+    await h.call(h.request(), output_tokens=40)
+    with pytest.raises(GatewayError, match=r"resets at 2026-10-16T00:00:00-04:00 \(in 120s\)"):
+        await h.stage.before(h.request())
+    h.clock.advance(120)  # midnight in New York: a new day, an empty budget
+    ctx = await h.call(h.request(), output_tokens=40)
+    assert ctx.body["max_tokens"] == 40
+
+
+async def test_alert_thresholds_fire_once_per_period():
+    h = Harness([{"scope": "team:search", "amount_usd": "1", "alert_at": [0.5, 1.0], "period": "month"}])
+    fired: list[tuple[str, float]] = []
+
+    async def fire(mark, ttl, alert):
+        if await h.store.mark_once(mark, ttl):
+            fired.append((alert.period_key, alert.threshold))
+
+    h.alerts._fire = fire
+    h.clock.set(datetime(2026, 10, 30, tzinfo=UTC))
+    for _ in range(8):  # ~$0.17 each: crosses 50% on the 3rd; the 6th is clamped, the rest refused
+        try:
+            await h.call(h.request(), output_tokens=40)
+        except GatewayError:
+            pass
+        await asyncio.sleep(0)
+    assert fired == [("budget:team:search:2026-10-01T00:00+00:00", 0.5),
+                     ("budget:team:search:2026-10-01T00:00+00:00", 1.0)]
+    h.clock.set(datetime(2026, 11, 2, tzinfo=UTC))  # a new month
+    for _ in range(4):
+        await h.call(h.request(), output_tokens=40)
+        await asyncio.sleep(0)
+    assert fired[2:] == [("budget:team:search:2026-11-01T00:00+00:00", 0.5)]
+
+
+async def test_an_alert_claimed_by_another_replica_is_not_sent_again():
+    h = Harness([{"scope": "team:search", "amount_usd": "1", "alert_at": [0.1]}])
+    other = Alerts(AlertsConfig(), h.store, h.clock)  # a second replica, sharing the state
+    sent: list[str] = []
+    for alerts in (h.alerts, other):
+        alerts.config = AlertsConfig(webhook_url="http://127.0.0.1:9/hook")
+
+        async def post(alert):
+            sent.append(alert.counter)
+
+        alerts._post = post
+    [applied] = applicable(h.stage.budgets.current, {"team": ["search"]}, "UTC")
+    [status] = await h.store.status([applied.counter])
+    for alerts in (h.alerts, other):
+        alerts.observe(applied.budget, status, Decimal("0.5"))
+        await alerts.aclose()
+    assert sent == ["team:search"]

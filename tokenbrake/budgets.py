@@ -1,0 +1,189 @@
+"""Budgets: which ones a request counts against, what it may cost, and the words of a refusal.
+
+The budgets in force are the config's, overlaid by those set at run time in the database
+(same scope and period: the database's wins). `BudgetCache` keeps them in memory and reloads
+them every `budgeting.refresh_s`, so the request path never reads the database.
+
+Each budget becomes a `BudgetCounter` (limits/) per request: its scope names the counter
+(`user:*` one per user), its period the window, its mode whether it refuses (`hard`,
+`downgrade`) or only counts and alerts (`soft`). The Budgets stage (stages/budgets.py)
+reserves on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import ValidationError
+
+from tokenbrake.config import BudgetConfig, Config, describe_validation_error
+from tokenbrake.core import ErrorKind, GatewayError
+from tokenbrake.limits import BudgetCounter, CounterStatus, LimitStore, Window
+from tokenbrake.pricing import PriceBook
+from tokenbrake.scopes import counter_keys
+from tokenbrake.storage import Database
+
+log = logging.getLogger("tokenbrake.budgets")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A budget as it applies to one request: the budget and the counter it names."""
+
+    budget: BudgetConfig
+    counter: BudgetCounter
+
+
+def window(budget: BudgetConfig, tz: str) -> Window:
+    if budget.period == "rolling":
+        return Window.rolling(budget.rolling_s)
+    return Window(budget.period, tz=tz if budget.period != "total" else "UTC")
+
+
+def applicable(budgets: list[BudgetConfig], values: dict[str, list[str]], tz: str) -> list[Applied]:
+    """The budgets a request with these scope values counts against, one per counter and
+    window: when two budgets name the same one (`tag:*` and `tag:feature=search`), the
+    smaller amount wins."""
+    chosen: dict[tuple[str, Window], Applied] = {}
+    for budget in budgets:
+        for key in counter_keys(budget.scope, values):
+            counter = BudgetCounter(key, budget.amount_usd, window(budget, tz), hard=budget.mode != "soft")
+            held = chosen.get((key, counter.window))
+            if held is None or (budget.amount_usd, not counter.hard) < (held.budget.amount_usd, not held.counter.hard):
+                chosen[(key, counter.window)] = Applied(budget, counter)
+    return list(chosen.values())
+
+
+def merge(configured: list[BudgetConfig], stored: list[BudgetConfig]) -> list[BudgetConfig]:
+    """The config's budgets with the stored ones laid over them by (scope, period)."""
+    merged = {(b.scope, b.period): b for b in configured}
+    merged.update({(b.scope, b.period): b for b in stored})
+    return list(merged.values())
+
+
+def worst_case(prices: PriceBook, models: list[str], input_tokens: int, output_tokens: int) -> Decimal:
+    """The most the call can cost on whichever of its targets (model, then fallbacks) serves it."""
+    return max(prices.worst_case(model, input_tokens, output_tokens) for model in models)
+
+
+def affordable_output(prices: PriceBook, models: list[str], input_tokens: int, amount: Decimal, cap: int) -> int:
+    """The most output tokens (at most `cap`) whose worst case `amount` still pays for.
+
+    A binary search over the exact price, so it holds for catalog prices with tiers too."""
+    low, high = 0, cap
+    while low < high:
+        mid = (low + high + 1) // 2
+        if worst_case(prices, models, input_tokens, mid) <= amount:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def usd(amount: Decimal) -> str:
+    """$49.98, $0.0000042: cents at least, and every nano-dollar that is there."""
+    text = format(amount.quantize(Decimal("1e-9")).normalize(), "f")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
+def describe(budget: BudgetConfig) -> str:
+    period = f"rolling {budget.rolling_s:g}s" if budget.period == "rolling" else budget.period
+    return f"{budget.scope} ({period})"
+
+
+def seconds_until(moment: datetime | None, now: datetime) -> int | None:
+    return None if moment is None else max(1, math.ceil((moment - now).total_seconds()))
+
+
+def refusal(applied: Applied, status: CounterStatus, need: Decimal, now: datetime) -> GatewayError:
+    """The 429 for a request the budget cannot pay for: which budget, spent, needed, reset."""
+    wait = seconds_until(status.resets_at, now)
+    resets = "it never resets (period: total)" if status.resets_at is None else \
+        f"it resets at {status.resets_at.isoformat(timespec='seconds')} (in {wait}s)"
+    held = f", {usd(status.reserved)} held by requests in flight" if status.reserved else ""
+    message = (f"Budget {describe(applied.budget)} for {status.key} cannot pay for this request: "
+               f"spent {usd(status.spent)} of {usd(status.limit)}{held}; this request needs at least {usd(need)}; "
+               f"{resets}.")
+    headers = {"retry-after": str(wait)} if wait is not None else {}
+    return GatewayError(ErrorKind.RATE_LIMIT, message, code="budget_exceeded", limit=f"budget:{applied.budget.scope}",
+                        headers=headers)
+
+
+class BudgetCache:
+    """The budgets in force, in memory: the config's, overlaid by the database's, reloaded
+    every `refresh_s` (without a database, only the config's)."""
+
+    def __init__(self, config: Config, db: Database | None = None, refresh_s: float = 5.0) -> None:
+        self.config = config
+        self.db = db
+        self.refresh_s = refresh_s
+        self.current: list[BudgetConfig] = list(config.budgets)
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.reload()
+        if self.db is not None:
+            self._task = asyncio.create_task(self._refresh_forever(), name="tokenbrake-budgets-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def reload(self) -> None:
+        if self.db is None:
+            return
+        stored = [b for b in await self.db.budgets.list() if self._usable(b)]
+        self.current = merge(list(self.config.budgets), stored)
+
+    def _usable(self, budget: BudgetConfig) -> bool:
+        if budget.downgrade_to is not None and budget.downgrade_to not in self.config.models:
+            log.error("budget %s downgrades to %r, which this gateway does not configure; ignored",
+                      describe(budget), budget.downgrade_to)
+            return False
+        return True
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.reload()
+            except Exception:  # keep enforcing the budgets we have
+                log.exception("reloading budgets failed; keeping the previous set")
+
+
+def parse_budget(data: dict, config: Config) -> BudgetConfig:
+    """A budget from JSON or CLI options; ValueError naming the bad field."""
+    try:
+        budget = BudgetConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc).removeprefix("invalid config: ")) from None
+    if budget.downgrade_to is not None and budget.downgrade_to not in config.models:
+        raise ValueError(f"downgrade_to: no model named {budget.downgrade_to!r}")
+    return budget
+
+
+async def report(config: Config, stored: list[BudgetConfig], limits: LimitStore) -> list[dict]:
+    """Each budget in force with its spend this period: spent, reserved, remaining, resets at.
+    A `*` scope has one counter per member, which only requests reveal: it lists none."""
+    from_db = {(b.scope, b.period) for b in stored}
+    rows = []
+    for budget in merge(list(config.budgets), stored):
+        counters = [] if budget.scope.endswith(":*") else [
+            BudgetCounter(budget.scope, budget.amount_usd, window(budget, config.budgeting.timezone),
+                          hard=budget.mode != "soft")]
+        statuses = await limits.status(counters) if counters else []
+        rows.append({
+            **budget.model_dump(mode="json"),
+            "source": "runtime" if (budget.scope, budget.period) in from_db else "config",
+            "counters": [{"counter": s.key, "spent_usd": str(s.spent), "reserved_usd": str(s.reserved),
+                          "remaining_usd": str(s.remaining),
+                          "resets_at": s.resets_at.isoformat() if s.resets_at else None} for s in statuses],
+        })
+    return rows

@@ -1,0 +1,186 @@
+"""Budgets: reserve the worst case before the call, settle the actual cost after it.
+
+Before: the request's worst-case cost (counted input plus its output cap, at the dearest of
+its targets' prices) is reserved on every budget in its scope at once (all or none). When
+requests in flight hold what it needs, it waits for them to settle (they mostly settle below
+their worst case) for up to `budgeting.max_wait_s`; when the budgets' settled spend leaves
+too little, its `max_tokens` is clamped to what the tightest budget still pays for, and it
+is refused only below `budgeting.min_output_tokens`. A `downgrade` budget whose remainder is
+below its threshold (or that would refuse) has the request served by its cheaper model.
+After: the reservation is settled to the actual cost (0 for a call that cost nothing), and
+the spend seen is handed to the alerts.
+
+A request no budget applies to costs nothing here: no shared-state call at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from tokenbrake import request_size
+from tokenbrake.alerts import Alerts
+from tokenbrake.budgets import Applied, BudgetCache, affordable_output, applicable, refusal, worst_case
+from tokenbrake.config import BudgetConfig, Config
+from tokenbrake.core import Endpoint, RequestContext
+from tokenbrake.limits import Clock, CounterStatus, Grant, LimitStore, system_clock
+from tokenbrake.pricing import PriceBook
+from tokenbrake.scopes import request_values
+from tokenbrake.stages.resolve_model import build_targets
+from tokenbrake.tokens import count_text
+
+DOWNGRADED_HEADER = "x-tokenbrake-downgraded"
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    models: list[str]  # the targets that may serve the request
+    input_tokens: int
+    cap: int  # output tokens
+    want: Decimal  # worst case at the cap
+    floor: Decimal  # worst case at the least output worth serving
+
+
+class Budgets:
+    def __init__(self, config: Config, prices: PriceBook, limits: LimitStore, alerts: Alerts,
+                 budgets: BudgetCache | None = None, clock: Clock = system_clock) -> None:
+        self.config = config
+        self.settings = config.budgeting
+        self.prices = prices
+        self.limits = limits
+        self.alerts = alerts
+        self.budgets = budgets or BudgetCache(config)
+        self.clock = clock
+        self.targets = build_targets(config)
+        self._holds: dict[str, tuple[list[Applied], list[CounterStatus]]] = {}  # request id -> reserved on
+
+    async def before(self, ctx: RequestContext) -> None:
+        budgets = self.budgets.current
+        if not budgets or ctx.endpoint is Endpoint.COUNT_TOKENS or not ctx.targets:
+            return
+        applied = self._applied(ctx, budgets)
+        if not applied:
+            return
+        downgrade = await self._downgrade_below_threshold(ctx, applied)
+        if downgrade is not None:
+            applied = self._switch(ctx, downgrade, budgets)
+        size = self._size(ctx)
+        grant = await self._reserve(ctx, applied, size)
+        if not grant.granted and downgrade is None and (downgrade := self._downgrade_refused(ctx, applied, grant)):
+            applied = self._switch(ctx, downgrade, budgets)
+            size = self._size(ctx)
+            grant = await self._reserve(ctx, applied, size)
+        self._observe(applied, grant.counters, Decimal(0))
+        if not grant.granted:
+            tight = _owner(applied, grant.tightest)
+            raise refusal(tight, grant.tightest, size.floor, datetime.fromtimestamp(self.clock(), UTC))
+        self._holds[ctx.request_id] = (applied, grant.counters)
+        if grant.clamped:
+            tokens = affordable_output(self.prices, size.models, size.input_tokens, grant.amount, size.cap)
+            if tokens < size.cap:
+                request_size.clamp_output(ctx, tokens)
+
+    async def after(self, ctx: RequestContext) -> None:
+        hold = self._holds.pop(ctx.request_id, None)
+        if hold is None:
+            return
+        cost = ctx.cost or Decimal(0)
+        await self.limits.settle(ctx.request_id, cost)
+        applied, seen = hold
+        self._observe(applied, seen, cost)  # spent then, plus this call: a floor under the spend now
+
+    # -- what applies, and what it may cost
+
+    def _applied(self, ctx: RequestContext, budgets: list[BudgetConfig]) -> list[Applied]:
+        values = request_values(ctx)
+        values["model"] = [ctx.targets[0].name]  # the model about to be called, not the one asked for
+        return applicable(budgets, values, self.settings.timezone)
+
+    def _size(self, ctx: RequestContext) -> Size:
+        models = list(dict.fromkeys(target.name for target in ctx.targets))
+        if ctx.endpoint is Endpoint.EMBEDDINGS:
+            input_tokens, cap = embedding_input_tokens(ctx.body), 0
+        else:
+            input_tokens, cap = request_size.input_tokens(ctx), request_size.output_cap(ctx, self.config)
+        return Size(models, input_tokens, cap,
+                    want=worst_case(self.prices, models, input_tokens, cap),
+                    floor=worst_case(self.prices, models, input_tokens, min(cap, self.settings.min_output_tokens)))
+
+    async def _reserve(self, ctx: RequestContext, applied: list[Applied], size: Size) -> Grant:
+        """Reserve the whole worst case, waiting while requests in flight hold it; once their
+        settling cannot make it fit, accept a clamp down to the floor (waiting likewise)."""
+        counters = [a.counter for a in applied]
+        deadline = time.monotonic() + self.settings.max_wait_s
+        floor, attempt = (size.want if self.settings.max_wait_s > 0 else size.floor), 0
+        while True:
+            grant = await self.limits.reserve(ctx.request_id, counters, size.want, floor,
+                                              self.settings.reservation_ttl_s)
+            if grant.granted:
+                return grant
+            waiting = time.monotonic() < deadline and settling_frees(grant.counters, floor)
+            if not waiting and floor == size.floor:
+                return grant
+            if waiting:
+                await asyncio.sleep(backoff(attempt))
+                attempt += 1
+            else:
+                floor = size.floor
+
+    # -- downgrade
+
+    async def _downgrade_below_threshold(self, ctx: RequestContext, applied: list[Applied]) -> BudgetConfig | None:
+        """The first downgrade budget whose settled remainder is below its threshold."""
+        watched = [a for a in applied if a.budget.mode == "downgrade" and a.budget.downgrade_to != ctx.targets[0].name]
+        if not watched:
+            return None
+        for a, status in zip(watched, await self.limits.status([a.counter for a in watched])):
+            if status.limit - status.spent < a.budget.downgrade_below_usd:
+                return a.budget
+        return None
+
+    def _downgrade_refused(self, ctx: RequestContext, applied: list[Applied], grant: Grant) -> BudgetConfig | None:
+        budget = _owner(applied, grant.tightest).budget
+        if budget.mode == "downgrade" and budget.downgrade_to != ctx.targets[0].name:
+            return budget
+        return None
+
+    def _switch(self, ctx: RequestContext, budget: BudgetConfig, budgets: list[BudgetConfig]) -> list[Applied]:
+        ctx.targets = list(self.targets[budget.downgrade_to])
+        ctx.response_headers[DOWNGRADED_HEADER] = budget.scope
+        return self._applied(ctx, budgets)
+
+    def _observe(self, applied: list[Applied], statuses: list[CounterStatus], cost: Decimal) -> None:
+        for a, status in zip(applied, statuses):
+            self.alerts.observe(a.budget, status, status.spent + cost)
+
+
+def settling_frees(statuses: list[CounterStatus], need: Decimal) -> bool:
+    """Whether `need` would fit once the requests in flight settled at no cost: waiting for
+    them can help only then."""
+    return all(s.limit - s.spent >= need for s in statuses if s.hard)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before reserving again: from 5 ms, doubling to 200 ms, jittered so waiting
+    requests do not retry in lockstep."""
+    return min(0.2, 0.005 * 2 ** attempt) * random.uniform(0.5, 1.5)
+
+
+def _owner(applied: list[Applied], status: CounterStatus) -> Applied:
+    return next(a for a in applied if (a.counter.key, a.counter.window) == (status.key, status.window))
+
+
+def embedding_input_tokens(body: dict[str, Any]) -> int:
+    """Tokens in an embeddings request's `input`: text(s), or token arrays."""
+    items = body.get("input")
+    if isinstance(items, str) or (isinstance(items, list) and items and isinstance(items[0], int)):
+        items = [items]
+    if not isinstance(items, list):
+        return 0
+    return sum(count_text(item) if isinstance(item, str) else len(item) if isinstance(item, list) else 0
+               for item in items)
