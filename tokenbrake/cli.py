@@ -199,7 +199,7 @@ def budgets_list(as_json: bool, config_path: str) -> None:
     config = _load(config_path)
 
     async def work(db):
-        limits = await open_state(config.budgeting.state, read_only=True)
+        limits = await open_state(config.state, read_only=True)
         try:
             return await report(config, await db.budgets.list(), limits)
         finally:

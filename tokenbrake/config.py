@@ -183,7 +183,6 @@ class AlertsConfig(Strict):
 
 
 class BudgetingConfig(Strict):
-    state: str = "memory://"  # or memory:///state.json (kept across restarts), redis://host:6379/0
     timezone: str = "UTC"  # calendar periods (day, week, month) begin at midnight here
     min_output_tokens: int = Field(16, gt=0)  # clamp max_tokens no lower than this; refuse below
     reservation_ttl_s: float = Field(900.0, gt=0)  # a dead gateway's reservations expire after this
@@ -195,6 +194,9 @@ class BudgetingConfig(Strict):
 
 class Config(Strict):
     database: str = "sqlite:///tokenbrake.db"  # or postgresql://user@host:5432/db
+    # Budgets, rate limits, concurrency and sessions: memory:// (one process),
+    # memory:///path/state.json (kept across restarts) or redis://host:6379/0 (shared by replicas)
+    state: str = "memory://"
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
     ledger: LedgerConfig = LedgerConfig()

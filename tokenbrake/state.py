@@ -44,7 +44,7 @@ class AppState:
         keys = KeyCache(database, config.auth.refresh_s) if config.auth.require_keys else None
         if keys is not None:
             await keys.start()
-        limits = await open_state(config.budgeting.state)
+        limits = await open_state(config.state)
         budgets = BudgetCache(config, database, config.budgeting.refresh_s)
         await budgets.start()
         state = cls(config=config, prices=prices, metrics=Metrics(), providers=build_providers(config),

@@ -40,7 +40,8 @@ def budget_setup(emulator, tmp_path, state: str, budgets: list[dict], **extra) -
     config["models"]["metered"] = {"upstream": "emu-openai", "model": "metered-oa", "price": METERED}
     config["models"]["metered-claude"] = {"upstream": "emu-anthropic", "model": "metered-an", "price": METERED}
     config["ledger"] = {"flush_interval_s": 0.2}
-    config["budgeting"] = {"state": state, "min_output_tokens": 4, "refresh_s": 0.2}
+    config["state"] = state
+    config["budgeting"] = {"min_output_tokens": 4, "refresh_s": 0.2}
     config["budgets"] = budgets
     config.update(extra)
     path = write_config(tmp_path, config)

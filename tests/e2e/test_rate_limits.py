@@ -39,7 +39,7 @@ class Setup:
     def __init__(self, emulator: ChildServer, folder, state: str) -> None:
         config = gateway_config(emulator.url, f"sqlite:///{folder / 'ledger.db'}")
         config["models"]["capped"] = {"upstream": "emu-openai", "model": "capped-upstream", "free": True}
-        config["budgeting"] = {"state": state}
+        config["state"] = state
         config["limits"] = LIMITS
         self.path = write_config(folder, config)
         self.key = create_key(self.path, "limited", "--team", "rl")
