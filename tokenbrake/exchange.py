@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokenbrake import request_size
 from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target, Usage
 from tokenbrake.tokens import count_request_input, count_text
 from tokenbrake.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
@@ -42,7 +43,7 @@ def answer_usage(ctx: RequestContext, target: Target, upstream: dict[str, Any], 
     if isinstance(reported, dict):
         return usage_from_anthropic(reported) if target.kind is Format.ANTHROPIC else usage_from_openai(reported)
     if ctx.endpoint is Endpoint.EMBEDDINGS:
-        return Usage(input_tokens=_embedding_input_tokens(ctx.body.get("input")))
+        return Usage(input_tokens=request_size.embedding_input_tokens(ctx.body.get("input")))
     return Usage(
         input_tokens=count_request_input(target.kind.value, upstream),
         output_tokens=count_text(answer_text(target.kind, answer)),
@@ -59,14 +60,6 @@ def answer_text(kind: Format, answer: dict[str, Any]) -> str:
         for call in message.get("tool_calls") or []:
             parts.append((call.get("function") or {}).get("arguments") or "")
     return "".join(parts)
-
-
-def _embedding_input_tokens(value: Any) -> int:
-    if isinstance(value, str):
-        return count_text(value)
-    if isinstance(value, list):
-        return sum(len(item) if isinstance(item, list) else _embedding_input_tokens(item) for item in value)
-    return 0
 
 
 def require_support(target: Target, endpoint: Endpoint, supported: bool) -> None:

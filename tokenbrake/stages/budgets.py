@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from tokenbrake import request_size
 from tokenbrake.alerts import Alerts
@@ -32,7 +31,6 @@ from tokenbrake.limits import Clock, CounterStatus, Grant, LimitStore, system_cl
 from tokenbrake.pricing import PriceBook
 from tokenbrake.scopes import request_values
 from tokenbrake.stages.resolve_model import build_targets
-from tokenbrake.tokens import count_text
 
 DOWNGRADED_HEADER = "x-tokenbrake-downgraded"
 
@@ -103,10 +101,8 @@ class Budgets:
 
     def _size(self, ctx: RequestContext) -> Size:
         models = list(dict.fromkeys(target.name for target in ctx.targets))
-        if ctx.endpoint is Endpoint.EMBEDDINGS:
-            input_tokens, cap = embedding_input_tokens(ctx.body), 0
-        else:
-            input_tokens, cap = request_size.input_tokens(ctx), request_size.output_cap(ctx, self.config)
+        input_tokens = request_size.input_tokens(ctx)
+        cap = 0 if ctx.endpoint is Endpoint.EMBEDDINGS else request_size.output_cap(ctx, self.config)
         return Size(models, input_tokens, cap,
                     want=worst_case(self.prices, models, input_tokens, cap),
                     floor=worst_case(self.prices, models, input_tokens, min(cap, self.settings.min_output_tokens)))
@@ -174,13 +170,3 @@ def backoff(attempt: int) -> float:
 def _owner(applied: list[Applied], status: CounterStatus) -> Applied:
     return next(a for a in applied if (a.counter.key, a.counter.window) == (status.key, status.window))
 
-
-def embedding_input_tokens(body: dict[str, Any]) -> int:
-    """Tokens in an embeddings request's `input`: text(s), or token arrays."""
-    items = body.get("input")
-    if isinstance(items, str) or (isinstance(items, list) and items and isinstance(items[0], int)):
-        items = [items]
-    if not isinstance(items, list):
-        return 0
-    return sum(count_text(item) if isinstance(item, str) else len(item) if isinstance(item, list) else 0
-               for item in items)

@@ -1,0 +1,79 @@
+"""Demo scene: admission before any money is spent.
+
+The research team's power user pastes a whole document and meets the team's input cap
+(refused with the count and the cap). Then the team works through its daily budget on the
+frontier model: once the remainder falls below the budget's threshold the gateway serves
+its requests with the local model instead; when even that no longer fits, it first clamps
+`max_tokens` to what is left, then refuses with the budget, the spend and the reset time.
+"""
+
+from __future__ import annotations
+
+import click
+import openai
+
+from tokenbrake.demo_scenes import line
+
+TITLE = "Admission: an input cap, and a team budget that downgrades, clamps, then refuses"
+KEYS = [{"name": "research-app", "team": "research", "models": None}]
+BUDGET_USD = "0.04"
+DOWNGRADE_BELOW_USD = "0.015"
+INPUT_CAP = 4000
+ASKED_TOKENS = 1500
+
+
+def configure(raw: dict, emulator_url: str) -> None:
+    raw.setdefault("limits", []).append({"scope": "team:research", "max_input_tokens": INPUT_CAP})
+    raw.setdefault("budgets", []).append({
+        "scope": "team:research", "amount_usd": BUDGET_USD, "period": "day",
+        "mode": "downgrade", "downgrade_to": "local", "downgrade_below_usd": DOWNGRADE_BELOW_USD,
+    })
+
+
+def document(words: int) -> str:
+    """A long, varied 'contract' a user might paste whole."""
+    clauses = ["The supplier shall deliver the goods within {n} days of the order.",
+               "Either party may terminate this agreement with {n} days' written notice.",
+               "Invoices are payable within {n} days; late payments accrue interest of {n}% per year.",
+               "Clause {n} survives the termination of this agreement."]
+    text, n = [], 0
+    while sum(len(t.split()) for t in text) < words:
+        n += 1
+        text.append(f"Section {n}. " + clauses[n % len(clauses)].format(n=n))
+    return "\n".join(text)
+
+
+def play(url: str, keys: dict[str, str]) -> None:
+    client = openai.OpenAI(base_url=url + "/v1", api_key=keys["research-app"], max_retries=0)
+
+    def paste_document() -> str:
+        ask = [{"role": "user", "content": "Summarise this contract:\n" + document(12_000)}]
+        client.chat.completions.create(model="frontier", messages=ask, user="dana")
+        return "unexpectedly served"
+
+    line("dana pastes a 12,000-word contract → frontier", paste_document)
+    click.echo(f"  The team's budget: ${BUDGET_USD} a day, mode downgrade (to local once less than "
+               f"${DOWNGRADE_BELOW_USD} is left). Each call asks for {ASKED_TOKENS} output tokens.")
+    ask = [{"role": "user", "content": f"Draft the quarterly report. [[emulator: tokens={ASKED_TOKENS} tps=0]]"}]
+    for call in range(1, 11):
+        refused = []
+
+        def work() -> str:
+            raw = client.chat.completions.with_raw_response.create(model="frontier", messages=ask,
+                                                                   max_tokens=ASKED_TOKENS, user="erik")
+            reply = raw.parse()
+            downgraded = raw.headers.get("x-tokenbrake-downgraded")
+            note = f" (downgraded by budget {downgraded})" if downgraded else ""
+            clamped = " (max_tokens clamped to what is left)" if reply.usage.completion_tokens < ASKED_TOKENS else ""
+            return f"served by {reply.model}, {reply.usage.completion_tokens} tokens{note}{clamped}"
+
+        def attempt() -> str:
+            try:
+                return work()
+            except openai.RateLimitError:
+                refused.append(True)
+                raise
+
+        line(f"erik, call {call} → frontier", attempt)
+        if refused:
+            break
