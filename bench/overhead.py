@@ -6,7 +6,13 @@ then, in one run, sends the same OpenAI chat requests to each at concurrency 1 a
 streamed and not, and prints requests/s, latency p50/p99, the added latency and the
 throughput ratio.
 
-    .venv/bin/python bench/overhead.py [--seconds 5] [--output-tokens 16]
+With `--admission` it also starts two more gateways with admission on — an input cap, rate
+limits (requests, tokens, concurrency) and budgets on the global, team, key and model
+scopes, sized so nothing is refused — one keeping that state in process, one in Redis
+(`--redis`, default redis://127.0.0.1:6379/0, a key prefix of its own), and prints their
+throughput next to the plain gateway's: the cost of admission.
+
+    .venv/bin/python bench/overhead.py [--seconds 5] [--output-tokens 16] [--admission]
 
 The load generator has to cost much less than the servers it measures, or it measures
 itself: on a 2-core machine it shares the CPU with them. So it is a bare HTTP/1.1 keep-alive
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -140,48 +147,81 @@ def config(emulator_url: str, database: Path) -> dict:
     return {
         "database": f"sqlite:///{database}",
         "upstreams": {"emu": {"kind": "openai", "base_url": emulator_url + "/v1"}},
-        "models": {"bench": {"upstream": "emu", "free": True}},
+        "models": {"bench": {"upstream": "emu", "price": {"input_per_mtok": 2.5, "output_per_mtok": 10}}},
+    }
+
+
+def with_admission(raw: dict, state: str) -> dict:
+    """The same gateway with every admission check on, none of which refuses."""
+    big = {"amount_usd": 1_000_000, "period": "day"}
+    return {
+        **raw,
+        "state": state,
+        "limits": [{"scope": "key:*", "requests_per_minute": 10_000_000, "tokens_per_minute": 10**12,
+                    "concurrent": 10_000, "max_input_tokens": 100_000, "max_output_tokens": 4096},
+                   {"scope": "model:bench", "requests_per_minute": 10_000_000}],
+        "budgets": [{"scope": "global", **big}, {"scope": "team:*", **big}, {"scope": "key:*", **big},
+                    {"scope": "model:bench", "amount_usd": 1_000_000, "period": "month"}],
     }
 
 
 def create_key(config_path: Path) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "tokenbrake.cli", "keys", "create", "--name", "bench", "--json", "--config", str(config_path)],
+        [sys.executable, "-m", "tokenbrake.cli", "keys", "create", "--name", "bench", "--team", "bench", "--json",
+         "--config", str(config_path)],
         check=True, capture_output=True, text=True,
     ).stdout
     return json.loads(out)["key"]
+
+
+def measure(paths: dict[str, str], key: str, seconds: float) -> None:
+    """Each mode and concurrency on every path in turn; ratios against the first path and,
+    for gateways with admission, against the plain gateway."""
+    print(f"{'mode':<10} {'conc':>4} {'path':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for stream in (False, True):
+        for concurrency in (1, 32):
+            rows = {}
+            mode = "stream" if stream else "json"
+            for name, base in paths.items():
+                result = uvloop.run(load(base + "/v1/chat/completions", key, concurrency, stream, seconds))
+                rows[name] = result
+                print(f"{mode:<10} {concurrency:>4} {name:<16} {result.rps:>8.0f} {result.pct(0.5):>8.2f} "
+                      f"{result.pct(0.99):>8.2f}", flush=True)
+            direct, plain = rows["direct"], rows["gateway"]
+            print(f"{'':<15} gateway vs direct: added p50 {plain.pct(0.5) - direct.pct(0.5):.2f} ms, "
+                  f"throughput ratio {plain.rps / direct.rps:.2f}", flush=True)
+            for name in [n for n in rows if n.startswith("gw+")]:
+                print(f"{'':<15} {name} vs gateway: added p50 {rows[name].pct(0.5) - plain.pct(0.5):.2f} ms, "
+                      f"throughput ratio {rows[name].rps / plain.rps:.2f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
     parser.add_argument("--output-tokens", type=int, default=16)
+    parser.add_argument("--admission", action="store_true", help="also measure gateways with budgets and limits on")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for the shared-state gateway")
     args = parser.parse_args()
 
     with ChildServer(["emulate", "--output-tokens", str(args.output_tokens)], quiet=True) as emulator, \
-            tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.yaml"
-        path.write_text(yaml.safe_dump(config(emulator.url, Path(tmp) / "ledger.db")))
-        key = create_key(path)
-        with ChildServer(["serve", "--config", str(path)], quiet=True) as gateway:
-            print(f"# tokenbrake overhead — {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
-                  f"{platform.python_implementation()} {platform.python_version()}, {args.seconds:.0f}s per cell, "
-                  f"{args.output_tokens} output tokens")
-            print(f"# load generator: {LOAD_GENERATOR}")
-            print(f"{'mode':<10} {'conc':>4} {'path':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-            for stream in (False, True):
-                for concurrency in (1, 32):
-                    rows = {}
-                    for name, base in (("direct", emulator.url), ("gateway", gateway.url)):
-                        url = base + "/v1/chat/completions"
-                        result = uvloop.run(load(url, key, concurrency, stream, args.seconds))
-                        rows[name] = result
-                        mode = "stream" if stream else "json"
-                        print(f"{mode:<10} {concurrency:>4} {name:<8} {result.rps:>8.0f} {result.pct(0.5):>8.2f} "
-                              f"{result.pct(0.99):>8.2f}", flush=True)
-                    added = rows["gateway"].pct(0.5) - rows["direct"].pct(0.5)
-                    ratio = rows["gateway"].rps / rows["direct"].rps
-                    print(f"{'':<10} {'':>4} {'added p50':<18} {added:>8.2f} ms   throughput ratio {ratio:.2f}", flush=True)
+            tempfile.TemporaryDirectory() as tmp, ExitStack() as gateways:
+        raw = config(emulator.url, Path(tmp) / "ledger.db")
+        configs = {"gateway": raw}
+        if args.admission:
+            configs["gw+limits"] = with_admission(raw, "memory://")
+            configs["gw+limits/redis"] = with_admission(raw, args.redis + f"?prefix=tb-bench-{time.time_ns()}:")
+        paths = {"direct": emulator.url}
+        key = None
+        for name, cfg in configs.items():
+            path = Path(tmp) / f"{name.replace('/', '-')}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            key = key or create_key(path)  # one database: the key works on every gateway
+            paths[name] = gateways.enter_context(ChildServer(["serve", "--config", str(path)], quiet=True)).url
+        print(f"# tokenbrake overhead — {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
+              f"{platform.python_implementation()} {platform.python_version()}, {args.seconds:.0f}s per cell, "
+              f"{args.output_tokens} output tokens")
+        print(f"# load generator: {LOAD_GENERATOR}")
+        measure(paths, key, args.seconds)
 
 
 if __name__ == "__main__":

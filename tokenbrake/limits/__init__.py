@@ -19,14 +19,15 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tokenbrake.limits.types import (BudgetCounter, Clock, CounterStatus, Grant, LimitStore, RateDecision, Window,
-                                     from_nanos, system_clock, to_nanos)
+from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, LimitStore,
+                                     RateDecision, SlotAsk, Window, from_nanos, system_clock, to_nanos)
 
 MEMORY_SCHEME = "memory://"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 __all__ = [
-    "BudgetCounter", "Clock", "CounterStatus", "Grant", "LimitStore", "RateDecision", "Window", "from_nanos",
+    "Admission", "BudgetCounter", "Clock", "CounterStatus", "Grant", "HitAsk", "LimitStore", "RateDecision",
+    "SlotAsk", "Window", "from_nanos",
     "open_state", "system_clock", "to_nanos",
 ]
 

@@ -34,8 +34,8 @@ from typing import Any
 
 from tokenbrake.limits import snapshot
 from tokenbrake.limits.decide import amount_to_reserve, build_grant, check_reservation, counter_status, tightest
-from tokenbrake.limits.types import (BudgetCounter, Clock, CounterStatus, Grant, RateDecision, system_clock,
-                                     to_nanos)
+from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, RateDecision,
+                                     SlotAsk, system_clock, to_nanos)
 from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, place
 
 log = logging.getLogger("tokenbrake.limits")
@@ -197,7 +197,9 @@ class MemoryStore:
     # -- rate limits and concurrency
 
     async def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> RateDecision:
-        now = self._clock()
+        return self._hit(key, limit, window_s, amount, self._clock())
+
+    def _hit(self, key: str, limit: int, window_s: float, amount: int, now: float) -> RateDecision:
         rate = self._rates.get(key)
         if rate is None:
             rate = self._rates[key] = _RateLog(window_s)
@@ -222,7 +224,9 @@ class MemoryStore:
         return RateDecision(allowed, max(0, limit - rate.used), round(retry_after, 6), round(reset, 6))
 
     async def acquire_slot(self, key: str, limit: int, request_id: str, ttl_s: float) -> bool:
-        now = self._clock()
+        return self._take_slot(key, limit, request_id, ttl_s, self._clock())
+
+    def _take_slot(self, key: str, limit: int, request_id: str, ttl_s: float, now: float) -> bool:
         slots = self._slots.setdefault(key, {})
         for holder in [r for r, expiry in slots.items() if expiry <= now]:
             del slots[holder]
@@ -233,8 +237,27 @@ class MemoryStore:
         return True
 
     async def release_slot(self, key: str, request_id: str) -> None:
+        self._free_slot(key, request_id)
+
+    def _free_slot(self, key: str, request_id: str) -> None:
         if self._slots.get(key, {}).pop(request_id, None) is not None:
             self._dirty = True
+
+    async def admit(self, request_id: str, slots: list[SlotAsk], hits: list[HitAsk], slot_ttl_s: float) -> Admission:
+        now = self._clock()  # no await below: atomic, as one Redis script is
+        for i, slot in enumerate(slots):
+            if not self._take_slot(slot.key, slot.limit, request_id, slot_ttl_s, now):
+                for taken in slots[:i]:
+                    self._free_slot(taken.key, request_id)
+                return Admission(i, [])
+        decisions = []
+        for ask in hits:
+            decisions.append(self._hit(ask.key, ask.limit, ask.window_s, ask.amount, now))
+            if not decisions[-1].allowed:
+                for taken in slots:
+                    self._free_slot(taken.key, request_id)
+                break
+        return Admission(None, decisions)
 
     async def mark_once(self, key: str, ttl_s: float | None) -> bool:
         now = self._clock()

@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 
 from tokenbrake.limits import scripts
 from tokenbrake.limits.decide import build_grant, check_reservation, counter_status, tightest
-from tokenbrake.limits.types import (BudgetCounter, Clock, CounterStatus, Grant, RateDecision, system_clock,
-                                     to_nanos)
+from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, RateDecision,
+                                     SlotAsk, system_clock, to_nanos)
 from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, place
 
 DEFAULT_PREFIX = "tokenbrake:"
@@ -35,6 +35,7 @@ class RedisStore:
         self._status = client.register_script(scripts.STATUS)
         self._hit = client.register_script(scripts.HIT)
         self._acquire = client.register_script(scripts.ACQUIRE_SLOT)
+        self._admit = client.register_script(scripts.ADMIT)
         self._mark = client.register_script(scripts.MARK_ONCE)
 
     @classmethod
@@ -96,11 +97,10 @@ class RedisStore:
 
     async def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> RateDecision:
         hits = self._prefix + "rate:" + key
-        allowed, remaining, retry, reset = await self._hit(
+        reply = await self._hit(
             keys=[hits, hits + ":used"],
             args=[repr(self._clock()), int(limit), repr(float(window_s)), int(amount), secrets.token_hex(8)])
-        retry_after = math.inf if float(retry) < 0 else round(float(retry), 6)
-        return RateDecision(allowed == 1, max(0, int(remaining)), retry_after, round(float(reset), 6))
+        return _decision(*reply)
 
     async def acquire_slot(self, key: str, limit: int, request_id: str, ttl_s: float) -> bool:
         now = self._clock()
@@ -112,10 +112,33 @@ class RedisStore:
     async def release_slot(self, key: str, request_id: str) -> None:
         await self._client.zrem(self._prefix + "slots:" + key, request_id)
 
+    async def admit(self, request_id: str, slots: list[SlotAsk], hits: list[HitAsk], slot_ttl_s: float) -> Admission:
+        now = self._clock()
+        keys = [self._prefix + "slots:" + slot.key for slot in slots]
+        args: list[str | int] = [repr(now), request_id, repr(now + slot_ttl_s), math.ceil(slot_ttl_s * 1000),
+                                 secrets.token_hex(8), len(slots), *(int(slot.limit) for slot in slots)]
+        for ask in hits:
+            keys += [self._prefix + "rate:" + ask.key, self._prefix + "rate:" + ask.key + ":used"]
+            args += [int(ask.limit), repr(float(ask.window_s)), int(ask.amount)]
+        reply = await self._admit(keys=keys, args=args)
+        if _text(reply[0]) == "slot":
+            return Admission(int(reply[1]) - 1, [])
+        return Admission(None, [_decision(*reply[i:i + 4]) for i in range(1, len(reply), 4)])
+
     async def mark_once(self, key: str, ttl_s: float | None) -> bool:
         now = self._clock()
         expiry, ttl_ms = ("", "") if ttl_s is None else (repr(now + ttl_s), max(1, math.ceil(ttl_s * 1000)))
         return await self._mark(keys=[self._prefix + "mark:" + key], args=[repr(now), expiry, ttl_ms]) == 1
+
+
+def _decision(allowed, remaining, retry, reset) -> RateDecision:
+    """A window's decision from a script's four values."""
+    retry_after = math.inf if float(retry) < 0 else round(float(retry), 6)
+    return RateDecision(int(allowed) == 1, max(0, int(remaining)), retry_after, round(float(reset), 6))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _rows(flat: list) -> list[tuple[int, int, float | None]]:

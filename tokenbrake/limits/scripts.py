@@ -159,53 +159,95 @@ end
 return reply
 """
 
-# KEYS: hits, used. ARGV: now, limit, window seconds, amount, unique member suffix.
-# Returns allowed (1/0), remaining, retry after (-1: never fits), seconds until empty.
-HIT = PRELUDE + r"""
-local hits, sums = KEYS[1], KEYS[2]
-local now, limit, window, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local used = tonumber(redis.call('HGET', sums, 'used') or '0')
-local old = redis.call('ZRANGEBYSCORE', hits, '-inf', now - window)
-if #old > 0 then
-  for _, member in ipairs(old) do used = used - amount_of(member) end
-  redis.call('ZREMRANGEBYSCORE', hits, '-inf', now - window)
-  redis.call('HSET', sums, 'used', int(used))
-end
-local allowed, retry = 0, 0
-if used + amount <= limit then
-  allowed, used = 1, used + amount
-  redis.call('ZADD', hits, now, ARGV[4] .. ':' .. ARGV[5])
-  redis.call('HSET', sums, 'used', int(used))
-  redis.call('PEXPIRE', hits, int(window * 1000 + 1000))
-  redis.call('PEXPIRE', sums, int(window * 1000 + 1000))
-elseif amount > limit then
-  retry = -1
-else
-  local need, freed = used + amount - limit, 0
-  local entries = redis.call('ZRANGE', hits, 0, -1, 'WITHSCORES')
-  for i = 1, #entries, 2 do
-    freed = freed + amount_of(entries[i])
-    if freed >= need then
-      retry = tonumber(entries[i + 1]) + window - now
-      break
+# Rate windows and concurrency slots, shared by HIT, ACQUIRE_SLOT and ADMIT.
+RATES = r"""
+-- One hit of `amount` on the sliding window `hits` (its sum kept in `sums`). Returns
+-- allowed (1/0), remaining, retry after (-1: never fits), seconds until empty.
+local function rate_hit(hits, sums, now, limit, window, amount, member)
+  local used = tonumber(redis.call('HGET', sums, 'used') or '0')
+  local old = redis.call('ZRANGEBYSCORE', hits, '-inf', now - window)
+  if #old > 0 then
+    for _, m in ipairs(old) do used = used - amount_of(m) end
+    redis.call('ZREMRANGEBYSCORE', hits, '-inf', now - window)
+    redis.call('HSET', sums, 'used', int(used))
+  end
+  local allowed, retry = 0, 0
+  if used + amount <= limit then
+    allowed, used = 1, used + amount
+    redis.call('ZADD', hits, now, amount .. ':' .. member)
+    redis.call('HSET', sums, 'used', int(used))
+    redis.call('PEXPIRE', hits, int(window * 1000 + 1000))
+    redis.call('PEXPIRE', sums, int(window * 1000 + 1000))
+  elseif amount > limit then
+    retry = -1
+  else
+    local need, freed = used + amount - limit, 0
+    local entries = redis.call('ZRANGE', hits, 0, -1, 'WITHSCORES')
+    for i = 1, #entries, 2 do
+      freed = freed + amount_of(entries[i])
+      if freed >= need then
+        retry = tonumber(entries[i + 1]) + window - now
+        break
+      end
     end
   end
+  local reset = 0
+  local newest = redis.call('ZRANGE', hits, -1, -1, 'WITHSCORES')
+  if #newest > 0 then reset = tonumber(newest[2]) + window - now end
+  return {allowed, int(limit - used), string.format('%.17g', retry), string.format('%.17g', reset)}
 end
-local reset = 0
-local newest = redis.call('ZRANGE', hits, -1, -1, 'WITHSCORES')
-if #newest > 0 then reset = tonumber(newest[2]) + window - now end
-return {allowed, int(limit - used), string.format('%.17g', retry), string.format('%.17g', reset)}
+
+-- A slot of `slots` for `rid` until `expiry`: 1 if held, 0 if all `limit` are taken.
+local function take_slot(slots, now, limit, rid, expiry, ttl_ms)
+  redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
+  if not redis.call('ZSCORE', slots, rid) and redis.call('ZCARD', slots) >= limit then
+    return 0
+  end
+  redis.call('ZADD', slots, expiry, rid)
+  extend(slots, ttl_ms)
+  return 1
+end
+"""
+
+# KEYS: hits, used. ARGV: now, limit, window seconds, amount, unique member suffix.
+# Returns allowed (1/0), remaining, retry after (-1: never fits), seconds until empty.
+HIT = PRELUDE + RATES + r"""
+return rate_hit(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
 """
 
 # KEYS: slots. ARGV: now, limit, request id, expiry, ttl ms. Returns 1 if the slot is held.
-ACQUIRE_SLOT = PRELUDE + r"""
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if not redis.call('ZSCORE', KEYS[1], ARGV[3]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return 0
+ACQUIRE_SLOT = PRELUDE + RATES + r"""
+return take_slot(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]))
+"""
+
+# One request's rate limits in one round trip. KEYS: the slot sets, then (hits, used) per
+# window. ARGV: now, request id, slot expiry, slot ttl ms, unique member suffix, the number of
+# slot sets, then a limit per slot set, then (limit, window seconds, amount) per window.
+# Slots are taken in order; the first that is full gives back those taken here and ends it
+# (reply {'slot', its index}). Windows are hit in order; the first that refuses gives the
+# slots back and ends it, the windows before it staying counted. Reply {'hits', then the
+# four values of HIT per window hit}.
+ADMIT = PRELUDE + RATES + r"""
+local now, rid, expiry, ttl_ms, member = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local nslots = tonumber(ARGV[6])
+for i = 1, nslots do
+  if take_slot(KEYS[i], now, tonumber(ARGV[6 + i]), rid, expiry, ttl_ms) == 0 then
+    for j = 1, i - 1 do redis.call('ZREM', KEYS[j], rid) end
+    return {'slot', i}
+  end
 end
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
-extend(KEYS[1], tonumber(ARGV[5]))
-return 1
+local reply = {'hits'}
+local arg = 7 + nslots
+for k = nslots + 1, #KEYS, 2 do
+  local r = rate_hit(KEYS[k], KEYS[k + 1], now, tonumber(ARGV[arg]), tonumber(ARGV[arg + 1]), tonumber(ARGV[arg + 2]), member)
+  for _, v in ipairs(r) do reply[#reply + 1] = v end
+  arg = arg + 3
+  if r[1] == 0 then
+    for j = 1, nslots do redis.call('ZREM', KEYS[j], rid) end
+    return reply
+  end
+end
+return reply
 """
 
 # KEYS: the mark. ARGV: now, expiry ('' for ever), TTL ms ('' for ever). Returns 1 for the

@@ -107,6 +107,34 @@ class RateDecision:
     reset_s: float  # until the window holds nothing (is fully free again)
 
 
+@dataclass(frozen=True, slots=True)
+class SlotAsk:
+    key: str
+    limit: int  # requests in flight at most
+
+
+@dataclass(frozen=True, slots=True)
+class HitAsk:
+    key: str
+    limit: int
+    window_s: float
+    amount: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of `LimitStore.admit`. `full_slot`: the index of the slot set that was
+    full (nothing is held then); `decisions`: one per window hit, in order, up to and
+    including the first that refused (then no slot is held)."""
+
+    full_slot: int | None
+    decisions: list[RateDecision]
+
+    @property
+    def allowed(self) -> bool:
+        return self.full_slot is None and all(d.allowed for d in self.decisions)
+
+
 class LimitStore(Protocol):
     """Budgets, rate limits and concurrency slots. Every operation is atomic: concurrent
     callers, in one process or across replicas sharing Redis, see a single order."""
@@ -125,6 +153,11 @@ class LimitStore(Protocol):
     async def acquire_slot(self, key: str, limit: int, request_id: str, ttl_s: float) -> bool: ...
 
     async def release_slot(self, key: str, request_id: str) -> None: ...
+
+    # A request's slots and windows at once (one round trip): the slots in order, all or
+    # none; then the windows in order, stopping at the first that refuses, which also gives
+    # the slots back (the windows before it stay counted).
+    async def admit(self, request_id: str, slots: list[SlotAsk], hits: list[HitAsk], slot_ttl_s: float) -> Admission: ...
 
     # True for the first caller to mark `key` (until it expires after `ttl_s`; None: never),
     # False for every later one: "once per period" across replicas (budget alerts).

@@ -14,8 +14,10 @@ scope (`user:*`: one per user), in the limits store (memory or Redis, so replica
   the limit bound what the requests admitted in a minute can produce. A client that sets a
   tight `max_tokens` gets more requests through.
 
-Slots are taken first, being the only thing that can be given back: a request refused by a
-later limit releases them, but stays counted by the windows it already passed.
+All of a request's slots and windows are asked for at once (`LimitStore.admit`: one round
+trip to Redis). Slots are taken first, being the only thing that can be given back: a
+request refused by a later limit releases them, but stays counted by the windows it already
+passed.
 
 A refusal is a 429 `rate_limit_exceeded` (RateLimitError in both SDKs) naming the limit, the
 scope, what was used and when to retry, with `retry-after` (whole seconds) and
@@ -38,7 +40,7 @@ from tokenbrake import request_size
 from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
 from tokenbrake.limit_rules import AppliedLimit, applicable, scope_values, setting_in
-from tokenbrake.limits import LimitStore, RateDecision
+from tokenbrake.limits import HitAsk, LimitStore, RateDecision, SlotAsk
 
 log = logging.getLogger("tokenbrake.rate_limits")
 
@@ -59,26 +61,40 @@ class RateLimits:
         if not self.limits or ctx.endpoint is Endpoint.COUNT_TOKENS:
             return
         values = scope_values(ctx)
+        slots = applicable(self.limits, "concurrent", values)
+        windows = [(limit, 1, "") for limit in applicable(self.limits, "requests_per_minute", values)]
+        per_token = applicable(self.limits, "tokens_per_minute", values)
+        if per_token:
+            counted, cap = admitted_tokens(ctx, self.config)
+            windows += [(limit, counted + cap, f" (counted input {counted} + output cap {cap})") for limit in per_token]
+        if not slots and not windows:
+            return
+        if slots:
+            self._slots[ctx.request_id] = [limit.key for limit in slots]  # first, so a cancelled admit is freed too
         try:
-            await self._take_slots(ctx.request_id, applicable(self.limits, "concurrent", values))
-            await self._count(ctx, applicable(self.limits, "requests_per_minute", values), 1, "")
-            per_token = applicable(self.limits, "tokens_per_minute", values)
-            if per_token:
-                counted, cap = admitted_tokens(ctx, self.config)
-                await self._count(ctx, per_token, counted + cap, f" (counted input {counted} + output cap {cap})")
-        except BaseException:  # a refusal, a store failure, or the client leaving: give the slots back
+            admission = await self.store.admit(
+                ctx.request_id, [SlotAsk(PREFIX["concurrent"] + limit.key, limit.value) for limit in slots],
+                [HitAsk(PREFIX[limit.setting] + limit.key, limit.value, WINDOW_S, amount) for limit, amount, _ in windows],
+                self.slot_ttl_s)
+        except BaseException:  # a store failure, or the client leaving: give the slots back
             await self._free_slots(ctx.request_id)
             raise
+        if not admission.allowed:
+            self._slots.pop(ctx.request_id, None)  # the store gave them back
+        if admission.full_slot is not None:
+            raise concurrency_refusal(slots[admission.full_slot])
+        decided = list(zip(windows, admission.decisions))
+        for setting in UNIT:
+            seen = [(limit, decision) for (limit, _, _), decision in decided if limit.setting == setting]
+            if seen:
+                ctx.response_headers.update(rate_headers(*min(seen, key=lambda s: (s[1].remaining, s[0].value))))
+        if not admission.allowed:
+            (limit, amount, detail), decision = decided[-1]
+            ctx.response_headers.update(rate_headers(limit, decision))
+            raise rate_refusal(limit, decision, amount, detail)
 
     async def after(self, ctx: RequestContext) -> None:
         await self._free_slots(ctx.request_id)
-
-    async def _take_slots(self, request_id: str, applied: list[AppliedLimit]) -> None:
-        for limit in applied:
-            self._slots.setdefault(request_id, []).append(limit.key)  # first, so a cancelled acquire is freed too
-            if not await self.store.acquire_slot(PREFIX["concurrent"] + limit.key, limit.value, request_id,
-                                                 self.slot_ttl_s):
-                raise concurrency_refusal(limit)
 
     async def _free_slots(self, request_id: str) -> None:
         keys = self._slots.pop(request_id, None)
@@ -90,17 +106,6 @@ class RateLimits:
                     await self.store.release_slot(PREFIX["concurrent"] + key, request_id)
                 except Exception:  # it expires on its own; the response must not fail for it
                     log.exception("could not release concurrency slot %s of request %s", key, request_id)
-
-    async def _count(self, ctx: RequestContext, applied: list[AppliedLimit], amount: int, detail: str) -> None:
-        seen: list[tuple[AppliedLimit, RateDecision]] = []
-        for limit in applied:
-            decision = await self.store.hit(PREFIX[limit.setting] + limit.key, limit.value, WINDOW_S, amount)
-            if not decision.allowed:
-                ctx.response_headers.update(rate_headers(limit, decision))
-                raise rate_refusal(limit, decision, amount, detail)
-            seen.append((limit, decision))
-        if seen:
-            ctx.response_headers.update(rate_headers(*min(seen, key=lambda s: (s[1].remaining, s[0].value))))
 
 
 def admitted_tokens(ctx: RequestContext, config: Config) -> tuple[int, int]:
