@@ -16,6 +16,7 @@ import anyio
 
 from tokenbrake.core import ErrorKind, GatewayError, Reply, RequestContext, Stage
 from tokenbrake.errors import error_body
+from tokenbrake.limits.types import StateUnavailable
 
 if TYPE_CHECKING:
     from tokenbrake.state import AppState
@@ -67,6 +68,12 @@ class Pipeline:
                 ran.append(stage)
             reply = await self.call(ctx)
         except GatewayError as error:
+            return await self._refuse(ctx, ran, error)
+        except StateUnavailable as exc:
+            log.error("request %s refused: shared state unavailable: %s", ctx.request_id, exc)
+            error = GatewayError(ErrorKind.OVERLOADED, "The gateway cannot reach its shared state (budgets, limits, "
+                                 "sessions), so it cannot check this request against them and refuses it. "
+                                 "Try again shortly.", status=503, code="state_unavailable", headers={"retry-after": "1"})
             return await self._refuse(ctx, ran, error)
         except Exception:
             log.exception("request %s failed inside the gateway", ctx.request_id)

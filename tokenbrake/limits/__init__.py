@@ -20,14 +20,15 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, LimitStore,
-                                     RateDecision, SlotAsk, Window, from_nanos, system_clock, to_nanos)
+                                     RateDecision, SlotAsk, StateUnavailable, Window, from_nanos, system_clock,
+                                     to_nanos)
 
 MEMORY_SCHEME = "memory://"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 __all__ = [
     "Admission", "BudgetCounter", "Clock", "CounterStatus", "Grant", "HitAsk", "LimitStore", "RateDecision",
-    "SlotAsk", "Window", "from_nanos",
+    "SlotAsk", "StateUnavailable", "Window", "from_nanos",
     "open_state", "system_clock", "to_nanos",
 ]
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 import math
 import secrets
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
 
 from tokenbrake.limits import scripts
 from tokenbrake.limits.decide import build_grant, check_reservation, counter_status, tightest
 from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, RateDecision,
-                                     SlotAsk, system_clock, to_nanos)
+                                     SlotAsk, StateUnavailable, system_clock, to_nanos)
 from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, place
 
 DEFAULT_PREFIX = "tokenbrake:"
@@ -30,22 +33,24 @@ class RedisStore:
         self._client = client
         self._prefix = prefix
         self._clock = clock
-        self._reserve = client.register_script(scripts.RESERVE)
-        self._settle = client.register_script(scripts.SETTLE)
-        self._status = client.register_script(scripts.STATUS)
-        self._hit = client.register_script(scripts.HIT)
-        self._acquire = client.register_script(scripts.ACQUIRE_SLOT)
-        self._admit = client.register_script(scripts.ADMIT)
-        self._mark = client.register_script(scripts.MARK_ONCE)
+        self._reserve = _guarded(client.register_script(scripts.RESERVE))
+        self._settle = _guarded(client.register_script(scripts.SETTLE))
+        self._status = _guarded(client.register_script(scripts.STATUS))
+        self._hit = _guarded(client.register_script(scripts.HIT))
+        self._acquire = _guarded(client.register_script(scripts.ACQUIRE_SLOT))
+        self._admit = _guarded(client.register_script(scripts.ADMIT))
+        self._mark = _guarded(client.register_script(scripts.MARK_ONCE))
 
     @classmethod
     async def open(cls, url: str, *, prefix: str = DEFAULT_PREFIX, clock: Clock = system_clock,
-                   max_connections: int = 64, wait_s: float = 5.0) -> RedisStore:
+                   max_connections: int = 64, wait_s: float = 5.0, timeout_s: float = 2.0) -> RedisStore:
         """Connects to `url` (redis://host:port/db, rediss://, unix://) and checks it answers.
 
         Past `max_connections` calls in flight, a call waits (up to `wait_s`) for a free
-        connection rather than failing: each script is short, so the queue moves fast."""
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait_s)
+        connection rather than failing: each script is short, so the queue moves fast. A
+        Redis that does not answer within `timeout_s` fails the call (StateUnavailable)."""
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait_s,
+                                                        socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         client = aioredis.Redis.from_pool(pool)
         try:
             await client.ping()
@@ -110,7 +115,10 @@ class RedisStore:
         return reply == 1
 
     async def release_slot(self, key: str, request_id: str) -> None:
-        await self._client.zrem(self._prefix + "slots:" + key, request_id)
+        try:
+            await self._client.zrem(self._prefix + "slots:" + key, request_id)
+        except REDIS_FAILURES as exc:
+            raise StateUnavailable(f"Redis: {exc}") from exc
 
     async def admit(self, request_id: str, slots: list[SlotAsk], hits: list[HitAsk], slot_ttl_s: float) -> Admission:
         now = self._clock()
@@ -129,6 +137,21 @@ class RedisStore:
         now = self._clock()
         expiry, ttl_ms = ("", "") if ttl_s is None else (repr(now + ttl_s), max(1, math.ceil(ttl_s * 1000)))
         return await self._mark(keys=[self._prefix + "mark:" + key], args=[repr(now), expiry, ttl_ms]) == 1
+
+
+REDIS_FAILURES = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+def _guarded(script: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A script call whose connection failures are StateUnavailable (a refusal the client
+    understands), not an internal error."""
+    async def call(*, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except REDIS_FAILURES as exc:
+            raise StateUnavailable(f"Redis: {exc}") from exc
+
+    return call
 
 
 def _decision(allowed, remaining, retry, reset) -> RateDecision:

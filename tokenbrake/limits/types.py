@@ -107,6 +107,11 @@ class RateDecision:
     reset_s: float  # until the window holds nothing (is fully free again)
 
 
+class StateUnavailable(Exception):
+    """The shared state cannot be reached (Redis down or not answering). Budgets and limits
+    cannot be checked, so the request is refused: the gateway fails closed."""
+
+
 @dataclass(frozen=True, slots=True)
 class SlotAsk:
     key: str
