@@ -287,3 +287,25 @@ async def test_an_alert_claimed_by_another_replica_is_not_sent_again():
         alerts.observe(applied.budget, status, Decimal("0.5"))
         await alerts.aclose()
     assert sent == ["team:search"]
+
+
+class SlowAnswer(MemoryStore):
+    """The store's reservation is made, but its answer is slow to reach the gateway, as a
+    Redis reply is: a client that leaves then cancels the request mid-reserve."""
+
+    async def reserve(self, *args, **kwargs):
+        grant = await super().reserve(*args, **kwargs)
+        await asyncio.sleep(10)
+        return grant
+
+
+async def test_a_request_cancelled_mid_reserve_leaves_nothing_held():
+    h = Harness([{"scope": "team:search", "amount_usd": 1}])
+    h.store = h.stage.limits = SlowAnswer(h.clock)
+    task = asyncio.create_task(h.stage.before(h.request()))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [status] = await h.store.status([applicable(h.stage.budgets.current, {"team": ["search"]}, "UTC")[0].counter])
+    assert status.reserved == 0 and status.spent == 0

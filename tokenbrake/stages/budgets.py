@@ -16,11 +16,14 @@ A request no budget applies to costs nothing here: no shared-state call at all.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+
+import anyio
 
 from tokenbrake import request_size
 from tokenbrake.alerts import Alerts
@@ -31,6 +34,8 @@ from tokenbrake.limits import Clock, CounterStatus, Grant, LimitStore, system_cl
 from tokenbrake.pricing import PriceBook
 from tokenbrake.scopes import request_values
 from tokenbrake.stages.resolve_model import build_targets
+
+log = logging.getLogger("tokenbrake.budgets")
 
 DOWNGRADED_HEADER = "x-tokenbrake-downgraded"
 
@@ -110,6 +115,17 @@ class Budgets:
     async def _reserve(self, ctx: RequestContext, applied: list[Applied], size: Size) -> Grant:
         """Reserve the whole worst case, waiting while requests in flight hold it; once their
         settling cannot make it fit, accept a clamp down to the floor (waiting likewise)."""
+        try:
+            return await self._reserve_waiting(ctx, applied, size)
+        except BaseException:  # the client left (or the store failed) mid-reserve: drop what may be held
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.limits.release(ctx.request_id)
+                except Exception:  # it expires after reservation_ttl_s
+                    log.exception("could not release the reservation of request %s", ctx.request_id)
+            raise
+
+    async def _reserve_waiting(self, ctx: RequestContext, applied: list[Applied], size: Size) -> Grant:
         counters = [a.counter for a in applied]
         deadline = time.monotonic() + self.settings.max_wait_s
         floor, attempt = (size.want if self.settings.max_wait_s > 0 else size.floor), 0
