@@ -294,6 +294,12 @@ def test_the_admin_api_sets_and_lists_budgets_with_their_spend(emulator, tmp_pat
         openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0).chat.completions.create(
             model="metered", max_tokens=40, messages=user("hello"))
         listed = {b["scope"]: b for b in admin_budgets(gateway.url)}
+        deleted = httpx.delete(gateway.url + "/admin/budgets", headers=headers, params={"scope": "user:*", "period": "day"})
+        assert deleted.status_code == 200, deleted.text
+        again = httpx.delete(gateway.url + "/admin/budgets", headers=headers, params={"scope": "user:*", "period": "day"})
+        assert again.status_code == 404
+        after_delete = {b["scope"] for b in admin_budgets(gateway.url)}
+    assert after_delete == {"team:proof"}
     assert set(listed) == {"team:proof", "user:*"}
     [counter] = listed["team:proof"]["counters"]
     assert Decimal(counter["spent_usd"]) > 0 and counter["resets_at"]

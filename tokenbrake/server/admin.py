@@ -143,6 +143,20 @@ async def set_budget(request: Request) -> Response:
     return JSONBytes(budget.model_dump(mode="json"), status_code=201)
 
 
+async def delete_budget(request: Request) -> Response:
+    """Deletes a budget set at run time (`?scope=team:search&period=month`); the config's stay."""
+    if refused := _refusal(request):
+        return refused
+    scope, period = request.query_params.get("scope"), request.query_params.get("period")
+    if not scope or not period:
+        return _bad("'scope' and 'period' are required query parameters")
+    state = _state(request)
+    if not await state.database.budgets.delete(scope, period):
+        return error_response(Format.OPENAI, GatewayError(ErrorKind.NOT_FOUND, f"no run-time budget {scope} ({period})"))
+    await state.budgets.reload()
+    return JSONBytes({"deleted": {"scope": scope, "period": period}})
+
+
 routes = [
     Route("/admin/keys", list_keys, methods=["GET"]),
     Route("/admin/keys", create_key, methods=["POST"]),
@@ -151,4 +165,5 @@ routes = [
     Route("/admin/usage", usage, methods=["GET"]),
     Route("/admin/budgets", list_budgets, methods=["GET"]),
     Route("/admin/budgets", set_budget, methods=["POST"]),
+    Route("/admin/budgets", delete_budget, methods=["DELETE"]),
 ]
