@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from pydantic import ValidationError
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from tokenbrake.config import BudgetConfig, Config, describe_validation_error
 from tokenbrake.core import ErrorKind, GatewayError
 from tokenbrake.limits import BudgetCounter, CounterStatus, LimitStore, Window
+from tokenbrake.limits.windows import period
 from tokenbrake.pricing import PriceBook
 from tokenbrake.scopes import counter_keys
 from tokenbrake.storage import Database
@@ -169,15 +171,21 @@ def parse_budget(data: dict, config: Config) -> BudgetConfig:
     return budget
 
 
-async def report(config: Config, stored: list[BudgetConfig], limits: LimitStore) -> list[dict]:
+MAX_LISTED_MEMBERS = 100  # of a `*` budget, the biggest spenders this period
+
+
+async def report(config: Config, stored: list[BudgetConfig], limits: LimitStore, db: Database | None = None,
+                 now: float | None = None) -> list[dict]:
     """Each budget in force with its spend this period: spent, reserved, remaining, resets at.
-    A `*` scope has one counter per member, which only requests reveal: it lists none."""
+    A `*` scope has one counter per member (`user:*`: per user); the members listed are those
+    the ledger shows spending this period (the biggest first), when a database is given."""
     from_db = {(b.scope, b.period) for b in stored}
+    now = time.time() if now is None else now
     rows = []
     for budget in merge(list(config.budgets), stored):
-        counters = [] if budget.scope.endswith(":*") else [
-            BudgetCounter(budget.scope, budget.amount_usd, window(budget, config.budgeting.timezone),
-                          hard=budget.mode != "soft")]
+        win = window(budget, config.budgeting.timezone)
+        names = [budget.scope] if not budget.scope.endswith(":*") else await _members(budget.scope, win, db, now)
+        counters = [BudgetCounter(name, budget.amount_usd, win, hard=budget.mode != "soft") for name in names]
         statuses = await limits.status(counters) if counters else []
         rows.append({
             **budget.model_dump(mode="json"),
@@ -187,3 +195,18 @@ async def report(config: Config, stored: list[BudgetConfig], limits: LimitStore)
                           "resets_at": s.resets_at.isoformat() if s.resets_at else None} for s in statuses],
         })
     return rows
+
+
+async def _members(scope: str, win: Window, db: Database | None, now: float) -> list[str]:
+    """The counters of a `*` scope that spent in the current period, from the ledger."""
+    if db is None:
+        return []
+    kind = scope.partition(":")[0]
+    if win.kind == "total":
+        since = None
+    elif win.kind == "rolling":
+        since = datetime.fromtimestamp(now - float(win.seconds), UTC)
+    else:
+        since = period(win, now)[0]
+    groups = await db.ledger.usage(kind, since=since)
+    return [f"{kind}:{g.group}" for g in groups if g.group and g.group != "(none)"][:MAX_LISTED_MEMBERS]

@@ -295,7 +295,7 @@ def test_the_admin_api_sets_and_lists_budgets_with_their_spend(emulator, tmp_pat
         bad = httpx.post(gateway.url + "/admin/budgets", headers=headers, json={"scope": "team", "amount_usd": 1})
         assert bad.status_code == 400 and "scope" in bad.json()["error"]["message"]
         openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0).chat.completions.create(
-            model="metered", max_tokens=40, messages=user("hello"))
+            model="metered", max_tokens=40, messages=user("hello"), user="ana")
         listed = {b["scope"]: b for b in admin_budgets(gateway.url)}
         deleted = httpx.delete(gateway.url + "/admin/budgets", headers=headers, params={"scope": "user:*", "period": "day"})
         assert deleted.status_code == 200, deleted.text
@@ -307,3 +307,5 @@ def test_the_admin_api_sets_and_lists_budgets_with_their_spend(emulator, tmp_pat
     [counter] = listed["team:proof"]["counters"]
     assert Decimal(counter["spent_usd"]) > 0 and counter["resets_at"]
     assert listed["user:*"]["mode"] == "soft" and listed["user:*"]["source"] == "runtime"
+    [ana] = listed["user:*"]["counters"]  # a `*` budget lists the members that spent this period
+    assert ana["counter"] == "user:ana" and Decimal(ana["spent_usd"]) == Decimal(counter["spent_usd"])

@@ -123,7 +123,8 @@ async def list_budgets(request: Request) -> Response:
         return refused
     state = _state(request)
     stored = await state.database.budgets.list()
-    return JSONBytes({"data": await budgets.report(state.config, stored, state.limits)})
+    await state.writer.flush()  # members of `*` budgets are read from the ledger
+    return JSONBytes({"data": await budgets.report(state.config, stored, state.limits, state.database)})
 
 
 async def set_budget(request: Request) -> Response:
