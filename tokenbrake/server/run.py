@@ -1,10 +1,12 @@
-"""Running an ASGI app on uvicorn with the fast stack (uvloop, httptools)."""
+"""Running an ASGI app on uvicorn with the fast stack (uvloop, httptools, coalesced writes)."""
 
 from __future__ import annotations
 
 import importlib.util
 
 import uvicorn
+
+from tokenbrake.server.coalesce import CoalescingHttpToolsProtocol
 
 
 def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_level: str = "warning") -> None:
@@ -15,7 +17,7 @@ def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_lev
         host=host,
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, one write per loop turn (coalesce.py)
         lifespan="on",
         log_level=log_level,
         access_log=False,
