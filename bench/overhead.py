@@ -12,7 +12,10 @@ scopes, sized so nothing is refused — one keeping that state in process, one i
 (`--redis`, default redis://127.0.0.1:6379/0, a key prefix of its own), and prints their
 throughput next to the plain gateway's: the cost of admission.
 
-    .venv/bin/python bench/overhead.py [--seconds 5] [--output-tokens 16] [--admission]
+With `--routing`, a gateway whose router (the default one) decides every request's tier: the
+router's added latency, end to end.
+
+    .venv/bin/python bench/overhead.py [--seconds 5] [--output-tokens 16] [--admission] [--routing]
 
 The load generator has to cost much less than the servers it measures, or it measures
 itself: on a 2-core machine it shares the CPU with them. So it is a bare HTTP/1.1 keep-alive
@@ -61,11 +64,15 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def body(stream: bool) -> bytes:
+# Distinct prompts, more than the router's embedding memo holds: each is scored for real.
+PROMPT_VARIANTS = 4096
+
+
+def body(stream: bool, variant: int = 0) -> bytes:
     return orjson.dumps({
         "model": "bench",
         "messages": [{"role": "system", "content": "You are helpful."},
-                     {"role": "user", "content": "Explain what a token bucket rate limiter does, briefly."}],
+                     {"role": "user", "content": f"Explain what a token bucket rate limiter does, briefly ({variant})."}],
         "stream": stream,
     })
 
@@ -121,7 +128,8 @@ async def connect(url: str) -> Connection:
 
 
 async def load(url: str, key: str, concurrency: int, stream: bool, seconds: float) -> Result:
-    request = raw_request(url, body(stream), key)
+    requests = [raw_request(url, body(stream, n), key) for n in range(PROMPT_VARIANTS)]
+    request = requests[0]
     connections = [await connect(url) for _ in range(concurrency)]
     latencies: list[float] = []
     try:
@@ -129,14 +137,15 @@ async def load(url: str, key: str, concurrency: int, stream: bool, seconds: floa
             await asyncio.gather(*(c.send(request, stream) for c in connections))
         deadline = time.perf_counter() + seconds
 
-        async def worker(connection: Connection) -> None:
+        async def worker(connection: Connection, n: int) -> None:
             clock = time.perf_counter
             while (started := clock()) < deadline:
-                await connection.send(request, stream)
+                await connection.send(requests[n % PROMPT_VARIANTS], stream)
                 latencies.append(clock() - started)
+                n += concurrency
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker(c) for c in connections))
+        await asyncio.gather(*(worker(c, n) for n, c in enumerate(connections)))
         return Result(len(latencies), time.perf_counter() - started, latencies)
     finally:
         for connection in connections:
@@ -163,6 +172,15 @@ def with_admission(raw: dict, state: str) -> dict:
         "budgets": [{"scope": "global", **big}, {"scope": "team:*", **big}, {"scope": "key:*", **big},
                     {"scope": "model:bench", "amount_usd": 1_000_000, "period": "month"}],
     }
+
+
+def with_routing(raw: dict, router: str | None = None) -> dict:
+    """The same gateway with the key's requests for `bench` rerouted to a virtual model whose
+    router (default: the one shipped) picks between two tiers: the router's added latency."""
+    models = {**raw["models"], "bench-local": {"upstream": "emu", "price": {"input_per_mtok": 0.02, "output_per_mtok": 0.06}}}
+    route = {"tiers": ["bench-local", "bench"], "strategy": "router", "router": router,
+             "reroute": [{"scope": "key:bench", "models": ["bench"]}]}
+    return {**raw, "models": models, "routes": {"auto": route}}
 
 
 def create_key(config_path: Path) -> str:
@@ -200,6 +218,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
     parser.add_argument("--output-tokens", type=int, default=16)
     parser.add_argument("--admission", action="store_true", help="also measure gateways with budgets and limits on")
+    parser.add_argument("--routing", action="store_true", help="also measure a gateway routing every request")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for the shared-state gateway")
     args = parser.parse_args()
 
@@ -210,6 +229,11 @@ def main() -> None:
         if args.admission:
             configs["gw+limits"] = with_admission(raw, "memory://")
             configs["gw+limits/redis"] = with_admission(raw, args.redis + f"?prefix=tb-bench-{time.time_ns()}:")
+        if args.routing:
+            from tokenbrake.routing.classifier import DEFAULT_FEATURES_MODEL
+
+            configs["gw+router"] = with_routing(raw)  # with the embedding when installed
+            configs["gw+router/features"] = with_routing(raw, str(DEFAULT_FEATURES_MODEL))
         paths = {"direct": emulator.url}
         key = None
         for name, cfg in configs.items():
@@ -222,6 +246,22 @@ def main() -> None:
               f"{args.output_tokens} output tokens")
         print(f"# load generator: {LOAD_GENERATOR}")
         measure(paths, key, args.seconds)
+    if args.routing:
+        router_latency()
+
+
+def router_latency() -> None:
+    """The shipped routers' score() in this process, one prompt at a time: the router's own cost
+    inside the added latency above (the benchmark's prompts, each scored for real)."""
+    from tokenbrake.routing import classifier, embedding
+    from tokenbrake.routing.evaluation import score_latency_ms
+
+    prompts = [orjson.loads(body(False, n))["messages"][-1]["content"] for n in range(300)]
+    paths = [classifier.DEFAULT_FEATURES_MODEL] + ([classifier.DEFAULT_EMBEDDING_MODEL] if embedding.available() else [])
+    for path in paths:
+        router = classifier.Router.load(path)
+        p50, p95 = score_latency_ms(router, prompts)
+        print(f"# router score() in process, {router.kind:<9}: p50 {p50:.2f} ms, p95 {p95:.2f} ms")
 
 
 if __name__ == "__main__":

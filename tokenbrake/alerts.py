@@ -88,26 +88,49 @@ class Alerts:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def notify(self, mark: str, ttl_s: float | None, message: str, payload: dict[str, Any]) -> None:
+        """Any other alert (a session's suspected loop): logged, and POSTed to the webhook,
+        once per `mark` (for `ttl_s`; None: ever) across replicas, in the background."""
+        if mark in self._claimed:
+            return
+        if len(self._claimed) >= MAX_REMEMBERED:
+            self._claimed.clear()
+        self._claimed.add(mark)
+        self._spawn(self._notify(mark, ttl_s, message, payload))
+
+    async def _notify(self, mark: str, ttl_s: float | None, message: str, payload: dict[str, Any]) -> None:
+        if await self._claim(mark, ttl_s):
+            log.warning("%s", message)
+            if self.config.webhook_url:
+                await self._send(payload, message)
+
     async def _fire(self, mark: str, ttl_s: float | None, alert: Alert) -> None:
-        try:
-            if not await self.limits.mark_once(mark, ttl_s):
-                return  # another replica (or this one, before a restart) fired it this period
-        except Exception:
-            log.exception("could not claim alert %s; sending it anyway", mark)
+        if not await self._claim(mark, ttl_s):
+            return  # another replica (or this one, before a restart) fired it this period
         log.warning("budget %s (%s) for %s reached %g%% of %s: spent %s", alert.budget.scope, alert.budget.period,
                     alert.counter, alert.threshold * 100, alert.budget.amount_usd, alert.spent)
         if self.config.webhook_url:
             await self._post(alert)
 
+    async def _claim(self, mark: str, ttl_s: float | None) -> bool:
+        try:
+            return await self.limits.mark_once(mark, ttl_s)
+        except Exception:
+            log.exception("could not claim alert %s; sending it anyway", mark)
+            return True
+
     async def _post(self, alert: Alert) -> None:
+        await self._send(alert.as_json(), f"budget {alert.budget.scope}")
+
+    async def _send(self, payload: dict[str, Any], what: str) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout_s))
         try:
-            async with self._session.post(self.config.webhook_url, json=alert.as_json()) as response:
+            async with self._session.post(self.config.webhook_url, json=payload) as response:
                 if response.status >= 300:
-                    log.error("alert webhook answered %s for budget %s", response.status, alert.budget.scope)
+                    log.error("alert webhook answered %s for %s", response.status, what)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            log.error("alert webhook failed for budget %s: %r", alert.budget.scope, exc)
+            log.error("alert webhook failed for %s: %r", what, exc)
 
     async def aclose(self) -> None:
         """Lets alerts in flight finish (each is bounded by the webhook timeout)."""

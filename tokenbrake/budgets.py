@@ -68,19 +68,23 @@ def merge(configured: list[BudgetConfig], stored: list[BudgetConfig]) -> list[Bu
     return list(merged.values())
 
 
-def worst_case(prices: PriceBook, models: list[str], input_tokens: int, output_tokens: int) -> Decimal:
-    """The most the call can cost on whichever of its targets (model, then fallbacks) serves it."""
-    return max(prices.worst_case(model, input_tokens, output_tokens) for model in models)
+def worst_case(prices: PriceBook, models: list[str], input_tokens: int, output_tokens: int,
+               every: bool = False) -> Decimal:
+    """The most the call can cost on whichever of its targets (model, then fallbacks) serves it;
+    with `every`, when each of them may be called in turn (a cascade's tiers), their sum."""
+    costs = (prices.worst_case(model, input_tokens, output_tokens) for model in models)
+    return sum(costs, Decimal(0)) if every else max(costs)
 
 
-def affordable_output(prices: PriceBook, models: list[str], input_tokens: int, amount: Decimal, cap: int) -> int:
+def affordable_output(prices: PriceBook, models: list[str], input_tokens: int, amount: Decimal, cap: int,
+                      every: bool = False) -> int:
     """The most output tokens (at most `cap`) whose worst case `amount` still pays for.
 
     A binary search over the exact price, so it holds for catalog prices with tiers too."""
     low, high = 0, cap
     while low < high:
         mid = (low + high + 1) // 2
-        if worst_case(prices, models, input_tokens, mid) <= amount:
+        if worst_case(prices, models, input_tokens, mid, every) <= amount:
             low = mid
         else:
             high = mid - 1

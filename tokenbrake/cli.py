@@ -229,6 +229,114 @@ def budgets_delete(scope: str, period: str, config_path: str) -> None:
     click.echo(f"deleted {scope} ({period})")
 
 
+@main.group()
+def sessions() -> None:
+    """Agent sessions: their counts and spend, loop verdicts; stop and resume them.
+
+    Works on the state backend the config names (`state:`, Redis). In-process sessions live
+    inside the gateway: use its admin API (/admin/sessions); with a snapshot path, list and
+    show read the snapshot (a few seconds old)."""
+
+
+def _with_state(config_path: str, work, writing: bool = False):
+    """Opens the config's state backend, runs `await work(store, config)`, closes it."""
+    import asyncio
+
+    from tokenbrake.limits import open_state
+    from tokenbrake.sessions import SessionNotFound
+
+    config = _load(config_path)
+    if config.state.startswith("memory://") and (writing or config.state == "memory://"):
+        raise click.ClickException(f"the sessions live in the gateway's process (state: {config.state}): use its admin "
+                                   f"API, GET /admin/sessions[/ID] or POST /admin/sessions/ID/stop|resume")
+
+    async def go():
+        store = await open_state(config.state, read_only=True)
+        try:
+            return await work(store, config)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except SessionNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+key_option = click.option("--key", "key_name", default=None, help="The key the session belongs to (needed only "
+                          "when one session id is used under several keys).")
+
+
+@sessions.command("list")
+@click.option("--key", "key_name", default=None, help="Only this key's sessions.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def sessions_list(key_name: str | None, as_json: bool, config_path: str) -> None:
+    """List live sessions, most recent first."""
+    import json
+
+    from tokenbrake.sessions import view
+
+    found = _with_state(config_path, lambda store, _: store.session_list(key_name))
+    if as_json:
+        click.echo(json.dumps([view(r) for r in found]))
+        return
+    click.echo(f"{'key':<16} {'session':<24} {'status':<8} {'calls':>6} {'tokens':>9} {'cost':>12} {'loops':>5}  last seen")
+    for r in found:
+        shown = view(r)
+        click.echo(f"{r.key_name:<16} {r.session:<24} {r.status:<8} {r.calls:>6} {r.tokens:>9} "
+                   f"{'$' + format(r.cost.normalize(), 'f'):>12} {r.loop_calls:>5}  {shown['last_seen']}")
+
+
+@sessions.command("show")
+@click.argument("session")
+@key_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def sessions_show(session: str, key_name: str | None, as_json: bool, config_path: str) -> None:
+    """Show one session: counts, spend, status and why, and its latest loop verdicts."""
+    import json
+
+    from tokenbrake.sessions import find, view
+
+    shown = view(_with_state(config_path, lambda store, _: find(store, session, key_name)), detail=True)
+    if as_json:
+        click.echo(json.dumps(shown))
+        return
+    for field, value in shown.items():
+        if field not in ("verdicts", "trace"):
+            click.echo(f"{field:<18} {'-' if value is None else value}")
+    for verdict in shown["verdicts"]:
+        click.echo(f"  call {verdict['call']}: {verdict['kind']} x{verdict['repetitions']} ({verdict['action']}): "
+                   f"{verdict['evidence']}")
+
+
+def _set_status(session: str, key_name: str | None, config_path: str, stop: bool) -> None:
+    from tokenbrake.sessions import set_status
+
+    record = _with_state(config_path, lambda store, config: set_status(store, config.sessions, session, key_name, stop),
+                         writing=True)
+    click.echo(f"{'stopped' if stop else 'resumed'} session {record.session} of key {record.key_name}")
+
+
+@sessions.command("stop")
+@click.argument("session")
+@key_option
+@config_option
+def sessions_stop(session: str, key_name: str | None, config_path: str) -> None:
+    """Stop a session: every gateway refuses its calls until it is resumed."""
+    _set_status(session, key_name, config_path, stop=True)
+
+
+@sessions.command("resume")
+@click.argument("session")
+@key_option
+@config_option
+def sessions_resume(session: str, key_name: str | None, config_path: str) -> None:
+    """Resume a stopped session; the loop detector forgets the repetitions it had counted."""
+    _set_status(session, key_name, config_path, stop=False)
+
+
 @main.command()
 @click.option("--by", type=click.Choice(["key", "team", "user", "model", "session", "tag", "day"]), default="model", show_default=True)
 @click.option("--since", default=None, help="7d, 24h, 30m or a date (2026-11-01) [default: everything].")
@@ -295,6 +403,84 @@ def demo() -> None:
     from tokenbrake.demo import run_demo
 
     run_demo()
+
+
+@main.group()
+def router() -> None:
+    """The request router: train it on labelled prompts, score prompts with it."""
+
+
+@router.command("train")
+@click.argument("data", required=False, type=click.Path(exists=True))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Where to write the router (JSON).")
+@click.option("--embedding/--no-embedding", default=None,
+              help="Use the sentence embedding as well as the features [default: when tokenbrake[router] is installed].")
+@click.option("--from-ledger", is_flag=True, help="Train on the cascade outcomes kept in the config's database instead of DATA.")
+@click.option("--l2", type=float, default=None, help="Regularization of the features [default: 30].")
+@click.option("--config", "config_path", envvar="TOKENBRAKE_CONFIG", default="tokenbrake.yaml", show_default=True,
+              help="YAML config file (or TOKENBRAKE_CONFIG), for --from-ledger.")
+def router_train(data: str | None, out_path: str, embedding: bool | None, from_ledger: bool, l2: float | None,
+                 config_path: str) -> None:
+    """Train a router on DATA and write it to --out.
+
+    DATA is a JSONL file of {"prompt": ..., "good_enough": true|false} lines (good_enough: the
+    cheap model's answer was good enough), or a directory holding RouteLLM's evaluation files
+    (gsm8k_responses.csv, mt_bench_*.jsonl), or, with --from-ledger, nothing.
+    """
+    from tokenbrake.routing.classifier import train_router
+    from tokenbrake.routing.training import read_examples
+
+    if from_ledger == (data is not None):
+        raise click.UsageError("give DATA or --from-ledger (one of them)")
+    if from_ledger:
+        from tokenbrake.routing.outcomes import labelled_examples
+
+        examples = _with_database(config_path, labelled_examples)
+    else:
+        try:
+            examples = read_examples(data)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    options = {"embedding": embedding, "info": {"trained_on": "ledger" if from_ledger else data}}
+    if l2 is not None:
+        options["l2"] = l2
+    try:
+        trained = train_router(examples, **options)
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    trained.save(out_path)
+    needs_strong = sum(not good for _, good in examples)
+    click.echo(f"trained a {trained.kind} router on {len(examples)} examples ({needs_strong} needing the strong model)"
+               f" -> {out_path}", err=True)
+    shares = ", ".join(f"{share:.0%}: {trained.threshold_for_share(share):.3f}" for share in (0.2, 0.5, 0.8))
+    click.echo(f"thresholds sending a share of such traffic to the strong model: {shares}", err=True)
+
+
+@router.command("score")
+@click.argument("prompts", type=click.File("r"))
+@click.option("--model", "model_path", default=None,
+              help="A router file written by `router train`, or a shipped one: default, default-embedding "
+                   "[default: default].")
+def router_score(prompts, model_path: str | None) -> None:
+    """Print {"score": s} for each {"prompt": ...} line of PROMPTS (a JSONL file, or - for stdin).
+
+    Higher means the strong model is needed; the scores are in [0, 1].
+    """
+    import json
+
+    from tokenbrake.routing.classifier import load_router
+
+    try:
+        scorer = load_router(model_path)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"--model: {exc}") from None
+    for number, line in enumerate(prompts, start=1):
+        if not line.strip():
+            continue
+        prompt = json.loads(line).get("prompt")
+        if not isinstance(prompt, str):
+            raise click.ClickException(f"line {number}: expected {{\"prompt\": string}}")
+        click.echo(json.dumps({"score": round(scorer.score(prompt), 6)}))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ names the environment variable that holds its key.
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from decimal import Decimal
@@ -182,6 +183,77 @@ class AlertsConfig(Strict):
     timeout_s: float = Field(5.0, gt=0)  # a webhook slower than this is given up on (and logged)
 
 
+class LoopConfig(Strict):
+    """Loop detection on a session's requests (tokenbrake/loops): what counts as no progress."""
+
+    enabled: bool = True
+    # Occurrences of the same step (or of a cycle of steps, or near-identical texts) in a row,
+    # with nothing new in between, that make a loop: a cycle of 4 steps is stopped on its 4th
+    # round, 12 calls after its first.
+    repetitions: int = Field(4, ge=2, le=10)
+    max_period: int = Field(4, ge=1, le=8)  # longest cycle (A→B→C→D→A…) recognised as a loop
+    # Estimated Jaccard similarity of two short messages' content words from which one
+    # paraphrases the other (real paraphrases mostly score 0.4 to 0.8, unrelated texts 0.1)…
+    similarity: float = Field(0.45, gt=0, le=1)
+    # …and of two tool results, or two long messages (32 content words or more), from which the
+    # second is the first with a few words changed (long texts on one topic share many words).
+    near_duplicate: float = Field(0.8, gt=0, le=1)
+    # A short message whose content words are at least this share of the words its side used in
+    # its last four messages adds nothing, even if it is close to none of them alone.
+    coverage: float = Field(0.8, gt=0, le=1)
+    # Messages shorter than this are neither progress nor loop ("ok", "continue"); tool results
+    # shorter than this are compared exactly (an edit tool's "OK" after different edits is no loop).
+    min_text_chars: int = Field(80, ge=0)
+    # Tools expected to be called again and again with the same arguments (glob patterns on the
+    # tool name): their identical answers are a loop only after `polling_allowance` of them.
+    polling_tools: list[str] = ["*status*", "*poll*", "wait*", "*progress*", "get_job*", "check_job*"]
+    polling_allowance: int = Field(10, ge=2, le=50)
+    # The evidence of a loop (kept in the session state, shown in refusals, alerts and
+    # `sessions show`) quotes the repeated call's arguments and the repeated text. Off: tool
+    # and argument names only, and a text's length: no prompt content is kept.
+    evidence_text: bool = False
+
+
+SESSION_SCOPE_KINDS = ("key", "team")
+LoopAction = Literal["off", "warn", "throttle", "stop"]
+
+
+class SessionRuleConfig(Strict):
+    """Limits on each agent session in a scope (`global`, `key:NAME`, `team:NAME`), and what
+    to do when one loops. Every rule whose scope a session is in applies its limits (the
+    smallest wins); `on_loop` comes from the most specific rule that sets it (key, then team,
+    then global)."""
+
+    scope: str = "global"
+    max_calls: int | None = Field(None, gt=0)  # upstream calls per session
+    max_tokens: int | None = Field(None, gt=0)  # tokens (input + output) per session, settled after each call
+    max_cost_usd: Decimal | None = Field(None, gt=0)  # USD per session, settled after each call
+    max_duration_s: float | None = Field(None, gt=0)  # wall-clock seconds since the session's first call
+    calls_per_minute: int | None = Field(None, gt=0)  # sliding 60-second window
+    # warn: X-Tokenbrake-Loop header, ledger flag, alert; throttle: also sleep before each
+    # looping call; stop: also refuse the session's calls until an operator resumes it.
+    on_loop: LoopAction | None = None  # None: this rule does not say (off: no detection)
+
+    @model_validator(mode="after")
+    def _check(self) -> SessionRuleConfig:
+        check_scope(self.scope)
+        if self.scope != "global" and (self.scope.partition(":")[0] not in SESSION_SCOPE_KINDS
+                                       or self.scope.endswith(":*")):
+            raise ValueError(f"scope {self.scope!r}: a session rule's scope is global, key:NAME or team:NAME")
+        return self
+
+
+class SessionsConfig(Strict):
+    """Agent sessions (X-Tokenbrake-Session, or Anthropic metadata.session_id), each scoped to its key."""
+
+    rules: list[SessionRuleConfig] = []  # none: sessions are only attributed, never limited or watched
+    idle_ttl_s: float = Field(86400.0, gt=0)  # a session idle this long is forgotten (a stopped one too)
+    throttle_initial_s: float = Field(1.0, ge=0)  # throttle: sleep before a looping call, doubling per repetition…
+    throttle_max_s: float = Field(30.0, ge=0)  # …up to this
+    history: int = Field(20, ge=1, le=200)  # loop verdicts kept per session (the latest)
+    loops: LoopConfig = LoopConfig()  # what the detector counts as a loop
+
+
 class BudgetingConfig(Strict):
     timezone: str = "UTC"  # calendar periods (day, week, month) begin at midnight here
     min_output_tokens: int = Field(16, gt=0)  # clamp max_tokens no lower than this; refuse below
@@ -190,6 +262,95 @@ class BudgetingConfig(Strict):
     # settle (most settle below their worst case) before it is clamped or refused; 0: never wait.
     max_wait_s: float = Field(5.0, ge=0)
     refresh_s: float = Field(5.0, gt=0)  # how often budgets set at run time are reloaded
+
+
+class CheckConfig(Strict):
+    """One acceptance check of a cascade (exactly one key): the cheaper tier's answer is kept
+    only when every check of the route passes (routing/checks.py)."""
+
+    json_schema: dict[str, Any] | None = None  # the answer must be JSON valid against this schema
+    regex: str | None = None  # the answer must contain a match (Python `re.search`)
+    # The mean of the answer's token log-probabilities must be at least this (e.g. -0.3);
+    # asked of OpenAI-compatible upstreams; an answer that comes without them fails.
+    min_mean_logprob: float | None = Field(None, le=0)
+    grader: str | None = None  # a configured model asked whether the answer will do (yes/no)
+
+    @model_validator(mode="after")
+    def _one(self) -> CheckConfig:
+        if sum(value is not None for value in (self.json_schema, self.regex, self.min_mean_logprob, self.grader)) != 1:
+            raise ValueError("a check has exactly one of json_schema, regex, min_mean_logprob, grader")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r}: {exc}") from None
+        return self
+
+
+class RerouteConfig(Strict):
+    """Requests from `scope` for one of `models` are routed by the route instead."""
+
+    scope: str
+    models: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> RerouteConfig:
+        check_scope(self.scope)
+        return self
+
+
+class RouteConfig(Strict):
+    """A virtual model: clients ask for its name; one of its tiers serves (routing/)."""
+
+    tiers: list[str] = Field(min_length=1)  # configured models, cheapest first
+    strategy: Literal["router", "cascade", "fallback"] = "router"
+    # router: a file written by `tokenbrake router train`, or a shipped router: `default`
+    # (features only) or `default-embedding` (needs the router extra). None: `default`.
+    router: str | None = None
+    # router, the cost/quality knob: the share of requests sent above the cheapest tier,
+    # calibrated on the router's training prompts (0.3: the 30% that score highest). With
+    # more than two tiers, each tier above gets the same share of it.
+    strong_share: float | None = Field(None, ge=0, le=1)
+    # router, instead of strong_share: a score at or above thresholds[i] goes to tier i+1, one
+    # threshold fewer than tiers, ascending. Neither set: strong_share 0.3.
+    thresholds: list[float] | None = None
+    checks: list[CheckConfig] = []  # cascade: all must pass for a cheaper tier's answer to be kept
+    # On an error, timeout or rate limit of the chosen tier, try the stronger tiers after it.
+    escalate_on_error: bool = True
+    # cascade: keep each outcome's prompt text and label for `tokenbrake router train
+    # --from-ledger` (prompt text is stored only with this on).
+    keep_examples: bool = False
+    reroute: list[RerouteConfig] = []  # scopes whose requests for concrete models use this route
+
+    @model_validator(mode="after")
+    def _check(self) -> RouteConfig:
+        if self.thresholds is not None and self.strong_share is not None:
+            raise ValueError("set strong_share or thresholds, not both")
+        if self.thresholds is not None:
+            if len(self.thresholds) != len(self.tiers) - 1:
+                raise ValueError(f"thresholds: {len(self.tiers)} tiers need {len(self.tiers) - 1} thresholds")
+            if any(not 0 <= t <= 1 for t in self.thresholds) or self.thresholds != sorted(self.thresholds):
+                raise ValueError("thresholds: ascending scores between 0 and 1")
+        if self.strategy == "cascade" and (len(self.tiers) < 2 or not self.checks):
+            raise ValueError("strategy cascade needs at least two tiers and one check")
+        return self
+
+
+def check_routes(config: Config) -> None:
+    """Route names are not model names; tiers, graders and rerouted models are models."""
+    for name, route in config.routes.items():
+        if name in config.models:
+            raise ValueError(f"routes.{name}: a route cannot share its name with a model")
+        for tier in route.tiers:
+            if tier not in config.models:
+                raise ValueError(f"routes.{name}.tiers: no model named {tier!r}")
+        for index, check in enumerate(route.checks):
+            if check.grader is not None and check.grader not in config.models:
+                raise ValueError(f"routes.{name}.checks[{index}].grader: no model named {check.grader!r}")
+        for index, rule in enumerate(route.reroute):
+            for model in rule.models:
+                if model not in config.models:
+                    raise ValueError(f"routes.{name}.reroute[{index}].models: no model named {model!r}")
 
 
 class Config(Strict):
@@ -205,11 +366,14 @@ class Config(Strict):
     budgets: list[BudgetConfig] = []
     limits: list[LimitConfig] = []
     alerts: AlertsConfig = AlertsConfig()
+    sessions: SessionsConfig = SessionsConfig()  # per-session limits and loop detection
     upstreams: dict[str, UpstreamConfig]
     models: dict[str, ModelConfig]
+    routes: dict[str, RouteConfig] = {}  # virtual models (e.g. `auto`) and how they pick a tier
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
+        check_routes(self)
         if not self.database.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError(f"database: expected sqlite:///PATH or postgresql://..., got {self.database!r}")
         for index, budget in enumerate(self.budgets):

@@ -150,6 +150,19 @@ class Attribution:
 
 
 @dataclass(slots=True)
+class PriorCall:
+    """An upstream call made for a request before the one that served it (a cascade's
+    rejected answer, or its grader's verdict): it cost money, so it is priced and recorded."""
+
+    target: Target
+    usage: Usage
+    cost: Decimal
+    status: int
+    latency_s: float
+    error: str | None = None
+
+
+@dataclass(slots=True)
 class RequestContext:
     """Everything known about one request as it moves through the pipeline."""
 
@@ -172,6 +185,15 @@ class RequestContext:
     status: int = 200
     error: GatewayError | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    # Routing (routing/): the decision for a virtual model; fields a cascade adds to the upstream
+    # body (logprobs); calls made before the one that served (a cascade's rejected answers,
+    # its grader) — each has its own ledger row and counts against budgets; and the cost saved
+    # against the model the client asked for.
+    route: Any = None
+    upstream_extra: dict[str, Any] | None = None
+    prior_calls: tuple[PriorCall, ...] = ()
+    saved: Decimal | None = None
+    loop_suspected: str | None = None  # the loop kind a session's detector saw (stages/sessions.py): a ledger flag
 
     @property
     def elapsed_s(self) -> float:

@@ -16,12 +16,12 @@ from pathlib import Path
 import click
 import yaml
 
-from tokenbrake.demo_scenes import budgets, gateway
+from tokenbrake.demo_scenes import budgets, gateway, loops, routing
 from tokenbrake.launch import ChildServer
 from tokenbrake.reports import money, usage_table
 from tokenbrake.storage import Database, open_database
 
-SCENES = [gateway, budgets]
+SCENES = [gateway, budgets, routing, loops]
 
 
 def demo_config(emulator_url: str, database: Path) -> dict:

@@ -21,11 +21,15 @@ def upstream_body(ctx: RequestContext, target: Target) -> dict[str, Any]:
     body = ctx.body
     if ctx.endpoint is Endpoint.CHAT and ctx.format is not target.kind:
         if ctx.format is Format.OPENAI:
-            return openai_to_anthropic_request(body, target.upstream_model)
-        return anthropic_to_openai_request(body, target.upstream_model)
-    out = {**body, "model": target.upstream_model}
-    if ctx.stream and target.kind is Format.OPENAI:
-        out["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+            out = openai_to_anthropic_request(body, target.upstream_model)
+        else:
+            out = anthropic_to_openai_request(body, target.upstream_model)
+    else:
+        out = {**body, "model": target.upstream_model}
+        if ctx.stream and target.kind is Format.OPENAI:
+            out["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    if ctx.upstream_extra and target.kind is Format.OPENAI:  # a cascade asking for logprobs
+        out.update(ctx.upstream_extra)
     return out
 
 

@@ -36,6 +36,8 @@ def build_stages(state: AppState) -> list[Stage]:
     from tokenbrake.stages.rate_limits import RateLimits
     from tokenbrake.stages.record_call import RecordCall
     from tokenbrake.stages.resolve_model import ResolveModel
+    from tokenbrake.stages.route import Route
+    from tokenbrake.stages.sessions import Sessions
 
     return [
         RecordMetrics(state.metrics),  # first in, last out: sees every outcome
@@ -43,10 +45,17 @@ def build_stages(state: AppState) -> list[Stage]:
         Identify(state.keys),  # virtual key → team; end user, session, tags
         AllowModels(),  # the key's model allow-list
         ResolveModel(state.config),  # model name → targets (model, then its fallbacks)
+        # before: a virtual model (or a rerouted one) → a routing decision and its tier's targets,
+        # ahead of the budgets, whose downgrade caps it; after: the cost saved, for the ledger
+        Route(state.config, state.prices),
         RequestCaps(state.config),  # refuse input over max_input_tokens; clamp max_tokens to max_output_tokens
         # before: requests and tokens per minute (tokens: input + the clamped output cap), and a
         # concurrency slot; after: the slot is given back
         RateLimits(state.config, state.limits),
+        # before: the agent session's limits (refused when stopped or at one; else counted), then
+        # loop detection and its action (warn, throttle, stop), ahead of the budgets so a stopped
+        # session reserves nothing; after: the call's tokens and cost added to the session
+        Sessions(state.config, state.limits, state.alerts),
         # before: reserve the worst case on every budget in scope (clamp, downgrade or refuse);
         # after: settle the reservation to the cost PriceCall has just computed
         Budgets(state.config, state.prices, state.limits, state.alerts, state.budgets),

@@ -30,6 +30,7 @@ def usage_view(by: str, groups: list[UsageGroup]) -> dict[str, Any]:
             "input_tokens": g.input_tokens,
             "output_tokens": g.output_tokens,
             "cost_usd": str(g.cost_usd),
+            "saved_usd": str(g.saved_usd),
         }
         for g in groups
     ]
@@ -38,16 +39,18 @@ def usage_view(by: str, groups: list[UsageGroup]) -> dict[str, Any]:
 
 
 def usage_table(by: str, groups: list[UsageGroup]) -> str:
-    header = f"{by:<28} {'requests':>9} {'errors':>7} {'input tok':>11} {'output tok':>11} {'cost USD':>14}"
+    header = (f"{by:<28} {'requests':>9} {'errors':>7} {'input tok':>11} {'output tok':>11} {'cost USD':>14}"
+              f" {'saved USD':>14}")
     lines = [header, "-" * len(header)]
     for g in groups:
         lines.append(f"{_fit(g.group, 28):<28} {g.requests:>9} {g.errors:>7} {g.input_tokens:>11} "
-                     f"{g.output_tokens:>11} {money(g.cost_usd):>14}")
+                     f"{g.output_tokens:>11} {money(g.cost_usd):>14} {money(g.saved_usd):>14}")
     if by != "tag":  # a request carries several tags, so tag rows do not add up
         lines.append("-" * len(header))
         lines.append(f"{'total':<28} {sum(g.requests for g in groups):>9} {sum(g.errors for g in groups):>7} "
                      f"{sum(g.input_tokens for g in groups):>11} {sum(g.output_tokens for g in groups):>11} "
-                     f"{money(sum((g.cost_usd for g in groups), Decimal(0))):>14}")
+                     f"{money(sum((g.cost_usd for g in groups), Decimal(0))):>14} "
+                     f"{money(sum((g.saved_usd for g in groups), Decimal(0))):>14}")
     return "\n".join(lines)
 
 

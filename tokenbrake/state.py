@@ -14,6 +14,9 @@ from tokenbrake.metrics import Metrics
 from tokenbrake.pipeline import Pipeline, build_stages
 from tokenbrake.pricing import PriceBook
 from tokenbrake.providers import Provider, build_providers
+from tokenbrake.routing.cascade import CascadeCall
+from tokenbrake.routing.outcomes import ExampleRecorder
+from tokenbrake.stages.resolve_model import build_targets
 from tokenbrake.storage import Database, LedgerWriter, open_database
 from tokenbrake.upstream_call import UpstreamCall
 
@@ -31,6 +34,7 @@ class AppState:
     budgets: BudgetCache  # the config's budgets and those set at run time, reloaded
     alerts: Alerts  # budget thresholds, once per period, to the log and a webhook
     pipeline: Pipeline | None = None
+    examples: ExampleRecorder | None = None  # cascade outcomes kept for training the router
 
     @classmethod
     async def open(cls, config: Config) -> AppState:
@@ -51,7 +55,11 @@ class AppState:
                     database=database, writer=writer, keys=keys, limits=limits, budgets=budgets,
                     alerts=Alerts(config.alerts, limits))
         dispatcher = Dispatcher(state.providers, config.retry_for)
-        state.pipeline = Pipeline(build_stages(state), UpstreamCall(dispatcher, config.ledger.store_prompts))
+        state.examples = ExampleRecorder(database)
+        # The call: a cascade's tiers in turn for a request routed to one, else the plain call.
+        call = CascadeCall(UpstreamCall(dispatcher, config.ledger.store_prompts), prices, build_targets(config),
+                           state.examples)
+        state.pipeline = Pipeline(build_stages(state), call)
         return state
 
     async def aclose(self) -> None:
@@ -60,6 +68,8 @@ class AppState:
             await self.keys.stop()
         await self.budgets.stop()
         await self.alerts.aclose()
+        if self.examples is not None:
+            await self.examples.close()
         try:
             await self.writer.close()  # raises (and logs CRITICAL) if the last rows cannot be written
         finally:

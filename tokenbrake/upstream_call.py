@@ -22,9 +22,11 @@ class UpstreamCall:
             return await self._count_tokens(ctx)
         if ctx.stream:
             return await self._stream(ctx)
-        return await self._complete(ctx)
+        return (await self.complete(ctx))[1]
 
-    async def _complete(self, ctx: RequestContext) -> Reply:
+    async def complete(self, ctx: RequestContext) -> tuple[dict[str, Any], Reply]:
+        """A non-streamed call: the upstream's own answer (a cascade reads its logprobs) and
+        the client's reply."""
         async def send(provider: Provider, target: Target) -> tuple[Target, dict[str, Any], dict[str, Any]]:
             require_support(target, ctx.endpoint, provider.supports(ctx.endpoint))
             body = upstream_body(ctx, target)
@@ -35,7 +37,7 @@ class UpstreamCall:
             ctx.usage = answer_usage(ctx, target, body, answer)
             if self.keep_completions:
                 ctx.completion_text = answer_text(target.kind, answer)
-            return Reply(body=client_body(ctx, target, answer))
+            return answer, Reply(body=client_body(ctx, target, answer))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise GatewayError(
                 ErrorKind.UPSTREAM, f"upstream {target.upstream} answered in an unexpected shape ({exc!r})"

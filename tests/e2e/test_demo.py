@@ -27,5 +27,11 @@ def test_demo_runs_offline_within_a_minute_and_every_scene_plays():
     assert "(max_tokens clamped to what is left)" in out
     assert re.search(r"RateLimitError: Error code: 429 - Budget team:research \(day\)", out)
     # the ledger: the research team's spend stayed within its $0.04
+    # sessions: the looping agent is stopped, with what six hours of it would have cost
+    assert "stopped by loop detection (repeated_tool_call" in out
+    assert re.search(r"six hours of it would have cost \$[\d,.]+", out)
+    # routing: easy prompts served locally, hard ones by frontier, and the saving printed
+    assert re.search(r"score 0\.\d+ → local", out) and re.search(r"score 0\.\d+ → frontier", out)
+    assert re.search(r"Served locally: \d+ of \d+ calls", out)
     research = re.search(r"^\s+research\s+\d+\s+\d+\s+\d+\s+\d+\s+\$(\d+\.\d+)", out, re.M)
     assert research and 0.03 < float(research.group(1)) <= 0.04

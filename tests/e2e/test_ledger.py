@@ -12,7 +12,6 @@ import anthropic
 import httpx
 import openai
 import pytest
-import yaml
 
 from tokenbrake.config import parse_config
 from tokenbrake.core import Usage

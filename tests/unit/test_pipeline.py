@@ -95,3 +95,4 @@ async def test_a_stream_never_started_still_settles_when_closed():
     reply = await Pipeline([Recorder("a", log)], streaming).run(context())
     await reply.stream.aclose()
     assert log == ["before a", "after a"]
+

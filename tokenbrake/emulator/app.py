@@ -9,7 +9,6 @@ become an error body in the endpoint's wire format.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import orjson
@@ -70,6 +69,8 @@ class Emulator:
             ask = wire.read_chat(body)
             directives = self._directives(request, wire.directive_texts(body), record)
             await self._misbehave(directives)
+            if directives.confidence is not None:
+                ask.confidence = directives.confidence
             input_tokens = count_request_input(fmt, body)
             answers = [compose(ask, directives, self.settings.output_tokens, i) for i in range(ask.n)]
             pacing = self._pacing(directives, fmt)

@@ -35,6 +35,8 @@ class Ask:
     forced_tool: str | None = None
     wants_tools: bool = False  # tools are allowed and the turn calls for them
     n: int = 1
+    logprobs: bool = False  # OpenAI `logprobs: true`: each token's log-probability in the reply
+    confidence: float = 0.95  # every token's probability (directive confidence=P), so the mean logprob is ln P
 
 
 @dataclass(slots=True)

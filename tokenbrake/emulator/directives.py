@@ -8,7 +8,8 @@ directives win over the header's. Grammar, for both places:
     pair       := key "=" value
     value      := bare | '"' (char | '\\"' | '\\\\' | '\\n')* '"'
 
-Keys: tokens, text, tools, ttft_ms, tps, status, retry_after, fail_first, id, hang, cut, garbage.
+Keys: tokens, text, tools, ttft_ms, tps, status, retry_after, fail_first, id, hang, cut, garbage,
+confidence.
 An unknown key or a bad value is answered with a 400, naming it.
 """
 
@@ -40,6 +41,7 @@ class Directives:
     hang: float | None = None
     cut: int | None = None
     garbage: int | None = None
+    confidence: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -48,7 +50,7 @@ class Directives:
 NONE = Directives()
 _CASTS = {
     "tokens": int, "tools": int, "status": int, "fail_first": int, "cut": int, "garbage": int,
-    "ttft_ms": float, "tps": float, "retry_after": float, "hang": float,
+    "ttft_ms": float, "tps": float, "retry_after": float, "hang": float, "confidence": float,
     "text": str, "id": str,
 }  # fmt: skip
 

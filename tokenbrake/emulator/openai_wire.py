@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from typing import Any
@@ -49,6 +50,7 @@ def read_chat(body: dict[str, Any]) -> Ask:
         forced_tool=forced,
         wants_tools=bool(tools) and choice != "none" and last_role == "user",
         n=_positive(body, "n", 1, 128) or 1,
+        logprobs=_flag(body, "logprobs"),
     )
 
 
@@ -113,20 +115,29 @@ def completion(ask: Ask, answers: list[Answer], input_tokens: int) -> dict[str, 
         "object": "chat.completion",
         "created": int(time.time()),
         "model": ask.model,
-        "choices": [_choice(i, answer) for i, answer in enumerate(answers)],
+        "choices": [_choice(i, answer, ask) for i, answer in enumerate(answers)],
         "usage": usage(input_tokens, sum(a.output_tokens for a in answers)),
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
 
 
-def _choice(index: int, answer: Answer) -> dict[str, Any]:
+def _choice(index: int, answer: Answer, ask: Ask) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
     if answer.tool_calls:
         message["tool_calls"] = [_tool_call(call.name, call.arguments) for call in answer.tool_calls]
     else:
         message["content"] = answer.text
-    return {"index": index, "message": message, "logprobs": None, "finish_reason": FINISH[answer.finish]}
+    logprobs = _logprobs(answer, ask.confidence) if ask.logprobs else None
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": FINISH[answer.finish]}
+
+
+def _logprobs(answer: Answer, confidence: float) -> dict[str, Any]:
+    """Every piece (one token) at the same log-probability: ln(confidence), deterministic."""
+    value = math.log(min(max(confidence, 1e-9), 1.0))
+    content = [{"token": piece, "logprob": value, "bytes": list(piece.encode()), "top_logprobs": []}
+               for piece in answer.pieces]
+    return {"content": content, "refusal": None}
 
 
 def chunks(ask: Ask, answers: list[Answer], input_tokens: int, include_usage: bool) -> list[Frame]:

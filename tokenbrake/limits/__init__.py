@@ -12,6 +12,10 @@ with the same behaviour, and the same tests run against both:
 
 Budgets are reserved before a call and settled after it (reserve / settle / release);
 rate limits are sliding windows (`hit`); concurrency is counted in slots that expire.
+Agent sessions (key name + session id) are records whose limits are checked and whose
+call is counted in one step (`session_admit`), whose tokens and cost are added after the
+call (`session_settle`), and whose loop-detector trace is written by compare-and-set
+(`session_observe`); memory_sessions.py and redis_sessions.py hold them.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from typing import Any
 
 from tokenbrake.limits import snapshot
 from tokenbrake.limits.decide import amount_to_reserve, build_grant, check_reservation, counter_status, tightest
+from tokenbrake.limits.memory_sessions import MemorySessions
 from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, RateDecision,
                                      SlotAsk, system_clock, to_nanos)
 from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, place
@@ -92,8 +93,9 @@ class _RateLog:
             self.used -= self.hits.popleft()[1]
 
 
-class MemoryStore:
+class MemoryStore(MemorySessions):
     def __init__(self, clock: Clock = system_clock, path: Path | None = None, save_every_s: float = 2.0) -> None:
+        super().__init__()  # agent sessions (memory_sessions.py)
         self._clock = clock
         self._path = path
         self._save_every_s = save_every_s
@@ -311,6 +313,7 @@ class MemoryStore:
             del self._slots[key]
         for key in [k for k, expiry in self._marks.items() if expiry is not None and expiry <= now]:
             del self._marks[key]
+        self._forget_sessions(now)
 
     def _dump(self) -> dict[str, Any]:
         return {
@@ -321,6 +324,7 @@ class MemoryStore:
             "rates": {key: {"window_s": r.window_s, "hits": list(r.hits)} for key, r in self._rates.items()},
             "slots": {key: dict(slots) for key, slots in self._slots.items()},
             "marks": dict(self._marks),
+            "sessions": self._dump_sessions(),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -337,3 +341,4 @@ class MemoryStore:
             self._rates[key] = _RateLog(saved["window_s"], hits, sum(n for _, n in hits))
         self._slots = {key: dict(slots) for key, slots in state["slots"].items()}
         self._marks = dict(state.get("marks", {}))  # snapshots written before marks existed have none
+        self._restore_sessions(state.get("sessions", []))  # nor before sessions did

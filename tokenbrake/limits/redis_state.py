@@ -21,6 +21,7 @@ from redis import exceptions as redis_errors
 
 from tokenbrake.limits import scripts
 from tokenbrake.limits.decide import build_grant, check_reservation, counter_status, tightest
+from tokenbrake.limits.redis_sessions import RedisSessions
 from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, RateDecision,
                                      SlotAsk, StateUnavailable, system_clock, to_nanos)
 from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, place
@@ -28,7 +29,7 @@ from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, place
 DEFAULT_PREFIX = "tokenbrake:"
 
 
-class RedisStore:
+class RedisStore(RedisSessions):
     def __init__(self, client: aioredis.Redis, prefix: str = DEFAULT_PREFIX, clock: Clock = system_clock) -> None:
         self._client = client
         self._prefix = prefix
@@ -40,6 +41,7 @@ class RedisStore:
         self._acquire = _guarded(client.register_script(scripts.ACQUIRE_SLOT))
         self._admit = _guarded(client.register_script(scripts.ADMIT))
         self._mark = _guarded(client.register_script(scripts.MARK_ONCE))
+        self._register_session_scripts(_guarded)  # agent sessions (redis_sessions.py)
 
     @classmethod
     async def open(cls, url: str, *, prefix: str = DEFAULT_PREFIX, clock: Clock = system_clock,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Clock = Callable[[], float]  # epoch seconds, like time.time
 system_clock: Clock = time.time
@@ -140,6 +140,55 @@ class Admission:
         return self.full_slot is None and all(d.allowed for d in self.decisions)
 
 
+SessionStatus = Literal["active", "stopped"]
+SessionLimit = Literal["stopped", "max_calls", "max_tokens", "max_cost_usd", "max_duration_s", "calls_per_minute"]
+SESSION_MINUTE_S = 60.0  # the window of calls_per_minute
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCaps:
+    """A session's limits (None: none). Cost in nano-USD, like every amount in the store."""
+
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost_nanos: int | None = None
+    max_duration_s: float | None = None
+    calls_per_minute: int | None = None
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One agent session of one key, as the store holds it. `version` changes with every
+    write of the detector's `trace` (and on resume): the compare-and-set token."""
+
+    key_name: str
+    session: str
+    first_seen: float  # epoch seconds of its first admitted call
+    last_seen: float  # of its latest call, admitted or refused
+    calls: int = 0
+    tokens: int = 0
+    cost: Decimal = Decimal(0)
+    calls_last_minute: int = 0
+    status: SessionStatus = "active"
+    reason: str | None = None  # why it was stopped
+    evidence: str | None = None
+    stopped_at: float | None = None
+    trace: dict[str, Any] | None = None  # the loop detector's state
+    version: int = 0
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # the latest loop verdicts, oldest first
+    loop_calls: int = 0  # calls the detector judged looping
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAdmission:
+    """`refused`: the limit that refused the call (nothing was counted), or None (counted).
+    `retry_after_s`: for calls_per_minute, when a call fits again."""
+
+    record: SessionRecord
+    refused: SessionLimit | None = None
+    retry_after_s: float = 0.0
+
+
 class LimitStore(Protocol):
     """Budgets, rate limits and concurrency slots. Every operation is atomic: concurrent
     callers, in one process or across replicas sharing Redis, see a single order."""
@@ -167,5 +216,25 @@ class LimitStore(Protocol):
     # True for the first caller to mark `key` (until it expires after `ttl_s`; None: never),
     # False for every later one: "once per period" across replicas (budget alerts).
     async def mark_once(self, key: str, ttl_s: float | None) -> bool: ...
+
+    # -- agent sessions (key name + session id): limits checked and the call counted at once;
+    # the loop detector's trace written by compare-and-set on `version` (False and the
+    # current record when another call wrote it first; None when the session is gone).
+    async def session_admit(self, key_name: str, session: str, caps: SessionCaps,
+                            idle_ttl_s: float) -> SessionAdmission: ...
+
+    async def session_observe(self, record: SessionRecord, idle_ttl_s: float) -> tuple[bool, SessionRecord | None]: ...
+
+    async def session_settle(self, key_name: str, session: str, tokens: int, cost: Decimal,
+                             uncount: bool = False) -> None: ...
+
+    async def session_get(self, key_name: str, session: str) -> SessionRecord | None: ...
+
+    async def session_list(self, key_name: str | None = None, limit: int = 1000) -> list[SessionRecord]: ...
+
+    # stop (with reason and evidence) or resume (with the detector's trace replaced by `trace`).
+    async def session_set_status(self, key_name: str, session: str, stop: bool, reason: str | None = None,
+                                 evidence: str | None = None,
+                                 trace: dict[str, Any] | None = None) -> SessionRecord | None: ...
 
     async def close(self) -> None: ...

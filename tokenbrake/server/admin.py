@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tokenbrake import budgets
+from tokenbrake import budgets, sessions
 from tokenbrake.auth import presented_key
 from tokenbrake.core import ErrorKind, Format, GatewayError
 from tokenbrake.reports import GROUPINGS, key_view, usage_view
@@ -158,6 +158,39 @@ async def delete_budget(request: Request) -> Response:
     return JSONBytes({"deleted": {"scope": scope, "period": period}})
 
 
+async def list_sessions(request: Request) -> Response:
+    """Live sessions, most recent first (`?key=` for one key's)."""
+    if refused := _refusal(request):
+        return refused
+    found = await _state(request).limits.session_list(request.query_params.get("key"))
+    return JSONBytes({"data": [sessions.view(r) for r in found]})
+
+
+async def _session(request: Request, work) -> Response:
+    """Runs `work(state, session id, key name or None)` and answers its record in detail."""
+    if refused := _refusal(request):
+        return refused
+    try:
+        record = await work(_state(request), request.path_params["session"], request.query_params.get("key"))
+    except sessions.SessionNotFound as exc:
+        return error_response(Format.OPENAI, GatewayError(ErrorKind.NOT_FOUND, str(exc)))
+    return JSONBytes(sessions.view(record, detail=True))
+
+
+async def show_session(request: Request) -> Response:
+    return await _session(request, lambda state, session, key: sessions.find(state.limits, session, key))
+
+
+async def stop_session(request: Request) -> Response:
+    return await _session(request, lambda state, session, key: sessions.set_status(
+        state.limits, state.config.sessions, session, key, stop=True))
+
+
+async def resume_session(request: Request) -> Response:
+    return await _session(request, lambda state, session, key: sessions.set_status(
+        state.limits, state.config.sessions, session, key, stop=False))
+
+
 routes = [
     Route("/admin/keys", list_keys, methods=["GET"]),
     Route("/admin/keys", create_key, methods=["POST"]),
@@ -166,5 +199,9 @@ routes = [
     Route("/admin/usage", usage, methods=["GET"]),
     Route("/admin/budgets", list_budgets, methods=["GET"]),
     Route("/admin/budgets", set_budget, methods=["POST"]),
+    Route("/admin/sessions", list_sessions, methods=["GET"]),
+    Route("/admin/sessions/{session}", show_session, methods=["GET"]),
+    Route("/admin/sessions/{session}/stop", stop_session, methods=["POST"]),
+    Route("/admin/sessions/{session}/resume", resume_session, methods=["POST"]),
     Route("/admin/budgets", delete_budget, methods=["DELETE"]),
 ]

@@ -112,7 +112,8 @@ async def visible_models(request: Request) -> list[str]:
     allowed = None
     if state.keys is not None:
         allowed = (await authenticate(dict(request.headers), state.keys)).allowed_models
-    return sorted(name for name in state.config.models if allowed is None or name in allowed)
+    names = [*state.config.models, *state.config.routes]  # routes: virtual models such as `auto`
+    return sorted(name for name in names if allowed is None or name in allowed)
 
 
 async def list_models(request: Request) -> Response:

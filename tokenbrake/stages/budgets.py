@@ -47,6 +47,7 @@ class Size:
     cap: int  # output tokens
     want: Decimal  # worst case at the cap
     floor: Decimal  # worst case at the least output worth serving
+    every: bool = False  # a cascade: each target may be called in turn, so their costs add up
 
 
 class Budgets:
@@ -84,7 +85,7 @@ class Budgets:
             raise refusal(tight, grant.tightest, size.floor, datetime.fromtimestamp(self.clock(), UTC))
         self._holds[ctx.request_id] = (applied, grant.counters)
         if grant.clamped:
-            tokens = affordable_output(self.prices, size.models, size.input_tokens, grant.amount, size.cap)
+            tokens = affordable_output(self.prices, size.models, size.input_tokens, grant.amount, size.cap, size.every)
             if tokens < size.cap:
                 request_size.clamp_output(ctx, tokens)
 
@@ -92,7 +93,7 @@ class Budgets:
         hold = self._holds.pop(ctx.request_id, None)
         if hold is None:
             return
-        cost = ctx.cost or Decimal(0)
+        cost = (ctx.cost or Decimal(0)) + sum((prior.cost for prior in ctx.prior_calls), Decimal(0))  # a cascade's too
         await self.limits.settle(ctx.request_id, cost)
         applied, seen = hold
         self._observe(applied, seen, cost)  # spent then, plus this call: a floor under the spend now
@@ -108,9 +109,11 @@ class Budgets:
         models = list(dict.fromkeys(target.name for target in ctx.targets))
         input_tokens = request_size.input_tokens(ctx)
         cap = 0 if ctx.endpoint is Endpoint.EMBEDDINGS else request_size.output_cap(ctx, self.config)
+        every = ctx.route is not None and ctx.route.cascade is ctx.targets
         return Size(models, input_tokens, cap,
-                    want=worst_case(self.prices, models, input_tokens, cap),
-                    floor=worst_case(self.prices, models, input_tokens, min(cap, self.settings.min_output_tokens)))
+                    want=worst_case(self.prices, models, input_tokens, cap, every),
+                    floor=worst_case(self.prices, models, input_tokens, min(cap, self.settings.min_output_tokens), every),
+                    every=every)
 
     async def _reserve(self, ctx: RequestContext, applied: list[Applied], size: Size) -> Grant:
         """Reserve the whole worst case, waiting while requests in flight hold it; once their

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tokenbrake.auth import KeyCache, authenticate
-from tokenbrake.core import Attribution, ErrorKind, GatewayError, RequestContext
+from tokenbrake.core import Attribution, ErrorKind, Format, GatewayError, RequestContext
 
 USER_HEADER = "x-tokenbrake-user"
 SESSION_HEADER = "x-tokenbrake-session"
@@ -21,7 +21,8 @@ class Identify:
     async def before(self, ctx: RequestContext) -> None:
         who = await authenticate(ctx.headers, self.keys) if self.keys is not None else Attribution()
         who.user = _bounded("user", ctx.headers.get(USER_HEADER) or body_user(ctx.body))
-        who.session = _bounded("session", ctx.headers.get(SESSION_HEADER))
+        in_body = body_session(ctx)  # taken out of the body even when the header names the session
+        who.session = _bounded("session", ctx.headers.get(SESSION_HEADER) or in_body)
         who.tags = parse_tags(ctx.headers.get(TAGS_HEADER))
         ctx.who = who
 
@@ -35,6 +36,18 @@ def body_user(body: dict[str, Any]) -> str | None:
     if user is None and isinstance(body.get("metadata"), dict):
         user = body["metadata"].get("user_id")
     return str(user) if user is not None else None
+
+
+def body_session(ctx: RequestContext) -> str | None:
+    """Anthropic's `metadata.session_id`, taken out of the body: the session is the gateway's
+    business, and Anthropic refuses metadata fields other than `user_id`."""
+    metadata = ctx.body.get("metadata")
+    if ctx.format is not Format.ANTHROPIC or not isinstance(metadata, dict) or "session_id" not in metadata:
+        return None
+    session = metadata.pop("session_id")
+    if not metadata:
+        del ctx.body["metadata"]
+    return str(session) if session is not None else None
 
 
 def parse_tags(header: str | None) -> dict[str, str]:

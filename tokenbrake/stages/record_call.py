@@ -5,12 +5,13 @@ The row is queued for the batched writer: no I/O on the request path.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
 
-from tokenbrake.core import RequestContext, Usage
+from tokenbrake.core import PriorCall, RequestContext, Usage
 from tokenbrake.storage import LedgerRow, LedgerWriter
 
 
@@ -24,7 +25,10 @@ class RecordCall:
 
     async def after(self, ctx: RequestContext) -> None:
         if ctx.attempts:  # refused before any upstream call: nothing was spent
-            self.writer.add(ledger_row(ctx, self.store_prompts))
+            row = ledger_row(ctx, self.store_prompts)
+            self.writer.add(row)
+            for number, prior in enumerate(ctx.prior_calls, 1):  # a cascade's earlier calls
+                self.writer.add(prior_row(row, prior, number))
 
 
 def ledger_row(ctx: RequestContext, store_prompts: bool) -> LedgerRow:
@@ -56,6 +60,21 @@ def ledger_row(ctx: RequestContext, store_prompts: bool) -> LedgerRow:
         front_door=ctx.format.value,
         prompt=_prompt(ctx) if store_prompts else None,
         completion=ctx.completion_text if store_prompts else None,
+        saved_usd=ctx.saved,
+        loop_suspected=ctx.loop_suspected,
+    )
+
+
+def prior_row(row: LedgerRow, prior: PriorCall, number: int) -> LedgerRow:
+    """The row of a call made before the one that served (its request id: the request's,
+    then `.1`, `.2`…). It saved nothing: without routing it would not have been made."""
+    usage = prior.usage
+    return replace(
+        row, request_id=f"{row.request_id}.{number}", served_model=prior.target.name, provider=prior.target.upstream,
+        input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens, output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens, cost_usd=prior.cost, latency_ms=prior.latency_s * 1000,
+        status=prior.status, error=prior.error, stream=False, completion=None, saved_usd=-prior.cost,
     )
 
 

@@ -18,14 +18,17 @@ def build_targets(config: Config) -> dict[str, list[Target]]:
 class ResolveModel:
     def __init__(self, config: Config) -> None:
         self.targets = build_targets(config)
+        self.virtual = set(config.routes)  # the route stage gives these their targets
 
     async def before(self, ctx: RequestContext) -> None:
         name = ctx.body.get("model")
         ctx.requested_model = name
         targets = self.targets.get(name)
         if targets is None:
+            if name in self.virtual:
+                return
             allowed = ctx.who.allowed_models
-            available = ", ".join(sorted(n for n in self.targets if allowed is None or n in allowed))
+            available = ", ".join(sorted(n for n in [*self.targets, *self.virtual] if allowed is None or n in allowed))
             raise GatewayError(
                 ErrorKind.NOT_FOUND,
                 f"The model '{name}' does not exist on this gateway. Available models: {available}",

@@ -48,19 +48,21 @@ class LedgerRow:
     front_door: str
     prompt: str | None = None  # only when the config turns storing on
     completion: str | None = None
+    saved_usd: Decimal | None = None  # routed calls: the cost saved against the model asked for
+    loop_suspected: str | None = None  # the loop kind a session's detector saw in this call
 
 
 _NAMES = ("request_id", "ts", "key_name", "team", "user_name", "session_id", "tags", "requested_model",
           "served_model", "provider", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
           "reasoning_tokens", "cost_usd", "latency_ms", "status", "error", "stream", "endpoint", "front_door",
-          "prompt", "completion")
+          "prompt", "completion", "saved_usd", "loop_suspected")
 _COLUMNS = ", ".join(_NAMES)
 _ONE_ROW = f"({', '.join('?' for _ in _NAMES)})"
 _INSERT = f"INSERT INTO ledger ({_COLUMNS}) VALUES {_ONE_ROW} ON CONFLICT (request_id) DO NOTHING"
 # Full chunks of this many rows go as one multi-row INSERT. SQLite's driver lets go of the GIL
 # around every statement it runs and must take it back after, so row by row, a busy gateway's
 # writer thread and its event loop would hand the GIL to each other thousands of times a
-# second. The size is fixed so the statement is prepared once; 50 rows x 24 columns stays far
+# second. The size is fixed so the statement is prepared once; 50 rows x 26 columns stays far
 # under either database's limit on parameters.
 ROWS_PER_INSERT = 50
 _INSERT_CHUNK = (f"INSERT INTO ledger ({_COLUMNS}) VALUES {', '.join([_ONE_ROW] * ROWS_PER_INSERT)}"
@@ -77,6 +79,8 @@ def _values(row: LedgerRow, dialect: Dialect) -> tuple:
         row.input_tokens, row.cached_input_tokens, row.cache_write_tokens, row.output_tokens, row.reasoning_tokens,
         dialect.money(Decimal(row.cost_usd).quantize(MONEY_PLACES)), float(row.latency_ms), row.status, row.error,
         bool(row.stream), row.endpoint, row.front_door, row.prompt, row.completion,
+        None if row.saved_usd is None else dialect.money(Decimal(row.saved_usd).quantize(MONEY_PLACES)),
+        row.loop_suspected,
     )
 
 
@@ -88,7 +92,8 @@ def _tags_json(tags: dict[str, str]) -> str:
 def _row(values: tuple) -> LedgerRow:
     (request_id, ts, key_name, team, user, session, tags, requested_model, served_model, provider,
      input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
-     cost_usd, latency_ms, status, error, stream, endpoint, front_door, prompt, completion) = values
+     cost_usd, latency_ms, status, error, stream, endpoint, front_door, prompt, completion, saved_usd,
+     loop_suspected) = values
     return LedgerRow(
         request_id=request_id, ts=to_datetime(ts), key_name=key_name, team=team, user=user, session=session,
         tags=json.loads(tags), requested_model=requested_model, served_model=served_model, provider=provider,
@@ -96,6 +101,7 @@ def _row(values: tuple) -> LedgerRow:
         output_tokens=output_tokens, reasoning_tokens=reasoning_tokens, cost_usd=to_decimal(cost_usd),
         latency_ms=latency_ms, status=status, error=error, stream=bool(stream), endpoint=endpoint,
         front_door=front_door, prompt=prompt, completion=completion,
+        saved_usd=None if saved_usd is None else to_decimal(saved_usd), loop_suspected=loop_suspected,
     )
 
 

@@ -11,6 +11,8 @@ Tables:
 - `virtual_keys`: one row per key; only a salted hash of the secret (see keys.py).
 - `ledger`: one row per upstream call; `tags` holds the tags as JSON for reading back.
 - `ledger_tags`: the same tags, one row per pair, so grouping by tag is plain SQL.
+- `routing_examples`: cascade outcomes (prompt, whether the cheaper tier's answer was kept),
+  written only for routes with `keep_examples: true` (routing/outcomes.py).
 - `budgets`: budgets set at run time (`tokenbrake budgets set`, the admin API), one per scope
   and period; gateways merge them over the config's (see budgets.py).
 """
@@ -101,6 +103,33 @@ def m002_budgets(d: Dialect) -> list[str]:
             alert_at TEXT NOT NULL,
             updated_at {t['timestamp']} NOT NULL,
             PRIMARY KEY (scope, period)
+        )""",
+    ]
+
+
+@migration
+def m003_loop_flag(d: Dialect) -> list[str]:
+    """The loop a session's detector suspected in a call (its kind; NULL: none), so reports
+    can count what looping agents cost."""
+    return ["ALTER TABLE ledger ADD COLUMN loop_suspected TEXT"]
+
+
+@migration
+def m004_routing(d: Dialect) -> list[str]:
+    """The cost a routed call saved against the model asked for (NULL: not routed), and the
+    cascade outcomes kept as labelled examples for `tokenbrake router train --from-ledger`."""
+    t = d.types
+    return [
+        f"ALTER TABLE ledger ADD COLUMN saved_usd {t['money']}",
+        f"""CREATE TABLE routing_examples (
+            id {t['id']},
+            ts {t['timestamp']} NOT NULL,
+            route TEXT NOT NULL,
+            tier_model TEXT NOT NULL,
+            key_name TEXT,
+            team TEXT,
+            prompt TEXT NOT NULL,
+            good_enough {t['bool']} NOT NULL
         )""",
     ]
 

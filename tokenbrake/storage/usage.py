@@ -34,12 +34,13 @@ class UsageGroup:
     output_tokens: int
     cost_usd: Decimal
     errors: int  # calls that ended with status >= 400
+    saved_usd: Decimal = Decimal(0)  # routed calls: cost saved against the model asked for
 
 
 def _measures(dialect: Dialect) -> str:
     return (f"count(*), sum(l.input_tokens + l.cached_input_tokens + l.cache_write_tokens), "
             f"sum(l.output_tokens), {dialect.money_sum}(l.cost_usd), "
-            f"sum(CASE WHEN l.status >= 400 THEN 1 ELSE 0 END)")
+            f"sum(CASE WHEN l.status >= 400 THEN 1 ELSE 0 END), {dialect.money_sum}(l.saved_usd)")
 
 
 def _where(since: datetime | None, until: datetime | None) -> tuple[str, Params]:
@@ -53,10 +54,10 @@ def _where(since: datetime | None, until: datetime | None) -> tuple[str, Params]
     return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
-def _group(name: str | None, requests, input_tokens, output_tokens, cost, errors) -> UsageGroup:
+def _group(name: str | None, requests, input_tokens, output_tokens, cost, errors, saved) -> UsageGroup:
     return UsageGroup(group=NONE if name is None else str(name), requests=int(requests or 0),
                       input_tokens=int(input_tokens or 0), output_tokens=int(output_tokens or 0),
-                      cost_usd=to_decimal(cost), errors=int(errors or 0))
+                      cost_usd=to_decimal(cost), errors=int(errors or 0), saved_usd=to_decimal(saved))
 
 
 async def grouped(backend: Backend, by: str, since: datetime | None, until: datetime | None) -> list[UsageGroup]:

@@ -1,0 +1,97 @@
+"""A cascade's acceptance checks on a cheaper tier's answer.
+
+A check sees the answer's text and the upstream's own answer (for its logprobs) and says
+whether the answer will do. Checks that need no model (JSON schema, regex, logprobs) are
+plain functions of the answer; the grader is a call to another configured model, made by
+cascade.py, whose verdict `grader_verdict` reads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import orjson
+
+from tokenbrake.config import CheckConfig
+
+_FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(.*?)\n\s*```\s*$", re.S)
+_VERDICT = re.compile(r"[a-z]+")
+
+GRADER_INSTRUCTIONS = (
+    "You check another assistant's answer. Reply with one word: yes if the answer fully and "
+    "correctly answers the request, no otherwise."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    passed: bool
+    reason: str  # which check, and why it failed
+
+
+def json_schema_check(schema: dict[str, Any], text: str) -> Verdict:
+    """The answer (a ```json fence around it allowed) parses as JSON valid against `schema`."""
+    fenced = _FENCE.match(text)
+    try:
+        value = orjson.loads(fenced.group(1) if fenced else text)
+    except orjson.JSONDecodeError:
+        return Verdict(False, "json_schema: the answer is not JSON")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    if error is not None:
+        return Verdict(False, f"json_schema: {error.message}")
+    return Verdict(True, "json_schema")
+
+
+def regex_check(pattern: str, text: str) -> Verdict:
+    if re.search(pattern, text):
+        return Verdict(True, "regex")
+    return Verdict(False, f"regex: no match for {pattern!r}")
+
+
+def mean_logprob(upstream_answer: dict[str, Any]) -> float | None:
+    """The mean token log-probability of an OpenAI-style answer's first choice, or None when
+    the upstream sent none (Anthropic upstreams never do)."""
+    choices = upstream_answer.get("choices") or []
+    logprobs = (choices[0].get("logprobs") or {}) if choices and isinstance(choices[0], dict) else {}
+    values = [token["logprob"] for token in logprobs.get("content") or []
+              if isinstance(token, dict) and isinstance(token.get("logprob"), (int, float))]
+    return math.fsum(values) / len(values) if values else None
+
+
+def logprob_check(minimum: float, upstream_answer: dict[str, Any]) -> Verdict:
+    mean = mean_logprob(upstream_answer)
+    if mean is None:
+        return Verdict(False, "min_mean_logprob: the upstream returned no logprobs")
+    if mean < minimum:
+        return Verdict(False, f"min_mean_logprob: mean {mean:.3f} < {minimum}")
+    return Verdict(True, f"min_mean_logprob: mean {mean:.3f}")
+
+
+def local_check(check: CheckConfig, text: str, upstream_answer: dict[str, Any]) -> Verdict:
+    """A check that needs no model call (not the grader)."""
+    if check.json_schema is not None:
+        return json_schema_check(check.json_schema, text)
+    if check.regex is not None:
+        return regex_check(check.regex, text)
+    assert check.min_mean_logprob is not None
+    return logprob_check(check.min_mean_logprob, upstream_answer)
+
+
+def grader_request(prompt: str, answer: str) -> list[dict[str, str]]:
+    """The messages a grader model is asked (OpenAI shape; translated for an Anthropic one)."""
+    return [
+        {"role": "system", "content": GRADER_INSTRUCTIONS},
+        {"role": "user", "content": f"Request:\n{prompt}\n\nAnswer:\n{answer}\n\nWill this answer do? yes or no."},
+    ]
+
+
+def grader_verdict(grader: str, reply_text: str) -> Verdict:
+    """Accepts when the grader's first word is yes."""
+    first = _VERDICT.search(reply_text.lower())
+    if first is not None and first.group(0) == "yes":
+        return Verdict(True, f"grader {grader}: yes")
+    return Verdict(False, f"grader {grader}: {reply_text.strip()[:40]!r}")
