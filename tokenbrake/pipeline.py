@@ -12,11 +12,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
-import anyio
-
 from tokenbrake.core import ErrorKind, GatewayError, Reply, RequestContext, Stage
 from tokenbrake.errors import error_body
 from tokenbrake.limits.types import StateUnavailable
+from tokenbrake.uncancellable import finish
 
 if TYPE_CHECKING:
     from tokenbrake.state import AppState
@@ -143,6 +142,10 @@ class SettledStream:
         if self.closed:
             return
         self.closed = True
-        with anyio.CancelScope(shield=True):
+        await finish(self._close_and_settle())  # even when the client leaves meanwhile
+
+    async def _close_and_settle(self) -> None:
+        try:
             await self.inner.aclose()
+        finally:
             await self.settle()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 import orjson
 
 from tokenbrake import sse
@@ -19,6 +18,7 @@ from tokenbrake.errors import stream_error_event
 from tokenbrake.providers import UpstreamFailure, UpstreamStream
 from tokenbrake.tokens import count_request_input, count_text
 from tokenbrake.translate.streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
+from tokenbrake.uncancellable import finish
 from tokenbrake.translate.usage import usage_from_anthropic, usage_from_openai
 
 DONE = b"data: [DONE]\n\n"
@@ -222,8 +222,7 @@ class StreamRelay:
         self.closed = True
         if not self.finished:
             self.ctx.status = CLIENT_CLOSED  # the client went away before the stream ended
-            with anyio.CancelScope(shield=True):  # only this waits; the rest cannot be cancelled
-                self._count_unread(await self.upstream.arrived())
+            self._count_unread(await finish(self.upstream.arrived()))
         self.ctx.usage = self.meter.usage()
         self.upstream.release()
 

@@ -1,6 +1,10 @@
 """The pipeline's contract: before steps in order, after steps in reverse and only for the
 stages whose before step ran, once, for plain replies, refusals and streams alike."""
 
+import asyncio
+
+import pytest
+
 from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, Reply, RequestContext
 from tokenbrake.pipeline import Pipeline
 
@@ -96,3 +100,30 @@ async def test_a_stream_never_started_still_settles_when_closed():
     await reply.stream.aclose()
     assert log == ["before a", "after a"]
 
+
+class SlowAfter(Recorder):
+    """An after step that takes a while, as a Redis settle or a ledger hand-off can."""
+
+    async def after(self, ctx: RequestContext) -> None:
+        await asyncio.sleep(0.05)
+        self.log.append(f"after {self.name}")
+
+
+async def test_a_stream_whose_client_leaves_during_settlement_still_settles_every_stage():
+    """The response cancels its task when the client leaves, maybe while the stream is being
+    settled; a second cancellation (the server giving up) may follow. Every after step still
+    runs to its end: no lost ledger row, no reservation left held."""
+    log: list[str] = []
+
+    async def streaming(ctx: RequestContext) -> Reply:
+        return Reply(stream=FakeStream())
+
+    reply = await Pipeline([Recorder("ledger", log), SlowAfter("budget", log)], streaming).run(context())
+    closing = asyncio.create_task(reply.stream.aclose())
+    await asyncio.sleep(0.01)
+    closing.cancel()
+    await asyncio.sleep(0.01)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert log == ["before ledger", "before budget", "after budget", "after ledger"]

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import anyio
-
 from tokenbrake import request_size
 from tokenbrake.alerts import Alerts
 from tokenbrake.budgets import Applied, BudgetCache, affordable_output, applicable, refusal, worst_case
@@ -34,6 +32,7 @@ from tokenbrake.limits import Clock, CounterStatus, Grant, LimitStore, system_cl
 from tokenbrake.pricing import PriceBook
 from tokenbrake.scopes import request_values
 from tokenbrake.stages.resolve_model import build_targets
+from tokenbrake.uncancellable import finish
 
 log = logging.getLogger("tokenbrake.budgets")
 
@@ -121,11 +120,10 @@ class Budgets:
         try:
             return await self._reserve_waiting(ctx, applied, size)
         except BaseException:  # the client left (or the store failed) mid-reserve: drop what may be held
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self.limits.release(ctx.request_id)
-                except Exception:  # it expires after reservation_ttl_s
-                    log.exception("could not release the reservation of request %s", ctx.request_id)
+            try:
+                await finish(self.limits.release(ctx.request_id))
+            except Exception:  # it expires after reservation_ttl_s
+                log.exception("could not release the reservation of request %s", ctx.request_id)
             raise
 
     async def _reserve_waiting(self, ctx: RequestContext, applied: list[Applied], size: Size) -> Grant:

@@ -34,13 +34,12 @@ from __future__ import annotations
 import logging
 import math
 
-import anyio
-
 from tokenbrake import request_size
 from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
 from tokenbrake.limit_rules import AppliedLimit, applicable, scope_values, setting_in
 from tokenbrake.limits import HitAsk, LimitStore, RateDecision, SlotAsk
+from tokenbrake.uncancellable import finish
 
 log = logging.getLogger("tokenbrake.rate_limits")
 
@@ -100,12 +99,14 @@ class RateLimits:
         keys = self._slots.pop(request_id, None)
         if not keys:
             return
-        with anyio.CancelScope(shield=True):
-            for key in keys:
-                try:
-                    await self.store.release_slot(PREFIX["concurrent"] + key, request_id)
-                except Exception:  # it expires on its own; the response must not fail for it
-                    log.exception("could not release concurrency slot %s of request %s", key, request_id)
+        await finish(self._release(keys, request_id))  # even when the client leaves meanwhile
+
+    async def _release(self, keys: list[str], request_id: str) -> None:
+        for key in keys:
+            try:
+                await self.store.release_slot(PREFIX["concurrent"] + key, request_id)
+            except Exception:  # it expires on its own; the response must not fail for it
+                log.exception("could not release concurrency slot %s of request %s", key, request_id)
 
 
 def admitted_tokens(ctx: RequestContext, config: Config) -> tuple[int, int]:

@@ -32,8 +32,6 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 
-import anyio
-
 from tokenbrake import sessions
 from tokenbrake.alerts import Alerts
 from tokenbrake.config import Config
@@ -41,6 +39,7 @@ from tokenbrake.core import Endpoint, RequestContext
 from tokenbrake.limits import LimitStore
 from tokenbrake.limits.types import SessionRecord
 from tokenbrake.loops import LoopDetector, Verdict
+from tokenbrake.uncancellable import finish
 
 log = logging.getLogger("tokenbrake.sessions")
 
@@ -75,8 +74,7 @@ class Sessions:
             if policy.watches_loops and self.detector is not None and ctx.endpoint is Endpoint.CHAT:
                 await self._watch(ctx, admission.record, policy.on_loop)
         except BaseException:  # refused, or the client left: the call does not count
-            with anyio.CancelScope(shield=True):
-                await self._uncount(key_name, session)
+            await finish(self._uncount(key_name, session))
             raise
         self._counted[ctx.request_id] = (key_name, session)
 
