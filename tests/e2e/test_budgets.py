@@ -41,10 +41,7 @@ def budget_setup(emulator, tmp_path, state: str, budgets: list[dict], **extra) -
     config["models"]["metered-claude"] = {"upstream": "emu-anthropic", "model": "metered-an", "price": METERED}
     config["ledger"] = {"flush_interval_s": 0.2}
     config["state"] = state
-    # A request that does not fit waits for those in flight to settle (most settle below their
-    # worst case) before it is refused; on a loaded test machine 500 calls take longer than
-    # the default 5 s wait, so the proofs allow more, lest the budget be refused early.
-    config["budgeting"] = {"min_output_tokens": 4, "refresh_s": 0.2, "max_wait_s": 30}
+    config["budgeting"] = {"min_output_tokens": 4, "refresh_s": 0.2}
     config["budgets"] = budgets
     config.update(extra)
     path = write_config(tmp_path, config)
