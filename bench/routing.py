@@ -31,8 +31,9 @@ from tokenbrake.routing.evaluation import (
     train,
 )
 from tokenbrake.routing.routellm_data import Example, load_all
+from tokenbrake.shared_data import shared_data
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing"
+DEFAULT_DATA = shared_data("routing")
 
 
 def random_routing(examples: list[Example]) -> quality.RoutingQuality:

@@ -17,8 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tokenbrake.routing import classifier
 from tokenbrake.routing.routellm_data import load_all
+from tokenbrake.shared_data import shared_data
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing"
+DEFAULT_DATA = shared_data("routing")
 
 
 def main() -> None:

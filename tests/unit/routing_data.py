@@ -1,10 +1,10 @@
 """Where the RouteLLM evaluation data lies for the router tests (shared/, beside the repo)."""
 
-from pathlib import Path
 
 from tokenbrake.routing.routellm_data import Example, load_all
+from tokenbrake.shared_data import shared_data
 
-DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "routing"
+DATA_DIR = shared_data("routing")
 
 
 def routellm() -> dict[str, list[Example]]:

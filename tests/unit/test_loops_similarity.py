@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 from tokenbrake.loops.normalize import (
     canonical_arguments,
@@ -13,8 +12,9 @@ from tokenbrake.loops.normalize import (
     mask_volatile,
 )
 from tokenbrake.loops.sketch import coverage, pack, similarity, sketch, unpack
+from tokenbrake.shared_data import shared_data
 
-PARAPHRASES = Path(__file__).resolve().parents[3] / "shared" / "data" / "semcache" / "paraphrase_pairs.json"
+PARAPHRASES = shared_data("semcache", "paraphrase_pairs.json")
 
 
 def test_timestamps_ids_and_durations_are_masked_but_other_numbers_kept() -> None:
