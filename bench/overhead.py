@@ -12,8 +12,8 @@ scopes, sized so nothing is refused — one keeping that state in process, one i
 (`--redis`, default redis://127.0.0.1:6379/0, a key prefix of its own), and prints their
 throughput next to the plain gateway's: the cost of admission.
 
-With `--routing`, a gateway whose router (the default one) decides every request's tier: the
-router's added latency, end to end.
+With `--routing`, gateways whose router decides every request's tier — the default one
+(features only) and the shipped embedding one — the router's added latency, end to end.
 
     .venv/bin/python bench/overhead.py [--seconds 5] [--output-tokens 16] [--admission] [--routing]
 
@@ -230,10 +230,8 @@ def main() -> None:
             configs["gw+limits"] = with_admission(raw, "memory://")
             configs["gw+limits/redis"] = with_admission(raw, args.redis + f"?prefix=tb-bench-{time.time_ns()}:")
         if args.routing:
-            from tokenbrake.routing.classifier import DEFAULT_FEATURES_MODEL
-
-            configs["gw+router"] = with_routing(raw)  # with the embedding when installed
-            configs["gw+router/features"] = with_routing(raw, str(DEFAULT_FEATURES_MODEL))
+            configs["gw+router"] = with_routing(raw)  # the default router: features only
+            configs["gw+router/embed"] = with_routing(raw, "default-embedding")  # needs the router extra
         paths = {"direct": emulator.url}
         key = None
         for name, cfg in configs.items():
