@@ -175,6 +175,11 @@ def parse_budget(data: dict, config: Config) -> BudgetConfig:
     return budget
 
 
+def plain(amount: Decimal) -> str:
+    """USD as plain digits, no exponent and no trailing zeros: `0`, `0.00099442`, `12.5`."""
+    return format(amount.normalize(), "f")
+
+
 MAX_LISTED_MEMBERS = 100  # of a `*` budget, the biggest spenders this period
 
 
@@ -194,8 +199,8 @@ async def report(config: Config, stored: list[BudgetConfig], limits: LimitStore,
         rows.append({
             **budget.model_dump(mode="json"),
             "source": "runtime" if (budget.scope, budget.period) in from_db else "config",
-            "counters": [{"counter": s.key, "spent_usd": str(s.spent), "reserved_usd": str(s.reserved),
-                          "remaining_usd": str(s.remaining),
+            "counters": [{"counter": s.key, "spent_usd": plain(s.spent), "reserved_usd": plain(s.reserved),
+                          "remaining_usd": plain(s.remaining),
                           "resets_at": s.resets_at.isoformat() if s.resets_at else None} for s in statuses],
         })
     return rows

@@ -206,16 +206,22 @@ def budgets_list(as_json: bool, config_path: str) -> None:
             await limits.close()
 
     rows = _with_database(config_path, work)
+    if config.state == "memory://":
+        click.echo("note: state is memory:// (kept inside the gateway process), so no spend is visible here; "
+                   "ask the gateway (GET /admin/budgets), or give the state a snapshot path or Redis", err=True)
     if as_json:
         click.echo(json.dumps(rows))
         return
-    click.echo(f"{'scope':<22} {'period':<8} {'mode':<9} {'amount':>10} {'spent':>12} {'reserved':>12} "
+    click.echo(f"{'scope / counter':<24} {'period':<8} {'mode':<9} {'amount':>10} {'spent':>12} {'reserved':>12} "
                f"{'remaining':>12}  resets at")
     for row in rows:
-        counter = (row["counters"] or [{}])[0]
-        click.echo(f"{row['scope']:<22} {row['period']:<8} {row['mode']:<9} {row['amount_usd']:>10} "
-                   f"{counter.get('spent_usd', '-'):>12} {counter.get('reserved_usd', '-'):>12} "
-                   f"{counter.get('remaining_usd', '-'):>12}  {counter.get('resets_at') or '-'}")
+        for n, counter in enumerate(row["counters"] or [{}]):
+            name = row["scope"] if n == 0 and counter.get("counter") in (None, row["scope"]) else "  " + counter["counter"]
+            if name.startswith("  ") and n == 0:  # a `*` budget: its own line, then one per member
+                click.echo(f"{row['scope']:<24} {row['period']:<8} {row['mode']:<9} {row['amount_usd']:>10}")
+            click.echo(f"{name:<24} {row['period']:<8} {row['mode']:<9} {row['amount_usd']:>10} "
+                       f"{counter.get('spent_usd', '-'):>12} {counter.get('reserved_usd', '-'):>12} "
+                       f"{counter.get('remaining_usd', '-'):>12}  {counter.get('resets_at') or '-'}")
 
 
 @budgets.command("delete")
