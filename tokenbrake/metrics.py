@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from tokenbrake.core import RequestContext
+from tokenbrake.core import RequestContext, Usage
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -75,14 +77,19 @@ class RecordMetrics:
             outcome = str(attempt.status) if attempt.status else "no_answer"
             self.attempts(attempt.target.upstream, outcome).inc()
         if ctx.usage is not None:
-            usage = ctx.usage
-            for kind, count in (
-                ("input", usage.input_tokens),
-                ("cached_input", usage.cached_input_tokens),
-                ("cache_write", usage.cache_write_tokens),
-                ("output", usage.output_tokens),
-            ):
-                if count:
-                    self.tokens(model, kind).inc(count)
-        if ctx.cost:
-            self.cost(model).inc(float(ctx.cost))
+            self._spent(model, ctx.usage, ctx.cost)
+        for prior in ctx.prior_calls:  # a cascade's earlier calls (rejected answers, graders) cost money too
+            self.attempts(prior.target.upstream, str(prior.status) if prior.status else "no_answer").inc()
+            self._spent(prior.target.name, prior.usage, prior.cost)
+
+    def _spent(self, model: str, usage: Usage, cost: Decimal | None) -> None:
+        for kind, count in (
+            ("input", usage.input_tokens),
+            ("cached_input", usage.cached_input_tokens),
+            ("cache_write", usage.cache_write_tokens),
+            ("output", usage.output_tokens),
+        ):
+            if count:
+                self.tokens(model, kind).inc(count)
+        if cost:
+            self.cost(model).inc(float(cost))

@@ -198,6 +198,22 @@ def test_a_budget_is_charged_for_every_call_a_cascade_makes(routed):
     assert len(rows) == 2 and Decimal(counter["spent_usd"]) == sum(row.cost_usd for row in rows)
 
 
+def cost_metric(url: str, model: str) -> float:
+    """tokenbrake_cost_usd_total for one model, from /metrics."""
+    prefix = f'tokenbrake_cost_usd_total{{model="{model}"}} '
+    lines = [line for line in httpx.get(url + "/metrics").text.splitlines() if line.startswith(prefix)]
+    return float(lines[0][len(prefix):]) if lines else 0.0
+
+
+def test_the_cost_metrics_count_a_cascades_rejected_call(routed, oa):
+    gateway, _, database, _ = routed
+    before = cost_metric(gateway.url, "small")
+    raw = oa.chat.completions.with_raw_response.create(
+        model="json-first", messages=user("Where is the Prado? " + say('{"town": "Madrid"}')))
+    _, rejected = ledger_rows(database, raw.headers["x-request-id"], 2)
+    assert cost_metric(gateway.url, "small") - before == pytest.approx(float(rejected.cost_usd), rel=1e-6)
+
+
 def test_cascade_streams_a_kept_answer_to_an_openai_client(oa):
     stream = oa.chat.completions.create(model="json-first", stream=True, stream_options={"include_usage": True},
                                         messages=user("Where? " + say('{"city": "Rome"}')))
