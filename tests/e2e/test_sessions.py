@@ -231,6 +231,16 @@ def test_a_stopped_session_flows_again_once_resumed_through_the_admin_api(setup)
         agent_call(client, steps[:made] + progressing(1))  # unstuck: it reads a file
 
 
+def test_a_session_id_with_slashes_is_addressed_by_the_admin_api(setup):
+    session = "ci/" + session_id()
+    with setup.openai("watched", session) as client:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    quoted = session.replace("/", "%2F")
+    assert setup.admin("GET", f"/admin/sessions/{quoted}", key="watched").json()["session"] == session
+    assert setup.admin("POST", f"/admin/sessions/{session}/stop", key="watched").json()["status"] == "stopped"
+    assert setup.admin("POST", f"/admin/sessions/{quoted}/resume", key="watched").json()["status"] == "active"
+
+
 def test_the_admin_api_needs_the_master_key_and_names_unknown_sessions(setup):
     assert httpx.get(setup.gateway.url + "/admin/sessions").status_code == 401
     missing = setup.admin("POST", "/admin/sessions/no-such-run/stop")

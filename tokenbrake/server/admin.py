@@ -200,8 +200,9 @@ routes = [
     Route("/admin/budgets", list_budgets, methods=["GET"]),
     Route("/admin/budgets", set_budget, methods=["POST"]),
     Route("/admin/sessions", list_sessions, methods=["GET"]),
-    Route("/admin/sessions/{session}", show_session, methods=["GET"]),
-    Route("/admin/sessions/{session}/stop", stop_session, methods=["POST"]),
-    Route("/admin/sessions/{session}/resume", resume_session, methods=["POST"]),
+    # `path`: a session id may hold slashes (`team/run-7`, sent as team%2Frun-7 or as is)
+    Route("/admin/sessions/{session:path}/stop", stop_session, methods=["POST"]),
+    Route("/admin/sessions/{session:path}/resume", resume_session, methods=["POST"]),
+    Route("/admin/sessions/{session:path}", show_session, methods=["GET"]),
     Route("/admin/budgets", delete_budget, methods=["DELETE"]),
 ]
