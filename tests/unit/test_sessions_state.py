@@ -155,3 +155,20 @@ async def test_sessions_survive_a_restart(place, clock):
     again = await (await place.open()).session_get("k", "s")
     assert (again.calls, again.tokens, again.cost, again.status, again.evidence) == (1, 42, Decimal("0.5"), "stopped", "a→b→a→b")
     assert again.trace == {"steps": ["a", "b"]}
+
+
+async def test_an_in_process_store_keeps_a_bounded_number_of_sessions_dropping_the_idlest(clock, monkeypatch):
+    from tokenbrake.limits import memory_sessions, open_state
+
+    monkeypatch.setattr(memory_sessions, "MAX_SESSIONS", 20)
+    store = await open_state("memory://", clock=clock)
+    try:
+        for n in range(20):
+            await store.session_admit("k", f"s{n}", SessionCaps(), 3600)
+            clock.advance(1)
+        await store.session_admit("k", "s0", SessionCaps(), 3600)  # s0 is busy again: s1 is now the idlest
+        await store.session_admit("k", "new", SessionCaps(), 3600)  # the 21st: the idlest two (a tenth) go
+        kept = {record.session for record in await store.session_list(None)}
+        assert len(kept) == 19 and {"s0", "new"} <= kept and not {"s1", "s2"} & kept
+    finally:
+        await store.close()

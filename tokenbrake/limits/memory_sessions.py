@@ -54,12 +54,26 @@ def refusal(session: _Session, caps: SessionCaps, now: float) -> tuple[SessionLi
     return None, 0.0
 
 
+MAX_SESSIONS = 100_000  # live sessions kept in one process (Redis bounds them by its own memory policy)
+
+
 class MemorySessions:
     _clock: Clock
     _dirty: bool
 
     def __init__(self) -> None:
         self._sessions: dict[tuple[str, str], _Session] = {}
+
+    def _make_room(self, now: float) -> None:
+        """At MAX_SESSIONS (a client inventing session ids must not grow memory without end):
+        drop the expired, then the tenth least recently seen."""
+        for key in [k for k, s in self._sessions.items() if s.expires <= now]:
+            del self._sessions[key]
+        if len(self._sessions) >= MAX_SESSIONS:
+            idle_first = sorted(self._sessions, key=lambda k: self._sessions[k].record.last_seen)
+            for key in idle_first[: max(1, MAX_SESSIONS // 10)]:
+                del self._sessions[key]
+        self._dirty = True
 
     def _session(self, key_name: str, session: str, now: float) -> _Session | None:
         found = self._sessions.get((key_name, session))
@@ -73,6 +87,8 @@ class MemorySessions:
         now = self._clock()
         found = self._session(key_name, session, now)
         if found is None:
+            if len(self._sessions) >= MAX_SESSIONS:
+                self._make_room(now)
             found = self._sessions[(key_name, session)] = _Session(SessionRecord(key_name, session, now, now))
         refused, retry_after = refusal(found, caps, now)
         if refused is None:
