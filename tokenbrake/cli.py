@@ -367,15 +367,16 @@ def usage(by: str, since: str | None, as_json: bool, config_path: str) -> None:
 @main.command("check-config")
 @click.argument("config_path")
 def check_config(config_path: str) -> None:
-    """Validate a config file (and its prices) without starting anything."""
+    """Validate a config file, its prices and its routes' routers without starting anything."""
     from tokenbrake.pricing import PriceBook
+    from tokenbrake.stages.route import Route
 
     config = _load(config_path)
     try:
-        PriceBook(config)
+        Route(config, PriceBook(config))  # loads each route's router, as the gateway will
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"ok: {len(config.upstreams)} upstreams, {len(config.models)} models")
+    click.echo(f"ok: {len(config.upstreams)} upstreams, {len(config.models)} models, {len(config.routes)} routes")
 
 
 @main.command()

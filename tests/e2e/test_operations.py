@@ -31,6 +31,20 @@ def test_serve_refuses_a_config_with_an_unpriced_model(tmp_path):
     assert result.returncode != 0 and "models.mystery: no price" in result.stderr
 
 
+def test_check_config_loads_each_routes_router(tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text("upstreams: {u: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}}\n"
+                    "models: {a: {upstream: u, free: true}, b: {upstream: u, free: true}}\n"
+                    f"routes: {{auto: {{tiers: [a, b], router: {tmp_path / 'missing.json'}}}}}\n")
+    result = subprocess.run([sys.executable, "-m", "tokenbrake.cli", "check-config", str(path)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "routes.auto.router: cannot load" in result.stderr
+    path.write_text(path.read_text().replace(str(tmp_path / "missing.json"), "default"))
+    result = subprocess.run([sys.executable, "-m", "tokenbrake.cli", "check-config", str(path)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "1 routes" in result.stdout
+
+
 def test_check_config_names_the_bad_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("upstreams: {}\nmodels: {}\nserver: {prot: 1}\n")
