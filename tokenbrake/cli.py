@@ -199,14 +199,14 @@ def budgets_list(as_json: bool, config_path: str) -> None:
     config = _load(config_path)
 
     async def work(db):
-        limits = await open_state(config.state, read_only=True)
+        limits = await open_state(config.state_url, read_only=True)
         try:
             return await report(config, await db.budgets.list(), limits, db)
         finally:
             await limits.close()
 
     rows = _with_database(config_path, work)
-    if config.state == "memory://":
+    if config.state_url == "memory://":
         click.echo("note: state is memory:// (kept inside the gateway process), so no spend is visible here; "
                    "ask the gateway (GET /admin/budgets), or give the state a snapshot path or Redis", err=True)
     if as_json:
@@ -252,12 +252,12 @@ def _with_state(config_path: str, work, writing: bool = False):
     from tokenbrake.sessions import SessionNotFound
 
     config = _load(config_path)
-    if config.state.startswith("memory://") and (writing or config.state == "memory://"):
-        raise click.ClickException(f"the sessions live in the gateway's process (state: {config.state}): use its admin "
+    if config.state_url.startswith("memory://") and (writing or config.state_url == "memory://"):
+        raise click.ClickException(f"the sessions live in the gateway's process (state: {config.state_url}): use its admin "
                                    f"API, GET /admin/sessions[/ID] or POST /admin/sessions/ID/stop|resume")
 
     async def go():
-        store = await open_state(config.state, read_only=True)
+        store = await open_state(config.state_url, read_only=True)
         try:
             return await work(store, config)
         finally:

@@ -355,9 +355,10 @@ def check_routes(config: Config) -> None:
 
 class Config(Strict):
     database: str = "sqlite:///tokenbrake.db"  # or postgresql://user@host:5432/db
-    # Budgets, rate limits, concurrency and sessions: memory:// (one process),
-    # memory:///path/state.json (kept across restarts) or redis://host:6379/0 (shared by replicas)
-    state: str = "memory://"
+    # Budgets, rate limits, concurrency and sessions: memory:// (this process only),
+    # memory:///relative/state.json or memory:////absolute/state.json (kept across restarts), or
+    # redis://host:6379/0 (shared by replicas). Unset: kept beside an SQLite ledger (`state_url`).
+    state: str | None = None
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
     ledger: LedgerConfig = LedgerConfig()
@@ -371,6 +372,16 @@ class Config(Strict):
     models: dict[str, ModelConfig]
     routes: dict[str, RouteConfig] = {}  # virtual models (e.g. `auto`) and how they pick a tier
 
+    @property
+    def state_url(self) -> str:
+        """The state backend in use: `state`, or by default a snapshot beside an SQLite
+        ledger (`sqlite:///x.db` → `memory:///x.db.state.json`), so a restart keeps the
+        period's spend and reservations; with another database, this process's memory."""
+        if self.state is not None:
+            return self.state
+        if self.database.startswith("sqlite:///"):
+            return "memory:///" + self.database[len("sqlite:///"):].split("?")[0] + ".state.json"
+        return "memory://"
     @model_validator(mode="after")
     def _check_references(self) -> Config:
         check_routes(self)

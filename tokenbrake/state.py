@@ -48,7 +48,7 @@ class AppState:
         keys = KeyCache(database, config.auth.refresh_s) if config.auth.require_keys else None
         if keys is not None:
             await keys.start()
-        limits = await open_state(config.state)
+        limits = await open_state(config.state_url)
         budgets = BudgetCache(config, database, config.budgeting.refresh_s)
         await budgets.start()
         state = cls(config=config, prices=prices, metrics=Metrics(), providers=build_providers(config),

@@ -86,3 +86,17 @@ def test_invalid_yaml_is_reported(tmp_path):
 def test_missing_file_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "absent.yaml", environ={})
+
+
+@pytest.mark.parametrize(("database", "state", "used"), [
+    ("sqlite:///tokenbrake.db", None, "memory:///tokenbrake.db.state.json"),  # relative, beside the ledger
+    ("sqlite:////var/lib/tb/ledger.db", None, "memory:////var/lib/tb/ledger.db.state.json"),  # absolute
+    ("postgresql://tb@db:5432/tb", None, "memory://"),
+    ("sqlite:///tokenbrake.db", "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+])
+def test_the_state_is_kept_beside_an_sqlite_ledger_unless_named(database, state, used):
+    raw = {"database": database, "upstreams": {"u": {"kind": "openai", "base_url": "http://x/v1"}},
+           "models": {"m": {"upstream": "u", "free": True}}}
+    if state:
+        raw["state"] = state
+    assert parse_config(raw).state_url == used
