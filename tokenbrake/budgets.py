@@ -145,15 +145,7 @@ class BudgetCache:
     async def reload(self) -> None:
         if self.db is None:
             return
-        stored = [b for b in await self.db.budgets.list() if self._usable(b)]
-        self.current = merge(list(self.config.budgets), stored)
-
-    def _usable(self, budget: BudgetConfig) -> bool:
-        if budget.downgrade_to is not None and budget.downgrade_to not in self.config.models:
-            log.error("budget %s downgrades to %r, which this gateway does not configure; ignored",
-                      describe(budget), budget.downgrade_to)
-            return False
-        return True
+        self.current = merge(list(self.config.budgets), await stored_budgets(self.db, self.config))
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -183,11 +175,24 @@ def plain(amount: Decimal) -> str:
 MAX_LISTED_MEMBERS = 100  # of a `*` budget, the biggest spenders this period
 
 
-async def report(config: Config, stored: list[BudgetConfig], limits: LimitStore, db: Database | None = None,
-                 now: float | None = None) -> list[dict]:
+async def stored_budgets(db: Database, config: Config) -> list[BudgetConfig]:
+    """The budgets set at run time that this gateway can enforce (one that downgrades to a
+    model it does not configure is logged and ignored)."""
+    usable = []
+    for budget in await db.budgets.list():
+        if budget.downgrade_to is not None and budget.downgrade_to not in config.models:
+            log.error("budget %s downgrades to %r, which this gateway does not configure; ignored",
+                      describe(budget), budget.downgrade_to)
+        else:
+            usable.append(budget)
+    return usable
+
+
+async def report(config: Config, db: Database, limits: LimitStore, now: float | None = None) -> list[dict]:
     """Each budget in force with its spend this period: spent, reserved, remaining, resets at.
     A `*` scope has one counter per member (`user:*`: per user); the members listed are those
-    the ledger shows spending this period (the biggest first), when a database is given."""
+    the ledger shows spending this period (the biggest first)."""
+    stored = await stored_budgets(db, config)
     from_db = {(b.scope, b.period) for b in stored}
     now = time.time() if now is None else now
     rows = []
@@ -206,10 +211,8 @@ async def report(config: Config, stored: list[BudgetConfig], limits: LimitStore,
     return rows
 
 
-async def _members(scope: str, win: Window, db: Database | None, now: float) -> list[str]:
+async def _members(scope: str, win: Window, db: Database, now: float) -> list[str]:
     """The counters of a `*` scope that spent in the current period, from the ledger."""
-    if db is None:
-        return []
     kind = scope.partition(":")[0]
     if win.kind == "total":
         since = None

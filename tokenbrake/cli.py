@@ -201,7 +201,7 @@ def budgets_list(as_json: bool, config_path: str) -> None:
     async def work(db):
         limits = await open_state(config.state_url, read_only=True)
         try:
-            return await report(config, await db.budgets.list(), limits, db)
+            return await report(config, db, limits)
         finally:
             await limits.close()
 

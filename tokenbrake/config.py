@@ -382,6 +382,7 @@ class Config(Strict):
         if self.database.startswith("sqlite:///"):
             return "memory:///" + self.database[len("sqlite:///"):].split("?")[0] + ".state.json"
         return "memory://"
+
     @model_validator(mode="after")
     def _check_references(self) -> Config:
         check_routes(self)

@@ -47,7 +47,7 @@ def answer_usage(ctx: RequestContext, target: Target, upstream: dict[str, Any], 
     if isinstance(reported, dict):
         return usage_from_anthropic(reported) if target.kind is Format.ANTHROPIC else usage_from_openai(reported)
     if ctx.endpoint is Endpoint.EMBEDDINGS:
-        return Usage(input_tokens=request_size.embedding_input_tokens(ctx.body.get("input")))
+        return Usage(input_tokens=request_size.input_tokens(ctx))  # counted once, maybe already
     return Usage(
         input_tokens=count_request_input(target.kind.value, upstream),
         output_tokens=count_text(answer_text(target.kind, answer)),

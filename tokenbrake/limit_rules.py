@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tokenbrake.config import LimitConfig
-from tokenbrake.core import RequestContext
-from tokenbrake.scopes import counter_keys, request_values
+from tokenbrake.scopes import counter_keys
 
 Setting = Literal["requests_per_minute", "tokens_per_minute", "concurrent", "max_input_tokens", "max_output_tokens"]
 
@@ -37,14 +36,6 @@ def setting_in(limits: list[LimitConfig], *settings: Setting) -> list[LimitConfi
     """The entries that set any of `settings`: a stage keeps only these, and has no work
     at all when none is left."""
     return [limit for limit in limits if any(getattr(limit, s) is not None for s in settings)]
-
-
-def scope_values(ctx: RequestContext) -> dict[str, list[str]]:
-    """The request's scope names; its model is the one about to be called."""
-    values = request_values(ctx)
-    if ctx.targets:
-        values["model"] = [ctx.targets[0].name]
-    return values
 
 
 def applicable(limits: list[LimitConfig], setting: Setting, values: dict[str, list[str]]) -> list[AppliedLimit]:

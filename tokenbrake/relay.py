@@ -18,8 +18,8 @@ from tokenbrake.errors import stream_error_event
 from tokenbrake.providers import UpstreamFailure, UpstreamStream
 from tokenbrake.tokens import count_request_input, count_text
 from tokenbrake.translate.streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
-from tokenbrake.uncancellable import finish
 from tokenbrake.translate.usage import usage_from_anthropic, usage_from_openai
+from tokenbrake.uncancellable import finish
 
 DONE = b"data: [DONE]\n\n"
 CLIENT_CLOSED = 499

@@ -41,7 +41,9 @@ def _cap_field(ctx: RequestContext) -> str:
 
 def output_cap(ctx: RequestContext, config: Config) -> int:
     """The most output tokens the request may produce: what it asked for, else the model's
-    default_max_tokens."""
+    default_max_tokens; none for a request that is not a chat (embeddings)."""
+    if ctx.endpoint is not Endpoint.CHAT:
+        return 0
     asked = ctx.body.get(_cap_field(ctx))
     if isinstance(asked, int) and asked > 0:
         return asked

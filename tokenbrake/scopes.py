@@ -23,6 +23,15 @@ def request_values(ctx: RequestContext) -> dict[str, list[str]]:
     }
 
 
+def scope_values(ctx: RequestContext) -> dict[str, list[str]]:
+    """The request's scope names for admission: its model is the one about to be called
+    (the first target), not the one asked for."""
+    values = request_values(ctx)
+    if ctx.targets:
+        values["model"] = [ctx.targets[0].name]
+    return values
+
+
 def counter_key(scope: str, values: dict[str, list[str]]) -> str | None:
     """The counter `scope` names for a request with these values, or None if it is outside."""
     if scope == "global":

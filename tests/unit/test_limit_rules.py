@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tokenbrake.config import LimitConfig
 from tokenbrake.core import Attribution, Endpoint, Format, RequestContext, Target
-from tokenbrake.limit_rules import applicable, scope_values, setting_in, tightest
+from tokenbrake.limit_rules import applicable, setting_in, tightest
+from tokenbrake.scopes import scope_values
 
 VALUES = {"key": ["k1"], "team": ["search"], "user": ["ana"], "model": ["big"], "tag": ["feature=chat", "env=prod"]}
 

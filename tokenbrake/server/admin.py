@@ -122,9 +122,8 @@ async def list_budgets(request: Request) -> Response:
     if refused := _refusal(request):
         return refused
     state = _state(request)
-    stored = await state.database.budgets.list()
     await state.writer.flush()  # members of `*` budgets are read from the ledger
-    return JSONBytes({"data": await budgets.report(state.config, stored, state.limits, state.database)})
+    return JSONBytes({"data": await budgets.report(state.config, state.database, state.limits)})
 
 
 async def set_budget(request: Request) -> Response:

@@ -30,7 +30,7 @@ from tokenbrake.config import BudgetConfig, Config
 from tokenbrake.core import Endpoint, RequestContext
 from tokenbrake.limits import Clock, CounterStatus, Grant, LimitStore, system_clock
 from tokenbrake.pricing import PriceBook
-from tokenbrake.scopes import request_values
+from tokenbrake.scopes import scope_values
 from tokenbrake.stages.resolve_model import build_targets
 from tokenbrake.uncancellable import finish
 
@@ -100,14 +100,12 @@ class Budgets:
     # -- what applies, and what it may cost
 
     def _applied(self, ctx: RequestContext, budgets: list[BudgetConfig]) -> list[Applied]:
-        values = request_values(ctx)
-        values["model"] = [ctx.targets[0].name]  # the model about to be called, not the one asked for
-        return applicable(budgets, values, self.settings.timezone)
+        return applicable(budgets, scope_values(ctx), self.settings.timezone)
 
     def _size(self, ctx: RequestContext) -> Size:
         models = list(dict.fromkeys(target.name for target in ctx.targets))
         input_tokens = request_size.input_tokens(ctx)
-        cap = 0 if ctx.endpoint is Endpoint.EMBEDDINGS else request_size.output_cap(ctx, self.config)
+        cap = request_size.output_cap(ctx, self.config)
         every = ctx.route is not None and ctx.route.cascade is ctx.targets
         return Size(models, input_tokens, cap,
                     want=worst_case(self.prices, models, input_tokens, cap, every),

@@ -16,7 +16,8 @@ from __future__ import annotations
 from tokenbrake import request_size
 from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
-from tokenbrake.limit_rules import AppliedLimit, applicable, scope_values, setting_in, tightest
+from tokenbrake.limit_rules import AppliedLimit, applicable, setting_in, tightest
+from tokenbrake.scopes import scope_values
 
 
 def input_refusal(caps: list[AppliedLimit], counted: int) -> GatewayError | None:

@@ -37,8 +37,9 @@ import math
 from tokenbrake import request_size
 from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
-from tokenbrake.limit_rules import AppliedLimit, applicable, scope_values, setting_in
+from tokenbrake.limit_rules import AppliedLimit, applicable, setting_in
 from tokenbrake.limits import HitAsk, LimitStore, RateDecision, SlotAsk
+from tokenbrake.scopes import scope_values
 from tokenbrake.uncancellable import finish
 
 log = logging.getLogger("tokenbrake.rate_limits")
@@ -111,9 +112,7 @@ class RateLimits:
 
 def admitted_tokens(ctx: RequestContext, config: Config) -> tuple[int, int]:
     """(counted input, output cap): what a request counts against tokens per minute."""
-    if ctx.endpoint is Endpoint.CHAT:
-        return request_size.input_tokens(ctx), request_size.output_cap(ctx, config)
-    return request_size.input_tokens(ctx), 0
+    return request_size.input_tokens(ctx), request_size.output_cap(ctx, config)
 
 
 def rate_headers(limit: AppliedLimit, decision: RateDecision) -> dict[str, str]:
