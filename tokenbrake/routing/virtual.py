@@ -13,7 +13,7 @@ have cost without routing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tokenbrake.config import CheckConfig, Config, RouteConfig
 from tokenbrake.core import Target
@@ -35,9 +35,6 @@ class VirtualModel:
     def strongest(self) -> str:
         return self.tiers[-1][0].name
 
-    def tier_names(self) -> list[str]:
-        return [tier[0].name for tier in self.tiers]
-
 
 @dataclass(slots=True)
 class RouteDecision:
@@ -51,7 +48,6 @@ class RouteDecision:
     # `ctx.targets` (a budget's downgrade) thereby turns the cascade into a plain call.
     cascade: list[Target] | None = None
     outcome: str | None = None  # cascade: accepted (by tier N) or escalated
-    labels: list[tuple[str, bool]] = field(default_factory=list)  # cascade: (tier model, good enough)
 
     def header(self) -> str:
         """`x-tokenbrake-route`: which route, strategy, starting tier and score."""

@@ -46,8 +46,8 @@ class Route:
         if ctx.endpoint is not Endpoint.CHAT:
             raise GatewayError(ErrorKind.INVALID_REQUEST,
                                f"'{model.name}' is a virtual model for chat requests", param="model")
-        decision, targets = await strategies.decide(model, self.routers.get(model.name), prompt_text(ctx.body),
-                                                    reference)
+        prompt = prompt_text(ctx.body) if model.strategy == "router" else ""  # only a router reads it here
+        decision, targets = await strategies.decide(model, self.routers.get(model.name), prompt, reference)
         ctx.route, ctx.targets = decision, targets
         ctx.response_headers[ROUTE_HEADER] = decision.header()
 
