@@ -79,8 +79,7 @@ class RecordMetrics:
         if ctx.usage is not None:
             self._spent(model, ctx.usage, ctx.cost)
         for prior in ctx.prior_calls:  # a cascade's earlier calls (rejected answers, graders) cost money too
-            self.attempts(prior.target.upstream, str(prior.status) if prior.status else "no_answer").inc()
-            self._spent(prior.target.name, prior.usage, prior.cost)
+            self._spent(prior.target.name, prior.usage, prior.cost)  # (their attempts are in ctx.attempts)
 
     def _spent(self, model: str, usage: Usage, cost: Decimal | None) -> None:
         for kind, count in (

@@ -205,13 +205,20 @@ def cost_metric(url: str, model: str) -> float:
     return float(lines[0][len(prefix):]) if lines else 0.0
 
 
-def test_the_cost_metrics_count_a_cascades_rejected_call(routed, oa):
+def attempts_metric(url: str) -> float:
+    """tokenbrake_upstream_attempts_total, summed over upstreams and outcomes."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in httpx.get(url + "/metrics").text.splitlines()
+               if line.startswith("tokenbrake_upstream_attempts_total{"))
+
+
+def test_the_metrics_count_a_cascades_rejected_call_once(routed, oa):
     gateway, _, database, _ = routed
-    before = cost_metric(gateway.url, "small")
+    before, attempts = cost_metric(gateway.url, "small"), attempts_metric(gateway.url)
     raw = oa.chat.completions.with_raw_response.create(
         model="json-first", messages=user("Where is the Prado? " + say('{"town": "Madrid"}')))
     _, rejected = ledger_rows(database, raw.headers["x-request-id"], 2)
     assert cost_metric(gateway.url, "small") - before == pytest.approx(float(rejected.cost_usd), rel=1e-6)
+    assert attempts_metric(gateway.url) - attempts == 2  # the rejected call and the one that served
 
 
 def test_cascade_streams_a_kept_answer_to_an_openai_client(oa):
