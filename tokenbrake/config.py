@@ -284,6 +284,13 @@ class CheckConfig(Strict):
                 re.compile(self.regex)
             except re.error as exc:
                 raise ValueError(f"regex {self.regex!r}: {exc}") from None
+        if self.json_schema is not None:
+            import jsonschema
+
+            try:
+                jsonschema.Draft202012Validator.check_schema(self.json_schema)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"json_schema: not a valid JSON schema: {exc.message}") from None
         return self
 
 
@@ -347,6 +354,12 @@ def check_routes(config: Config) -> None:
         for index, check in enumerate(route.checks):
             if check.grader is not None and check.grader not in config.models:
                 raise ValueError(f"routes.{name}.checks[{index}].grader: no model named {check.grader!r}")
+            if check.min_mean_logprob is not None:  # only OpenAI-compatible upstreams return logprobs
+                for tier in route.tiers[:-1]:
+                    if config.upstreams[config.models[tier].upstream].kind != "openai":
+                        raise ValueError(f"routes.{name}.checks[{index}].min_mean_logprob: tier {tier!r} is on an "
+                                         f"Anthropic upstream, which returns no logprobs: its answers would "
+                                         f"always be escalated")
         for index, rule in enumerate(route.reroute):
             for model in rule.models:
                 if model not in config.models:

@@ -57,3 +57,18 @@ def test_a_grader_and_rerouted_models_must_exist():
 def test_a_logprob_threshold_is_a_log_probability():
     with pytest.raises(ConfigError, match="min_mean_logprob"):
         config(strategy="cascade", checks=[{"min_mean_logprob": 0.5}])
+
+
+def test_a_json_schema_that_is_not_one_is_refused_at_start_up():
+    with pytest.raises(ConfigError, match=r"json_schema: not a valid JSON schema"):
+        config(strategy="cascade", checks=[{"json_schema": {"type": "objectx"}}])
+
+
+def test_a_logprob_check_on_a_tier_that_cannot_return_logprobs_is_refused():
+    raw = {**BASE, "upstreams": {**BASE["upstreams"], "a": {"kind": "anthropic", "base_url": "http://127.0.0.1:9"}},
+           "models": {**BASE["models"], "claude": {"upstream": "a", "free": True}}}
+    route = {"tiers": ["claude", "big"], "strategy": "cascade", "checks": [{"min_mean_logprob": -0.3}]}
+    with pytest.raises(ConfigError, match=r"tier 'claude' is on an Anthropic upstream"):
+        parse_config({**raw, "routes": {"auto": route}})
+    route["tiers"] = ["small", "claude"]  # the strongest tier answers unchecked: allowed
+    assert parse_config({**raw, "routes": {"auto": route}}).routes["auto"].tiers == ["small", "claude"]
