@@ -51,9 +51,12 @@ async def test_tokens_and_cost_settle_after_the_call_and_then_refuse(store):
 
 
 async def test_a_call_that_never_reached_an_upstream_is_taken_back_out(store):
-    await store.session_admit("k", "s", NONE, TTL)
-    await store.session_settle("k", "s", 0, Decimal(0), uncount=True)
-    assert (await store.session_get("k", "s")).calls == 0
+    caps = SessionCaps(calls_per_minute=2)
+    for _ in range(3):  # each refused later in the pipeline: none counts, per minute neither
+        assert (await store.session_admit("k", "s", caps, TTL)).refused is None
+        await store.session_settle("k", "s", 0, Decimal(0), uncount=True)
+    record = await store.session_get("k", "s")
+    assert (record.calls, record.calls_last_minute) == (0, 0)
 
 
 async def test_duration_counts_from_the_first_call(store, clock):

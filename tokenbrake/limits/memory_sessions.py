@@ -67,8 +67,7 @@ class MemorySessions:
     def _make_room(self, now: float) -> None:
         """At MAX_SESSIONS (a client inventing session ids must not grow memory without end):
         drop the expired, then the tenth least recently seen."""
-        for key in [k for k, s in self._sessions.items() if s.expires <= now]:
-            del self._sessions[key]
+        self._forget_sessions(now)
         if len(self._sessions) >= MAX_SESSIONS:
             idle_first = sorted(self._sessions, key=lambda k: self._sessions[k].record.last_seen)
             for key in idle_first[: max(1, MAX_SESSIONS // 10)]:
@@ -120,8 +119,10 @@ class MemorySessions:
             return
         found.record.tokens += tokens
         found.cost_nanos += to_nanos(cost)
-        if uncount:
+        if uncount:  # out of the calls, and out of the last minute's (the newest: the same count)
             found.record.calls -= 1
+            if found.minute:
+                found.minute.pop()
         self._dirty = True
 
     async def session_get(self, key_name: str, session: str) -> SessionRecord | None:

@@ -87,7 +87,8 @@ class RedisSessions:
 
     async def session_settle(self, key_name: str, session: str, tokens: int, cost: Decimal,
                              uncount: bool = False) -> None:
-        await self._session_settle(keys=[self._session_key(key_name, session)],
+        base = self._session_key(key_name, session)
+        await self._session_settle(keys=[base, base + ":min"],
                                    args=[int(tokens), to_nanos(cost), 1 if uncount else 0])
 
     async def session_get(self, key_name: str, session: str) -> SessionRecord | None:

@@ -80,13 +80,17 @@ end
 return {1, version + 1}
 """
 
-# KEYS: hash. ARGV: tokens, cost nanos, 1 to take the call back out of `calls` (it never
-# reached an upstream) else 0. Does nothing to a session that is gone.
+# KEYS: hash, its last minute's calls. ARGV: tokens, cost nanos, 1 to take the call back out
+# of `calls` and of the last minute's (it never reached an upstream) else 0. Does nothing to a
+# session that is gone.
 SETTLE = r"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] ~= '0' then redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1]) end
 if ARGV[2] ~= '0' then redis.call('HINCRBY', KEYS[1], 'cost', ARGV[2]) end
-if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'calls', -1) end
+if ARGV[3] == '1' then
+  redis.call('HINCRBY', KEYS[1], 'calls', -1)
+  redis.call('ZPOPMAX', KEYS[2])  -- and out of the last minute's calls (the newest: the same count)
+end
 return 1
 """
 
