@@ -196,6 +196,17 @@ class RequestContext:
     loop_suspected: str | None = None  # the loop kind a session's detector saw (stages/sessions.py): a ledger flag
 
     @property
+    def total_cost(self) -> Decimal:
+        """What the request cost: the call that served it and the calls made before it."""
+        return (self.cost or Decimal(0)) + sum((prior.cost for prior in self.prior_calls), Decimal(0))
+
+    @property
+    def total_tokens(self) -> int:
+        """The tokens of the call that served the request and of the calls made before it."""
+        served = self.usage.total_tokens if self.usage is not None else 0
+        return served + sum(prior.usage.total_tokens for prior in self.prior_calls)
+
+    @property
     def elapsed_s(self) -> float:
         return time.perf_counter() - self.started
 

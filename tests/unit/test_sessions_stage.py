@@ -14,7 +14,8 @@ from limits_backends import clock, place  # noqa: F401  (fixtures)
 from tokenbrake import sessions
 from tokenbrake.alerts import Alerts
 from tokenbrake.config import AlertsConfig, parse_config
-from tokenbrake.core import Attempt, Attribution, Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target, Usage
+from tokenbrake.core import (Attempt, Attribution, Endpoint, ErrorKind, Format, GatewayError, PriorCall, RequestContext,
+                             Target, Usage)
 from tokenbrake.limits import open_state
 from tokenbrake.stages.identify import Identify
 from tokenbrake.stages.sessions import Sessions
@@ -47,7 +48,8 @@ class Harness:
         self.slept.append(seconds)
 
     async def call(self, steps=(), session: str | None = "s1", key: str = "k1", team: str = "t1",
-                   cost: str = "0", tokens: int = 0, reached_upstream: bool = True) -> RequestContext:
+                   cost: str = "0", tokens: int = 0, reached_upstream: bool = True,
+                   prior: PriorCall | None = None) -> RequestContext:
         """One call through the stage: before, the upstream (pretended: usage and cost), after."""
         ctx = RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, body=body(Format.OPENAI, list(steps)),
                              headers={}, who=Attribution(key_name=key, team=team, session=session))
@@ -56,6 +58,7 @@ class Harness:
         if reached_upstream:
             ctx.attempts.append(Attempt(TARGET, status=200))
             ctx.usage, ctx.cost = Usage(input_tokens=tokens), Decimal(cost)
+            ctx.prior_calls = (prior,) if prior is not None else ()
         await self.stage.after(ctx)
         return ctx
 
@@ -129,6 +132,14 @@ async def test_a_call_that_never_reached_an_upstream_does_not_count(store):
     assert (await store.session_get("k1", "s1")).calls == 1
 
 
+async def test_a_cascades_earlier_calls_count_toward_the_session(store):
+    h = Harness(store, {"scope": "global", "max_cost_usd": "1"})
+    rejected = PriorCall(TARGET, Usage(input_tokens=30, output_tokens=10), Decimal("0.25"), 200, 0.1)
+    await h.call(cost="0.5", tokens=100, prior=rejected)
+    record = await store.session_get("k1", "s1")
+    assert (record.tokens, record.cost) == (140, Decimal("0.75"))
+
+
 async def test_tokens_count_input_and_output(store):
     h = Harness(store, {"scope": "global", "max_tokens": 1000})
     await h.call(tokens=999)
@@ -180,8 +191,19 @@ async def test_resume_lets_calls_flow_and_only_a_new_loop_stops_the_session_agai
     made = len(calls) - 1
     resumed = await sessions.set_status(store, h.config.sessions, "s1", None, stop=False)
     assert resumed.status == "active"
-    await h.call(steps[:made] + progressing(1))  # the agent, unstuck, reads a file
+    unstuck = steps[:made] + progressing(1)
+    await h.call(unstuck)  # the agent, unstuck, reads a file
     assert (await store.session_get("k1", "s1")).status == "active"
+    again = unstuck + looping(20)  # then loops anew: stopped again, at the repetitions a new loop needs
+    refused = None
+    for n in range(len(unstuck) + 1, len(again) + 1):
+        try:
+            await h.call(again[:n])
+        except GatewayError as error:
+            refused = error
+            break
+    assert refused is not None and n - len(unstuck) <= h.config.sessions.loops.repetitions + 1
+    assert (await store.session_get("k1", "s1")).status == "stopped"
 
 
 async def test_a_progressing_agent_of_80_calls_is_never_flagged(store):

@@ -92,7 +92,7 @@ class Budgets:
         hold = self._holds.pop(ctx.request_id, None)
         if hold is None:
             return
-        cost = (ctx.cost or Decimal(0)) + sum((prior.cost for prior in ctx.prior_calls), Decimal(0))  # a cascade's too
+        cost = ctx.total_cost  # a cascade's earlier calls too
         await self.limits.settle(ctx.request_id, cost)
         applied, seen = hold
         self._observe(applied, seen, cost)  # spent then, plus this call: a floor under the spend now

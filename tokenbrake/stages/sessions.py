@@ -85,8 +85,7 @@ class Sessions:
         if not ctx.attempts:
             await self._uncount(*counted)
             return
-        tokens = ctx.usage.total_tokens if ctx.usage is not None else 0
-        await self.store.session_settle(*counted, tokens, ctx.cost or Decimal(0))
+        await self.store.session_settle(*counted, ctx.total_tokens, ctx.total_cost)  # a cascade's earlier calls too
 
     async def _uncount(self, key_name: str, session: str) -> None:
         try:
