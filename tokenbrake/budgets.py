@@ -27,6 +27,7 @@ from tokenbrake.core import ErrorKind, GatewayError
 from tokenbrake.limits import BudgetCounter, CounterStatus, LimitStore, Window
 from tokenbrake.limits.windows import period
 from tokenbrake.pricing import PriceBook
+from tokenbrake.reports import plain, usd
 from tokenbrake.scopes import counter_keys
 from tokenbrake.storage import Database
 
@@ -89,13 +90,6 @@ def affordable_output(prices: PriceBook, models: list[str], input_tokens: int, a
         else:
             high = mid - 1
     return low
-
-
-def usd(amount: Decimal) -> str:
-    """$49.98, $0.0000042: cents at least, and every nano-dollar that is there."""
-    text = format(amount.quantize(Decimal("1e-9")).normalize(), "f")
-    whole, _, cents = text.partition(".")
-    return f"${whole}.{cents.ljust(2, '0')}"
 
 
 def describe(budget: BudgetConfig) -> str:
@@ -165,11 +159,6 @@ def parse_budget(data: dict, config: Config) -> BudgetConfig:
     if budget.downgrade_to is not None and budget.downgrade_to not in config.models:
         raise ValueError(f"downgrade_to: no model named {budget.downgrade_to!r}")
     return budget
-
-
-def plain(amount: Decimal) -> str:
-    """USD as plain digits, no exponent and no trailing zeros: `0`, `0.00099442`, `12.5`."""
-    return format(amount.normalize(), "f")
 
 
 MAX_LISTED_MEMBERS = 100  # of a `*` budget, the biggest spenders this period

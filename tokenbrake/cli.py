@@ -281,6 +281,7 @@ def sessions_list(key_name: str | None, as_json: bool, config_path: str) -> None
     """List live sessions, most recent first."""
     import json
 
+    from tokenbrake.reports import usd
     from tokenbrake.sessions import view
 
     found = _with_state(config_path, lambda store, _: store.session_list(key_name))
@@ -291,7 +292,7 @@ def sessions_list(key_name: str | None, as_json: bool, config_path: str) -> None
     for r in found:
         shown = view(r)
         click.echo(f"{r.key_name:<16} {r.session:<24} {r.status:<8} {r.calls:>6} {r.tokens:>9} "
-                   f"{'$' + format(r.cost.normalize(), 'f'):>12} {r.loop_calls:>5}  {shown['last_seen']}")
+                   f"{usd(r.cost):>12} {r.loop_calls:>5}  {shown['last_seen']}")
 
 
 @sessions.command("show")

@@ -55,7 +55,20 @@ def usage_table(by: str, groups: list[UsageGroup]) -> str:
 
 
 def money(value: Decimal) -> str:
+    """Table columns: $0.000442, six places."""
     return f"${value:.6f}"
+
+
+def usd(amount: Decimal) -> str:
+    """$49.98, $0.0000042: cents at least, and every nano-dollar that is there."""
+    text = format(amount.quantize(Decimal("1e-9")).normalize(), "f")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
+def plain(amount: Decimal) -> str:
+    """USD as plain digits, no exponent and no trailing zeros: `0`, `0.00099442`, `12.5`."""
+    return format(amount.normalize(), "f")
 
 
 def _fit(text: str, width: int) -> str:

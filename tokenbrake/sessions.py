@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from tokenbrake.config import LoopAction, SessionRuleConfig, SessionsConfig
@@ -27,6 +26,7 @@ from tokenbrake.core import ErrorKind, GatewayError, RequestContext
 from tokenbrake.limits import LimitStore, from_nanos, to_nanos
 from tokenbrake.limits.types import SessionAdmission, SessionCaps, SessionRecord
 from tokenbrake.loops import LoopDetector
+from tokenbrake.reports import plain, usd
 from tokenbrake.scopes import counter_key, request_values
 from tokenbrake.stages.rate_limits import duration, retry_headers
 
@@ -106,10 +106,6 @@ def refusal(admission: SessionAdmission, policy: Policy) -> GatewayError:
                         limit=f"{scope} session {limit}", headers={"x-should-retry": "false"})
 
 
-def usd(amount: Decimal) -> str:
-    return f"${amount.normalize():f}"
-
-
 def reached(limit: str, record: SessionRecord, caps: SessionCaps) -> tuple[str, str]:
     """What the session reached, and the cap, in words."""
     if limit == "max_calls":
@@ -182,7 +178,7 @@ def view(record: SessionRecord, detail: bool = False) -> dict[str, Any]:
         "key": record.key_name, "session": record.session, "status": record.status, "reason": record.reason,
         "evidence": record.evidence, "first_seen": _when(record.first_seen), "last_seen": _when(record.last_seen),
         "duration_s": round(record.last_seen - record.first_seen, 3), "calls": record.calls, "tokens": record.tokens,
-        "cost_usd": usd(record.cost)[1:], "calls_last_minute": record.calls_last_minute, "loop_calls": record.loop_calls,
+        "cost_usd": plain(record.cost), "calls_last_minute": record.calls_last_minute, "loop_calls": record.loop_calls,
         "stopped_at": _when(record.stopped_at),
     }
     if detail:

@@ -13,12 +13,13 @@ import pytest
 from limits_backends import FakeClock
 from tokenbrake import request_size
 from tokenbrake.alerts import Alerts
-from tokenbrake.budgets import affordable_output, applicable, merge, refusal, usd, worst_case
+from tokenbrake.budgets import affordable_output, applicable, merge, refusal, worst_case
 from tokenbrake.config import AlertsConfig, BudgetConfig, parse_config
 from tokenbrake.core import Attribution, Endpoint, Format, GatewayError, RequestContext, Usage
 from tokenbrake.limits import Window
 from tokenbrake.limits.memory import MemoryStore
 from tokenbrake.pricing import PriceBook
+from tokenbrake.reports import usd
 from tokenbrake.stages.budgets import Budgets
 from tokenbrake.stages.resolve_model import build_targets
 
