@@ -74,6 +74,8 @@ def summarise(message: str, seconds: float) -> None:
     if made is None:
         return
     calls, cost = int(made.group(1)), float(made.group(2))
+    if calls == 0 or cost == 0:  # a free model: nothing to compare
+        return
     per_minute = calls / (seconds / 60)
     six_hours = per_minute * SIX_HOURS_MIN * (cost / calls)
     click.echo(f"  Stopped after {calls} calls in {seconds:.1f} s, costing ${cost:.6f}. At that pace "

@@ -96,21 +96,22 @@ class Sessions:
     # -- loops
 
     async def _watch(self, ctx: RequestContext, record: SessionRecord, action: str) -> None:
-        verdict = await self._observe(ctx, record, action)
+        record, verdict = await self._observe(ctx, record, action)
         if verdict is None or not verdict.looping:
             return
         ctx.loop_suspected = verdict.kind
         ctx.response_headers[sessions.LOOP_HEADER] = f"suspected; kind={verdict.kind}; repetitions={verdict.repetitions}"
         self._alert(record, verdict, action)
-        if action == "stop":
-            record.reason, record.evidence = stop_reason(verdict), verdict.evidence
+        if action == "stop":  # `_remember` has stopped the record
             raise sessions.stopped(record, calls=record.calls - 1)  # this one is not made
         if action == "throttle":
             await self.sleep(self.throttle_s(verdict))
 
-    async def _observe(self, ctx: RequestContext, record: SessionRecord, action: str) -> Verdict | None:
+    async def _observe(self, ctx: RequestContext, record: SessionRecord,
+                       action: str) -> tuple[SessionRecord, Verdict | None]:
         """Runs the detector on the request and writes the new trace by compare-and-set,
-        rerunning it on the current record when another call wrote first."""
+        rerunning it on the current record when another call wrote first. The record as
+        written, and the verdict (None: not observed)."""
         for _ in range(MAX_OBSERVE_ATTEMPTS):
             if record.status == "stopped":  # stopped meanwhile (a loop seen by a concurrent call, or an operator)
                 raise sessions.stopped(record, calls=record.calls - 1)
@@ -120,11 +121,11 @@ class Sessions:
                 self._remember(record, verdict, action)
             written, current = await self.store.session_observe(record, self.settings.idle_ttl_s)
             if written or current is None:
-                return verdict
+                return record, verdict
             record = current
         log.warning("session %s of key %s: the loop detector's trace kept changing under it; this call is not "
                     "observed", record.session, record.key_name)
-        return None
+        return record, None
 
     def _remember(self, record: SessionRecord, verdict: Verdict, action: str) -> None:
         record.loop_calls += 1
