@@ -76,12 +76,11 @@ class Alerts:
             mark = f"alert:{spot.key}{period}:{share:g}"
             if mark in self._claimed:
                 continue
-            if len(self._claimed) >= MAX_REMEMBERED:
-                self._claimed.clear()  # the shared mark still says it fired
-            self._claimed.add(mark)
             alert = Alert(budget, status.key, share, spent, spot.key, status.resets_at)
+            message = (f"budget {budget.scope} ({budget.period}) for {status.key} reached {share * 100:g}% of "
+                       f"{budget.amount_usd}: spent {spent}")
             ttl = spot.rolling_s or spot.keep_s  # to the period's end (None: a total budget, never)
-            self._spawn(self._fire(mark, ttl, alert))
+            self.notify(mark, ttl, message, alert.as_json())
 
     def _spawn(self, work) -> None:
         task = asyncio.create_task(work)
@@ -94,23 +93,16 @@ class Alerts:
         if mark in self._claimed:
             return
         if len(self._claimed) >= MAX_REMEMBERED:
-            self._claimed.clear()
+            self._claimed.clear()  # the shared mark still says it fired
         self._claimed.add(mark)
         self._spawn(self._notify(mark, ttl_s, message, payload))
 
     async def _notify(self, mark: str, ttl_s: float | None, message: str, payload: dict[str, Any]) -> None:
-        if await self._claim(mark, ttl_s):
-            log.warning("%s", message)
-            if self.config.webhook_url:
-                await self._send(payload, message)
-
-    async def _fire(self, mark: str, ttl_s: float | None, alert: Alert) -> None:
         if not await self._claim(mark, ttl_s):
             return  # another replica (or this one, before a restart) fired it this period
-        log.warning("budget %s (%s) for %s reached %g%% of %s: spent %s", alert.budget.scope, alert.budget.period,
-                    alert.counter, alert.threshold * 100, alert.budget.amount_usd, alert.spent)
+        log.warning("%s", message)
         if self.config.webhook_url:
-            await self._post(alert)
+            await self._send(payload, message)
 
     async def _claim(self, mark: str, ttl_s: float | None) -> bool:
         try:
@@ -118,9 +110,6 @@ class Alerts:
         except Exception:
             log.exception("could not claim alert %s; sending it anyway", mark)
             return True
-
-    async def _post(self, alert: Alert) -> None:
-        await self._send(alert.as_json(), f"budget {alert.budget.scope}")
 
     async def _send(self, payload: dict[str, Any], what: str) -> None:
         if self._session is None:

@@ -250,11 +250,11 @@ async def test_alert_thresholds_fire_once_per_period():
     h = Harness([{"scope": "team:search", "amount_usd": "1", "alert_at": [0.5, 1.0], "period": "month"}])
     fired: list[tuple[str, float]] = []
 
-    async def fire(mark, ttl, alert):
-        if await h.store.mark_once(mark, ttl):
-            fired.append((alert.period_key, alert.threshold))
+    async def send(payload, what):  # the webhook, after the alert was claimed in the shared state
+        fired.append((payload["period_key"], payload["threshold"]))
 
-    h.alerts._fire = fire
+    h.alerts.config = AlertsConfig(webhook_url="http://127.0.0.1:9/hook")
+    h.alerts._send = send
     h.clock.set(datetime(2026, 10, 30, tzinfo=UTC))
     for _ in range(8):  # ~$0.17 each: crosses 50% on the 3rd; the 6th is clamped, the rest refused
         try:
@@ -278,10 +278,10 @@ async def test_an_alert_claimed_by_another_replica_is_not_sent_again():
     for alerts in (h.alerts, other):
         alerts.config = AlertsConfig(webhook_url="http://127.0.0.1:9/hook")
 
-        async def post(alert):
-            sent.append(alert.counter)
+        async def send(payload, what):
+            sent.append(payload["counter"])
 
-        alerts._post = post
+        alerts._send = send
     [applied] = applicable(h.stage.budgets.current, {"team": ["search"]}, "UTC")
     [status] = await h.store.status([applied.counter])
     for alerts in (h.alerts, other):
