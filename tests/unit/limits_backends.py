@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from tokenbrake.limits import BudgetCounter, LimitStore, Window, open_state
+from tokenbrake.limits import BudgetCounter, HitAsk, LimitStore, RateDecision, SlotAsk, Window, open_state
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -92,3 +92,13 @@ def monthly(key: str, limit: str, tz: str = "UTC", hard: bool = True) -> BudgetC
 
 def total(key: str, limit: str, hard: bool = True) -> BudgetCounter:
     return BudgetCounter(key, Decimal(limit), Window("total"), hard=hard)
+
+
+async def hit(store: LimitStore, key: str, limit: int, window_s: float, amount: int = 1) -> RateDecision:
+    """One window hit on its own, through `admit` (what the RateLimits stage asks of a store)."""
+    return (await store.admit("", [], [HitAsk(key, limit, window_s, amount)], 0)).decisions[0]
+
+
+async def acquire_slot(store: LimitStore, key: str, limit: int, request_id: str, ttl_s: float) -> bool:
+    """One concurrency slot on its own, through `admit`."""
+    return (await store.admit(request_id, [SlotAsk(key, limit)], [], ttl_s)).allowed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from limits_backends import clock, place, store  # noqa: F401
+from limits_backends import acquire_slot, clock, hit, place, store  # noqa: F401
 
 from tokenbrake.limits import HitAsk, SlotAsk
 
@@ -21,16 +21,16 @@ async def test_admits_taking_every_slot_and_counting_every_window(store):
     full = await store.admit("r3", SLOTS, [], 30)
     assert full.full_slot == 0 and not full.allowed
     # and the refused one took nothing: the team slot (3) still has room for one
-    assert await store.acquire_slot("conc:team:t", 3, "other", 30)
-    assert not await store.acquire_slot("conc:team:t", 3, "another", 30)
+    assert await acquire_slot(store, "conc:team:t", 3, "other", 30)
+    assert not await acquire_slot(store, "conc:team:t", 3, "another", 30)
 
 
 async def test_a_full_later_slot_gives_back_the_earlier_ones(store):
-    await store.acquire_slot("conc:team:t", 1, "holder", 30)
+    await acquire_slot(store, "conc:team:t", 1, "holder", 30)
     refused = await store.admit("r1", [SlotAsk("conc:key:a", 1), SlotAsk("conc:team:t", 1)], [HitAsk("rpm:key:a", 5, 60)], 30)
     assert refused.full_slot == 1 and refused.decisions == []
-    assert await store.acquire_slot("conc:key:a", 1, "next", 30)  # key:a's slot was given back
-    assert (await store.hit("rpm:key:a", 5, 60)).remaining == 4  # the window was never hit
+    assert await acquire_slot(store, "conc:key:a", 1, "next", 30)  # key:a's slot was given back
+    assert (await hit(store, "rpm:key:a", 5, 60)).remaining == 4  # the window was never hit
 
 
 async def test_a_refusing_window_frees_the_slots_and_keeps_earlier_windows_counted(store, clock):
@@ -42,9 +42,9 @@ async def test_a_refusing_window_frees_the_slots_and_keeps_earlier_windows_count
     assert not refused.allowed and refused.full_slot is None
     assert [d.allowed for d in refused.decisions] == [True, False]
     assert refused.decisions[1].retry_after_s == 50  # the 90 tokens leave at t=60
-    assert (await store.hit("rpm:key:a", 5, 60)).remaining == 2  # r1, r2, this one
+    assert (await hit(store, "rpm:key:a", 5, 60)).remaining == 2  # r1, r2, this one
     for n in range(2):  # both slots free again
-        assert await store.acquire_slot("conc:key:a", 2, f"x{n}", 30)
+        assert await acquire_slot(store, "conc:key:a", 2, f"x{n}", 30)
 
 
 async def test_a_window_the_request_can_never_fit_says_so(store):

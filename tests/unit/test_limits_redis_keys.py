@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from limits_backends import REDIS_URL, clock, monthly, place, total, usd  # noqa: F401
+from limits_backends import acquire_slot, clock, hit, monthly, place, REDIS_URL, total, usd  # noqa: F401
 
 from tokenbrake.limits import BudgetCounter, Window
 
@@ -25,8 +25,8 @@ async def test_every_key_is_prefixed_and_only_total_budgets_live_forever(place, 
     await store.reserve("open", counters, usd("1"))
     await store.reserve("done", counters, usd("1"))
     await store.settle("done", usd("1"))
-    await store.hit("key:k", 10, 60)
-    await store.acquire_slot("key:k", 10, "open", ttl_s=30)
+    await hit(store, "key:k", 10, 60)
+    await acquire_slot(store, "key:k", 10, "open", ttl_s=30)
 
     ttls = await _ttls(place.prefix)
     month = "budget:team:a:2026-10-01T00:00+02:00"

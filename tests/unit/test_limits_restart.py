@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from limits_backends import clock, place, total, usd  # noqa: F401
+from limits_backends import acquire_slot, clock, hit, place, total, usd  # noqa: F401
 
 from tokenbrake.limits import open_state
 
@@ -29,14 +29,14 @@ async def test_restart_keeps_spend_and_open_reservations(place):
 
 async def test_restart_keeps_rate_limits_and_slots(place):
     first = await place.open()
-    assert (await first.hit("key:k", 2, 60)).allowed
-    assert await first.acquire_slot("key:k", 1, "r1", ttl_s=30)
+    assert (await hit(first, "key:k", 2, 60)).allowed
+    assert await acquire_slot(first, "key:k", 1, "r1", ttl_s=30)
     await first.close()
     place.opened.remove(first)
 
     again = await place.open()
-    assert (await again.hit("key:k", 2, 60)).remaining == 0
-    assert not await again.acquire_slot("key:k", 1, "r2", ttl_s=30)
+    assert (await hit(again, "key:k", 2, 60)).remaining == 0
+    assert not await acquire_slot(again, "key:k", 1, "r2", ttl_s=30)
 
 
 async def test_reservations_of_a_dead_gateway_expire_after_restart(place, clock):

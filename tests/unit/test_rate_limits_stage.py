@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from limits_backends import FakeClock
+from limits_backends import acquire_slot, FakeClock
 from tokenbrake.config import parse_config
 from tokenbrake.core import Attribution, Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target
 from tokenbrake.limits import open_state
@@ -122,7 +122,7 @@ async def test_a_request_refused_by_a_rate_limit_gives_its_slot_back(store):
     await limits.after(await admit(limits))
     with pytest.raises(GatewayError, match="requests per minute"):
         await admit(limits)
-    assert await store.acquire_slot("conc:global", 1, "probe", ttl_s=10)  # the refused one holds none
+    assert await acquire_slot(store, "conc:global", 1, "probe", ttl_s=10)  # the refused one holds none
 
 
 class NoCalls:

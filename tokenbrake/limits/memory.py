@@ -198,9 +198,6 @@ class MemoryStore(MemorySessions):
 
     # -- rate limits and concurrency
 
-    async def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> RateDecision:
-        return self._hit(key, limit, window_s, amount, self._clock())
-
     def _hit(self, key: str, limit: int, window_s: float, amount: int, now: float) -> RateDecision:
         rate = self._rates.get(key)
         if rate is None:
@@ -224,9 +221,6 @@ class MemoryStore(MemorySessions):
                     break
         reset = rate.hits[-1][0] + window_s - now if rate.hits else 0.0
         return RateDecision(allowed, max(0, limit - rate.used), round(retry_after, 6), round(reset, 6))
-
-    async def acquire_slot(self, key: str, limit: int, request_id: str, ttl_s: float) -> bool:
-        return self._take_slot(key, limit, request_id, ttl_s, self._clock())
 
     def _take_slot(self, key: str, limit: int, request_id: str, ttl_s: float, now: float) -> bool:
         slots = self._slots.setdefault(key, {})

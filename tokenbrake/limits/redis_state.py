@@ -37,8 +37,6 @@ class RedisStore(RedisSessions):
         self._reserve = _guarded(client.register_script(scripts.RESERVE))
         self._settle = _guarded(client.register_script(scripts.SETTLE))
         self._status = _guarded(client.register_script(scripts.STATUS))
-        self._hit = _guarded(client.register_script(scripts.HIT))
-        self._acquire = _guarded(client.register_script(scripts.ACQUIRE_SLOT))
         self._admit = _guarded(client.register_script(scripts.ADMIT))
         self._mark = _guarded(client.register_script(scripts.MARK_ONCE))
         self._register_session_scripts(_guarded)  # agent sessions (redis_sessions.py)
@@ -101,20 +99,6 @@ class RedisStore(RedisSessions):
         return _statuses(counters, places, _rows(reply))
 
     # -- rate limits and concurrency
-
-    async def hit(self, key: str, limit: int, window_s: float, amount: int = 1) -> RateDecision:
-        hits = self._prefix + "rate:" + key
-        reply = await self._hit(
-            keys=[hits, hits + ":used"],
-            args=[repr(self._clock()), int(limit), repr(float(window_s)), int(amount), secrets.token_hex(8)])
-        return _decision(*reply)
-
-    async def acquire_slot(self, key: str, limit: int, request_id: str, ttl_s: float) -> bool:
-        now = self._clock()
-        reply = await self._acquire(
-            keys=[self._prefix + "slots:" + key],
-            args=[repr(now), int(limit), request_id, repr(now + ttl_s), math.ceil(ttl_s * 1000)])
-        return reply == 1
 
     async def release_slot(self, key: str, request_id: str) -> None:
         try:

@@ -159,7 +159,7 @@ end
 return reply
 """
 
-# Rate windows and concurrency slots, shared by HIT, ACQUIRE_SLOT and ADMIT.
+# Rate windows and concurrency slots, for ADMIT.
 RATES = r"""
 -- One hit of `amount` on the sliding window `hits` (its sum kept in `sums`). Returns
 -- allowed (1/0), remaining, retry after (-1: never fits), seconds until empty.
@@ -209,24 +209,13 @@ local function take_slot(slots, now, limit, rid, expiry, ttl_ms)
 end
 """
 
-# KEYS: hits, used. ARGV: now, limit, window seconds, amount, unique member suffix.
-# Returns allowed (1/0), remaining, retry after (-1: never fits), seconds until empty.
-HIT = PRELUDE + RATES + r"""
-return rate_hit(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
-"""
-
-# KEYS: slots. ARGV: now, limit, request id, expiry, ttl ms. Returns 1 if the slot is held.
-ACQUIRE_SLOT = PRELUDE + RATES + r"""
-return take_slot(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]))
-"""
-
 # One request's rate limits in one round trip. KEYS: the slot sets, then (hits, used) per
 # window. ARGV: now, request id, slot expiry, slot ttl ms, unique member suffix, the number of
 # slot sets, then a limit per slot set, then (limit, window seconds, amount) per window.
 # Slots are taken in order; the first that is full gives back those taken here and ends it
 # (reply {'slot', its index}). Windows are hit in order; the first that refuses gives the
 # slots back and ends it, the windows before it staying counted. Reply {'hits', then the
-# four values of HIT per window hit}.
+# four values of `rate_hit` per window hit}.
 ADMIT = PRELUDE + RATES + r"""
 local now, rid, expiry, ttl_ms, member = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local nslots = tonumber(ARGV[6])
