@@ -222,12 +222,12 @@ class Reply:
 
 
 class Stage(Protocol):
-    """One step of the pipeline.
+    """One step of the pipeline: an object with a `before` step, an `after` step, or both.
 
     `before` runs in pipeline order and may raise `GatewayError` to answer the request
-    itself. `after` runs in reverse order, only for stages whose `before` ran, once the
-    response is complete (for a stream: after its last byte, or when it broke off), whether
-    the request succeeded or not.
+    itself. `after` runs in reverse order for the stages the request reached (those up to
+    the one that refused it, if one did), once the response is complete (for a stream: after
+    its last byte, or when it broke off), whether the request succeeded or not.
     """
 
     async def before(self, ctx: RequestContext) -> None: ...

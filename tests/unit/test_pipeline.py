@@ -38,6 +38,38 @@ async def test_after_steps_run_in_reverse_order():
     assert log == ["before a", "before b", "after b", "after a"]
 
 
+class BeforeOnly:
+    def __init__(self, name: str, log: list[str], refuse: bool = False) -> None:
+        self.recorder = Recorder(name, log, refuse)
+
+    async def before(self, ctx: RequestContext) -> None:
+        await self.recorder.before(ctx)
+
+
+class AfterOnly:
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.recorder = Recorder(name, log)
+
+    async def after(self, ctx: RequestContext) -> None:
+        await self.recorder.after(ctx)
+
+
+async def test_a_stage_may_have_only_one_step():
+    log: list[str] = []
+    pipeline = Pipeline([AfterOnly("metrics", log), BeforeOnly("auth", log), Recorder("limits", log)], answer)
+    await pipeline.run(context())
+    assert log == ["before auth", "before limits", "after limits", "after metrics"]
+
+
+async def test_an_after_only_stage_settles_when_reached_and_not_when_refused_before_it():
+    log: list[str] = []
+    pipeline = Pipeline([AfterOnly("metrics", log), BeforeOnly("auth", log, refuse=True), AfterOnly("ledger", log)],
+                        answer)
+    reply = await pipeline.run(context())
+    assert reply.status == 429
+    assert log == ["before auth", "after metrics"]
+
+
 async def test_a_refusal_answers_in_the_clients_format_and_skips_later_stages():
     log: list[str] = []
     pipeline = Pipeline([Recorder("a", log), Recorder("b", log, refuse=True), Recorder("c", log)], answer)

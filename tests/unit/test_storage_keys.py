@@ -115,3 +115,30 @@ async def test_only_a_salted_hash_is_stored(place: Place, db):
         for path in place.path.parent.glob(place.path.name + "*"):
             raw = path.read_bytes()
             assert plaintext.encode() not in raw and plaintext[11:].encode() not in raw
+
+
+async def test_a_key_matched_before_is_still_checked_against_the_ring_it_came_from(db):
+    """The memo of matched keys: repeat calls find the same key, a near miss of a memoised
+    key is still refused, and a reloaded ring sees a revocation the old ring's memo predates."""
+    plaintext, key = await db.keys.create("app")
+    ring = await db.keys.load_ring()
+    assert ring.verify(plaintext) == key
+    assert ring.verify(plaintext) == key
+    assert ring.verify(plaintext + "x") is None
+    assert ring.verify(plaintext[:-1]) is None
+    await db.keys.revoke("app")
+    assert not ring.verify(plaintext).revoked  # as of that ring's loading
+    assert (await db.keys.load_ring()).verify(plaintext).revoked
+
+
+async def test_the_memo_of_matched_keys_stays_bounded(db, monkeypatch):
+    from tokenbrake.storage import keys
+
+    monkeypatch.setattr(keys, "VERIFIED_MEMO_SIZE", 2)
+    created = [await db.keys.create(f"k{n}") for n in range(5)]
+    ring = await db.keys.load_ring()
+    for plaintext, key in created:
+        assert ring.verify(plaintext) == key
+        assert len(ring._verified) <= 2
+    for plaintext, key in created:  # forgotten ones are matched again
+        assert ring.verify(plaintext) == key

@@ -11,8 +11,8 @@ import os
 from datetime import UTC, datetime
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from tokenbrake import budgets, sessions
 from tokenbrake.auth import presented_key
@@ -26,7 +26,7 @@ from tokenbrake.validate import parse_json_object
 MASTER_KEY_ENV = "TOKENBRAKE_MASTER_KEY"
 
 
-def _refusal(request: Request) -> Response | None:
+def _refusal(request: Request) -> ASGIApp | None:
     master = os.environ.get(MASTER_KEY_ENV)
     if not master:
         return error_response(Format.OPENAI, GatewayError(
@@ -41,18 +41,18 @@ def _state(request: Request) -> AppState:
     return request.app.state.tokenbrake
 
 
-def _bad(message: str) -> Response:
+def _bad(message: str) -> ASGIApp:
     return error_response(Format.OPENAI, GatewayError(ErrorKind.INVALID_REQUEST, message))
 
 
-async def list_keys(request: Request) -> Response:
+async def list_keys(request: Request) -> ASGIApp:
     if refused := _refusal(request):
         return refused
     keys = await _state(request).database.keys.list()
     return JSONBytes({"data": [key_view(k) for k in keys]})
 
 
-async def create_key(request: Request) -> Response:
+async def create_key(request: Request) -> ASGIApp:
     if refused := _refusal(request):
         return refused
     try:
@@ -79,7 +79,7 @@ async def create_key(request: Request) -> Response:
     return JSONBytes({**key_view(key), "key": plaintext}, status_code=201)
 
 
-async def show_key(request: Request) -> Response:
+async def show_key(request: Request) -> ASGIApp:
     if refused := _refusal(request):
         return refused
     key = await _state(request).database.keys.get(request.path_params["name"])
@@ -88,7 +88,7 @@ async def show_key(request: Request) -> Response:
     return JSONBytes(key_view(key))
 
 
-async def revoke_key(request: Request) -> Response:
+async def revoke_key(request: Request) -> ASGIApp:
     if refused := _refusal(request):
         return refused
     state = _state(request)
@@ -101,7 +101,7 @@ async def revoke_key(request: Request) -> Response:
     return JSONBytes(key_view(key))
 
 
-async def usage(request: Request) -> Response:
+async def usage(request: Request) -> ASGIApp:
     if refused := _refusal(request):
         return refused
     by = request.query_params.get("by", "model")
@@ -118,7 +118,7 @@ async def usage(request: Request) -> Response:
     return JSONBytes(usage_view(by, groups))
 
 
-async def list_budgets(request: Request) -> Response:
+async def list_budgets(request: Request) -> ASGIApp:
     if refused := _refusal(request):
         return refused
     state = _state(request)
@@ -126,7 +126,7 @@ async def list_budgets(request: Request) -> Response:
     return JSONBytes({"data": await budgets.report(state.config, state.database, state.limits)})
 
 
-async def set_budget(request: Request) -> Response:
+async def set_budget(request: Request) -> ASGIApp:
     """Creates or replaces the budget of that scope and period; every gateway enforces it
     within budgeting.refresh_s (this one at once)."""
     if refused := _refusal(request):
@@ -143,7 +143,7 @@ async def set_budget(request: Request) -> Response:
     return JSONBytes(budget.model_dump(mode="json"), status_code=201)
 
 
-async def delete_budget(request: Request) -> Response:
+async def delete_budget(request: Request) -> ASGIApp:
     """Deletes a budget set at run time (`?scope=team:search&period=month`); the config's stay."""
     if refused := _refusal(request):
         return refused
@@ -157,7 +157,7 @@ async def delete_budget(request: Request) -> Response:
     return JSONBytes({"deleted": {"scope": scope, "period": period}})
 
 
-async def list_sessions(request: Request) -> Response:
+async def list_sessions(request: Request) -> ASGIApp:
     """Live sessions, most recent first (`?key=` for one key's)."""
     if refused := _refusal(request):
         return refused
@@ -165,7 +165,7 @@ async def list_sessions(request: Request) -> Response:
     return JSONBytes({"data": [sessions.view(r) for r in found]})
 
 
-async def _session(request: Request, work) -> Response:
+async def _session(request: Request, work) -> ASGIApp:
     """Runs `work(state, session id, key name or None)` and answers its record in detail."""
     if refused := _refusal(request):
         return refused
@@ -176,16 +176,16 @@ async def _session(request: Request, work) -> Response:
     return JSONBytes(sessions.view(record, detail=True))
 
 
-async def show_session(request: Request) -> Response:
+async def show_session(request: Request) -> ASGIApp:
     return await _session(request, lambda state, session, key: sessions.find(state.limits, session, key))
 
 
-async def stop_session(request: Request) -> Response:
+async def stop_session(request: Request) -> ASGIApp:
     return await _session(request, lambda state, session, key: sessions.set_status(
         state.limits, state.config.sessions, session, key, stop=True))
 
 
-async def resume_session(request: Request) -> Response:
+async def resume_session(request: Request) -> ASGIApp:
     return await _session(request, lambda state, session, key: sessions.set_status(
         state.limits, state.config.sessions, session, key, stop=False))
 

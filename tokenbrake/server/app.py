@@ -116,7 +116,7 @@ async def visible_models(request: Request) -> list[str]:
     return sorted(name for name in names if allowed is None or name in allowed)
 
 
-async def list_models(request: Request) -> Response:
+async def list_models(request: Request) -> ASGIApp:
     fmt = client_format(request)
     try:
         names = await visible_models(request)
@@ -130,7 +130,7 @@ async def list_models(request: Request) -> Response:
     return JSONBytes({"object": "list", "data": data})
 
 
-async def get_model(request: Request) -> Response:
+async def get_model(request: Request) -> ASGIApp:
     fmt = client_format(request)
     name = request.path_params["model"]
     try:
@@ -142,16 +142,16 @@ async def get_model(request: Request) -> Response:
     return JSONBytes(model_entry(fmt, name))
 
 
-async def healthz(request: Request) -> Response:
+async def healthz(request: Request) -> ASGIApp:
     return JSONBytes({"status": "ok"})
 
 
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> ASGIApp:
     state: AppState = request.app.state.tokenbrake
     return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-async def http_error(request: Request, exc: HTTPException) -> Response:
+async def http_error(request: Request, exc: HTTPException) -> ASGIApp:
     """Unknown paths and wrong methods, in the caller's own error format."""
     kind = ErrorKind.NOT_FOUND if exc.status_code == 404 else ErrorKind.INVALID_REQUEST
     error = GatewayError(kind, f"{request.method} {request.url.path}: {exc.detail}", status=exc.status_code)

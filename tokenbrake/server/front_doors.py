@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenbrake import validate
 from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, Reply, RequestContext
@@ -17,14 +17,28 @@ from tokenbrake.errors import error_body
 from tokenbrake.state import AppState
 
 Check = Callable[[dict[str, Any]], None]
-FrontDoor = Callable[[Request], Awaitable[Response]]
+FrontDoor = Callable[[Request], Awaitable[ASGIApp]]
 
 
-class JSONBytes(Response):
-    media_type = "application/json"
+class JSONBytes:
+    """A JSON response: its start and body as two ASGI messages.
 
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+    Starlette's `Response` would do the same with more steps (media type and charset
+    lookup, a header list built through several checks, background tasks), which cost
+    every request more than all this does."""
+
+    __slots__ = ("status_code", "body", "raw_headers")
+
+    def __init__(self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.status_code = status_code
+        self.body = orjson.dumps(content)
+        self.raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode())]
+        if headers:
+            self.raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 class SSEResponse(StreamingResponse):
@@ -106,7 +120,7 @@ def _too_large(size: int, limit: int) -> GatewayError:
     )
 
 
-async def handle(request: Request, fmt: Format, endpoint: Endpoint, check: Check) -> Response:
+async def handle(request: Request, fmt: Format, endpoint: Endpoint, check: Check) -> ASGIApp:
     state: AppState = request.app.state.tokenbrake
     headers = header_dict(request.scope)
     try:
@@ -125,7 +139,7 @@ async def handle(request: Request, fmt: Format, endpoint: Endpoint, check: Check
     return to_response(ctx, reply)
 
 
-def to_response(ctx: RequestContext, reply: Reply) -> Response:
+def to_response(ctx: RequestContext, reply: Reply) -> ASGIApp:
     headers = {**ctx.response_headers, **reply.headers, "x-request-id": ctx.request_id, "request-id": ctx.request_id}
     if ctx.served is not None:
         headers["x-tokenbrake-served-by"] = ctx.served.name
@@ -135,21 +149,21 @@ def to_response(ctx: RequestContext, reply: Reply) -> Response:
     return JSONBytes(reply.body, status_code=reply.status, headers=headers)
 
 
-def error_response(fmt: Format, error: GatewayError) -> Response:
+def error_response(fmt: Format, error: GatewayError) -> ASGIApp:
     return JSONBytes(error_body(fmt, error), status_code=error.status, headers=error.headers)
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> ASGIApp:
     return await handle(request, Format.OPENAI, Endpoint.CHAT, validate.check_openai_chat)
 
 
-async def embeddings(request: Request) -> Response:
+async def embeddings(request: Request) -> ASGIApp:
     return await handle(request, Format.OPENAI, Endpoint.EMBEDDINGS, validate.check_openai_embeddings)
 
 
-async def messages(request: Request) -> Response:
+async def messages(request: Request) -> ASGIApp:
     return await handle(request, Format.ANTHROPIC, Endpoint.CHAT, validate.check_anthropic_messages)
 
 
-async def count_tokens(request: Request) -> Response:
+async def count_tokens(request: Request) -> ASGIApp:
     return await handle(request, Format.ANTHROPIC, Endpoint.COUNT_TOKENS, validate.check_anthropic_count_tokens)

@@ -16,6 +16,3 @@ class AllowModels:
                 param="model",
                 code="model_not_allowed",
             )
-
-    async def after(self, ctx: RequestContext) -> None:
-        pass

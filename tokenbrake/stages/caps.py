@@ -54,6 +54,3 @@ class RequestCaps:
         output_caps = applicable(self.limits, "max_output_tokens", values)
         if output_caps and (clamped := output_clamp(output_caps, request_size.output_cap(ctx, self.config))):
             request_size.clamp_output(ctx, clamped)
-
-    async def after(self, ctx: RequestContext) -> None:
-        pass

@@ -26,8 +26,6 @@ class Identify:
         who.tags = parse_tags(ctx.headers.get(TAGS_HEADER))
         ctx.who = who
 
-    async def after(self, ctx: RequestContext) -> None:
-        pass
 
 
 def body_user(body: dict[str, Any]) -> str | None:

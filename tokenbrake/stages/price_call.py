@@ -10,9 +10,6 @@ class PriceCall:
     def __init__(self, prices: PriceBook) -> None:
         self.prices = prices
 
-    async def before(self, ctx: RequestContext) -> None:
-        pass
-
     async def after(self, ctx: RequestContext) -> None:
         if ctx.usage is not None and ctx.served is not None:
             ctx.cost = self.prices.cost(ctx.served.name, ctx.usage)

@@ -20,9 +20,6 @@ class RecordCall:
         self.writer = writer
         self.store_prompts = store_prompts
 
-    async def before(self, ctx: RequestContext) -> None:
-        pass
-
     async def after(self, ctx: RequestContext) -> None:
         if ctx.attempts:  # refused before any upstream call: nothing was spent
             row = ledger_row(ctx, self.store_prompts)

@@ -36,6 +36,3 @@ class ResolveModel:
                 code="model_not_found",
             )
         ctx.targets = list(targets)
-
-    async def after(self, ctx: RequestContext) -> None:
-        pass

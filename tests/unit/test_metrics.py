@@ -1,0 +1,98 @@
+"""What /metrics reports after requests: counts, the latency histogram, tokens and cost by
+model, upstream attempts by outcome, parsed back from the Prometheus text."""
+
+from decimal import Decimal
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tokenbrake.core import (Attempt, Endpoint, ErrorKind, Format, GatewayError, PriorCall, RequestContext, Target,
+                             Usage)
+from tokenbrake.metrics import LATENCY_BUCKETS, Metrics, RecordMetrics
+
+SMALL = Target(name="small", upstream="local", kind=Format.OPENAI, upstream_model="qwen")
+BIG = Target(name="big", upstream="cloud", kind=Format.ANTHROPIC, upstream_model="claude")
+
+
+def served(target: Target, usage: Usage, cost: str, elapsed_s: float, stream: bool = False) -> RequestContext:
+    ctx = RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, body={}, headers={}, stream=stream)
+    ctx.targets, ctx.served, ctx.usage, ctx.cost = [target], target, usage, Decimal(cost)
+    ctx.attempts = [Attempt(target, status=200)]
+    ctx.started -= elapsed_s
+    return ctx
+
+
+def samples(metrics: Metrics) -> dict[tuple, float]:
+    """Every sample as (name, sorted labels) -> value."""
+    text = metrics.render().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def record(metrics: Metrics, *contexts: RequestContext) -> None:
+    stage = RecordMetrics(metrics)
+    for ctx in contexts:
+        await stage.after(ctx)
+
+
+async def test_requests_tokens_and_cost_are_counted_by_model():
+    metrics = Metrics()
+    await record(metrics,
+                 served(SMALL, Usage(input_tokens=10, output_tokens=5), "0.001", 0.02),
+                 served(SMALL, Usage(input_tokens=7, output_tokens=3, cached_input_tokens=4), "0.002", 0.03),
+                 served(BIG, Usage(input_tokens=100, output_tokens=50), "0.5", 0.2, stream=True))
+    got = samples(metrics)
+    ok = (("endpoint", "chat"), ("front_door", "openai"), ("model", "small"), ("status", "200"))
+    assert got[("tokenbrake_requests_total", ok)] == 2
+    assert got[("tokenbrake_tokens_total", (("model", "small"), ("type", "input")))] == 17
+    assert got[("tokenbrake_tokens_total", (("model", "small"), ("type", "output")))] == 8
+    assert got[("tokenbrake_tokens_total", (("model", "small"), ("type", "cached_input")))] == 4
+    assert ("tokenbrake_tokens_total", (("model", "small"), ("type", "cache_write"))) not in got  # none counted
+    assert abs(got[("tokenbrake_cost_usd_total", (("model", "small"),))] - 0.003) < 1e-12
+    assert got[("tokenbrake_cost_usd_total", (("model", "big"),))] == 0.5
+    assert got[("tokenbrake_upstream_attempts_total", (("outcome", "200"), ("upstream", "local")))] == 2
+    streamed = (("model", "big"), ("stream", "true"))
+    assert got[("tokenbrake_request_duration_seconds_count", streamed)] == 1
+    assert 0.2 <= got[("tokenbrake_request_duration_seconds_sum", streamed)] < 0.25
+
+
+def test_latency_histogram_is_cumulative_with_inclusive_bounds():
+    metrics = Metrics()
+    for seconds in (0.001, 0.01, 0.3, 1000):  # 0.01 lies on a bound: Prometheus' `le` counts it there
+        metrics.latency.observe(("small", "false"), seconds)
+    got = samples(metrics)
+    labels = (("model", "small"), ("stream", "false"))
+
+    def bucket(le: str) -> float:
+        return got[("tokenbrake_request_duration_seconds_bucket", tuple(sorted((*labels, ("le", le)))))]
+
+    assert bucket("0.005") == 1
+    assert bucket("0.01") == 2
+    assert bucket("0.25") == 2
+    assert bucket("0.5") == 3
+    assert bucket("300.0") == 3
+    assert bucket("+Inf") == 4
+    assert got[("tokenbrake_request_duration_seconds_count", labels)] == 4
+    assert 1000.3 < got[("tokenbrake_request_duration_seconds_sum", labels)] < 1000.4
+    assert len(LATENCY_BUCKETS) + 1 == sum(1 for name, _ in got if name == "tokenbrake_request_duration_seconds_bucket")
+
+
+async def test_errors_refusals_and_a_cascades_earlier_calls():
+    metrics = Metrics()
+    refused = RequestContext(format=Format.ANTHROPIC, endpoint=Endpoint.CHAT, body={}, headers={})
+    refused.status, refused.error = 401, GatewayError(ErrorKind.AUTHENTICATION, "no key")
+    failed = served(BIG, Usage(), "0", 0.1)
+    failed.status, failed.error = 504, GatewayError(ErrorKind.TIMEOUT, "slow")
+    failed.attempts = [Attempt(BIG, status=None), Attempt(BIG, status=503)]
+    escalated = served(BIG, Usage(input_tokens=20, output_tokens=10), "0.03", 0.5)
+    escalated.prior_calls = (PriorCall(SMALL, Usage(input_tokens=20, output_tokens=9), Decimal("0.0001"), 200, 0.1),)
+    await record(metrics, refused, failed, escalated)
+    got = samples(metrics)
+    refused_labels = (("endpoint", "chat"), ("front_door", "anthropic"), ("model", "unknown"), ("status", "401"))
+    assert got[("tokenbrake_requests_total", refused_labels)] == 1
+    assert got[("tokenbrake_errors_total", (("kind", "authentication"), ("model", "unknown")))] == 1
+    assert got[("tokenbrake_errors_total", (("kind", "timeout"), ("model", "big")))] == 1
+    assert got[("tokenbrake_upstream_attempts_total", (("outcome", "no_answer"), ("upstream", "cloud")))] == 1
+    assert got[("tokenbrake_upstream_attempts_total", (("outcome", "503"), ("upstream", "cloud")))] == 1
+    assert got[("tokenbrake_tokens_total", (("model", "small"), ("type", "output")))] == 9  # the rejected answer
+    assert got[("tokenbrake_cost_usd_total", (("model", "small"),))] == 0.0001
+    assert got[("tokenbrake_cost_usd_total", (("model", "big"),))] == 0.03
