@@ -28,6 +28,7 @@ from tokenbrake.limits import BudgetCounter, CounterStatus, LimitStore, Window
 from tokenbrake.limits.windows import period
 from tokenbrake.pricing import PriceBook
 from tokenbrake.reports import plain, usd
+from tokenbrake.routing.checks import grader_tokens
 from tokenbrake.scopes import counter_keys
 from tokenbrake.storage import Database
 
@@ -69,23 +70,36 @@ def merge(configured: list[BudgetConfig], stored: list[BudgetConfig]) -> list[Bu
     return list(merged.values())
 
 
-def worst_case(prices: PriceBook, models: list[str], input_tokens: int, output_tokens: int,
-               every: bool = False) -> Decimal:
-    """The most the call can cost on whichever of its targets (model, then fallbacks) serves it;
-    with `every`, when each of them may be called in turn (a cascade's tiers), their sum."""
-    costs = (prices.worst_case(model, input_tokens, output_tokens) for model in models)
-    return sum(costs, Decimal(0)) if every else max(costs)
+@dataclass(frozen=True, slots=True)
+class PossibleCall:
+    """One upstream call a request may make, answered by any one of `models` (a model, then
+    its fallbacks)."""
+
+    models: tuple[str, ...]
+    grader: bool = False  # a cascade's grader: sent the request and an answer, it answers in a word
 
 
-def affordable_output(prices: PriceBook, models: list[str], input_tokens: int, amount: Decimal, cap: int,
-                      every: bool = False) -> int:
+def worst_case(prices: PriceBook, calls: list[PossibleCall], input_tokens: int, output_tokens: int) -> Decimal:
+    """The most a request can cost: each call it may make at the dearest model that may answer
+    it, summed (a plain request makes one call; a cascade one per tier, and its graders')."""
+    return sum((_call_worst_case(prices, call, input_tokens, output_tokens) for call in calls), Decimal(0))
+
+
+def _call_worst_case(prices: PriceBook, call: PossibleCall, input_tokens: int, output_tokens: int) -> Decimal:
+    if call.grader:
+        input_tokens, output_tokens = grader_tokens(input_tokens, output_tokens)
+    return max(prices.worst_case(model, input_tokens, output_tokens) for model in call.models)
+
+
+def affordable_output(prices: PriceBook, calls: list[PossibleCall], input_tokens: int, amount: Decimal,
+                      cap: int) -> int:
     """The most output tokens (at most `cap`) whose worst case `amount` still pays for.
 
     A binary search over the exact price, so it holds for catalog prices with tiers too."""
     low, high = 0, cap
     while low < high:
         mid = (low + high + 1) // 2
-        if worst_case(prices, models, input_tokens, mid, every) <= amount:
+        if worst_case(prices, calls, input_tokens, mid) <= amount:
             low = mid
         else:
             high = mid - 1

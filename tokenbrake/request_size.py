@@ -34,18 +34,32 @@ def embedding_input_tokens(value: Any) -> int:
 
 
 def _cap_field(ctx: RequestContext) -> str:
-    if ctx.format is Format.OPENAI and "max_completion_tokens" in ctx.body:
+    """The field that holds the request's output cap. An OpenAI-format request that names
+    none gets OpenAI's current one, which its reasoning models require (they refuse the
+    older `max_tokens`) and its other models and vLLM read too."""
+    if ctx.format is Format.OPENAI and ("max_completion_tokens" in ctx.body or "max_tokens" not in ctx.body):
         return "max_completion_tokens"
     return "max_tokens"
 
 
+def asked_output(ctx: RequestContext) -> int | None:
+    """The output cap the request sets itself, if it sets one."""
+    asked = ctx.body.get(_cap_field(ctx))
+    return asked if isinstance(asked, int) and asked > 0 else None
+
+
+def choices(ctx: RequestContext) -> int:
+    """How many answers the request asks for (OpenAI's `n`): each may use the whole output cap."""
+    n = ctx.body.get("n") if ctx.format is Format.OPENAI else None
+    return n if isinstance(n, int) and n > 1 else 1
+
+
 def output_cap(ctx: RequestContext, config: Config) -> int:
-    """The most output tokens the request may produce: what it asked for, else the model's
-    default_max_tokens; none for a request that is not a chat (embeddings)."""
+    """The most output tokens the request may produce per answer: what it asked for, else the
+    model's default_max_tokens; none for a request that is not a chat (embeddings)."""
     if ctx.endpoint is not Endpoint.CHAT:
         return 0
-    asked = ctx.body.get(_cap_field(ctx))
-    if isinstance(asked, int) and asked > 0:
+    if (asked := asked_output(ctx)) is not None:
         return asked
     target = ctx.targets[0].name if ctx.targets else ctx.requested_model
     model = config.models.get(target)

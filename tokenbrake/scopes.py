@@ -2,7 +2,8 @@
 
 A scope is `global` or KIND:NAME (config.check_scope). `team:search` names one counter
 shared by that team; `user:*` names one counter per user (`user:alice`), and a request with
-no user is outside it.
+no user is outside it. A request's model, for its caps and rate limits, is the one about to
+be called; for its budgets, every model it may be served or charged by.
 """
 
 from __future__ import annotations
@@ -24,12 +25,18 @@ def request_values(ctx: RequestContext) -> dict[str, list[str]]:
 
 
 def scope_values(ctx: RequestContext) -> dict[str, list[str]]:
-    """The request's scope names for admission: its model is the one about to be called
-    (the first target), not the one asked for."""
+    """The request's scope names for its caps and rate limits: its model is the one about to
+    be called (the first target), not the one asked for."""
     values = request_values(ctx)
     if ctx.targets:
         values["model"] = [ctx.targets[0].name]
     return values
+
+
+def budget_values(ctx: RequestContext, models: list[str]) -> dict[str, list[str]]:
+    """The request's scope names for its budgets: its models are all those it may be served or
+    charged by (fallbacks, a cascade's tiers and graders), so each of their budgets holds."""
+    return {**request_values(ctx), "model": models}
 
 
 def counter_key(scope: str, values: dict[str, list[str]]) -> str | None:
@@ -44,8 +51,10 @@ def counter_key(scope: str, values: dict[str, list[str]]) -> str | None:
 
 
 def counter_keys(scope: str, values: dict[str, list[str]]) -> list[str]:
-    """Like `counter_key`, but `tag:*` names one counter per tag the request carries."""
-    if scope == "tag:*":
-        return [f"tag:{tag}" for tag in values.get("tag", [])]
+    """Like `counter_key`, but a `*` scope names one counter per name the request has for it
+    (`tag:*` one per tag it carries, `model:*` for its budgets one per model)."""
+    kind, _, name = scope.partition(":")
+    if name == "*":
+        return [f"{kind}:{value}" for value in values.get(kind, [])]
     key = counter_key(scope, values)
     return [key] if key else []

@@ -13,7 +13,7 @@ import pytest
 from limits_backends import FakeClock
 from tokenbrake import request_size
 from tokenbrake.alerts import Alerts
-from tokenbrake.budgets import affordable_output, applicable, merge, refusal, worst_case
+from tokenbrake.budgets import PossibleCall, affordable_output, applicable, merge, refusal, worst_case
 from tokenbrake.config import AlertsConfig, BudgetConfig, parse_config
 from tokenbrake.core import Attribution, Endpoint, Format, GatewayError, RequestContext, Usage
 from tokenbrake.limits import Window
@@ -64,6 +64,11 @@ def test_soft_budgets_make_soft_counters_and_periods_make_windows():
     assert rolling.counter.hard and rolling.counter.window == Window.rolling(3600)
 
 
+def test_a_star_model_budget_names_one_counter_per_model_the_request_may_reach():
+    found = applicable([budget("model:*")], {**VALUES, "model": ["big", "dear"]}, "UTC")
+    assert [a.counter.key for a in found] == ["model:big", "model:dear"]
+
+
 def test_two_budgets_naming_one_counter_keep_the_smaller_amount():
     [kept] = applicable([budget("tag:*", "9"), budget("tag:feature=chat", "2")], {"tag": ["feature=chat"]}, "UTC")
     assert kept.counter.limit == Decimal("2")
@@ -78,8 +83,8 @@ def test_budgets_set_at_run_time_replace_the_configs_of_the_same_scope_and_perio
 
 def test_worst_case_prices_the_dearest_target_that_may_serve():
     prices = PriceBook(config_with([]))
-    assert worst_case(prices, ["big"], 10, 40) == Decimal("0.17")
-    assert worst_case(prices, ["big", "dear"], 10, 40) == Decimal("0.34")
+    assert worst_case(prices, [PossibleCall(("big",))], 10, 40) == Decimal("0.17")
+    assert worst_case(prices, [PossibleCall(("big", "dear"))], 10, 40) == Decimal("0.34")
 
 
 def test_worst_case_counts_input_at_the_cache_write_price_when_that_is_dearer():
@@ -91,10 +96,11 @@ def test_worst_case_counts_input_at_the_cache_write_price_when_that_is_dearer():
 def test_clamp_keeps_the_most_output_the_granted_amount_pays_for_rounding_down():
     prices = PriceBook(config_with([]))
     # $0.01 of input leaves $0.0899 for output at $0.004 a token: 22 tokens ($0.088), not 23.
-    assert affordable_output(prices, ["big"], 10, Decimal("0.0999"), 1000) == 22
-    assert affordable_output(prices, ["big"], 10, Decimal("0.098"), 1000) == 22
-    assert affordable_output(prices, ["big"], 10, Decimal("5"), 40) == 40
-    assert affordable_output(prices, ["big", "dear"], 10, Decimal("0.0999"), 1000) == 9  # at $0.008 a token
+    big, big_then_dear = [PossibleCall(("big",))], [PossibleCall(("big", "dear"))]
+    assert affordable_output(prices, big, 10, Decimal("0.0999"), 1000) == 22
+    assert affordable_output(prices, big, 10, Decimal("0.098"), 1000) == 22
+    assert affordable_output(prices, big, 10, Decimal("5"), 40) == 40
+    assert affordable_output(prices, big_then_dear, 10, Decimal("0.0999"), 1000) == 9  # at $0.008 a token
 
 
 def test_money_is_shown_to_the_cent_and_to_every_nano_dollar_present():
@@ -145,6 +151,11 @@ class Harness:
         await self.stage.after(ctx)
         return ctx
 
+    async def held(self, scope: str = "team:search", period: str = "month") -> Decimal:
+        """Reserved by requests in flight on the budget."""
+        [a] = applicable([budget(scope, period=period)], {"team": ["search"]}, "UTC")
+        return (await self.store.status([a.counter]))[0].reserved
+
     async def spent(self, scope: str = "team:search", period: str = "month") -> Decimal:
         [a] = applicable([budget(scope, period=period)], {"team": ["search"]}, "UTC")
         return (await self.store.status([a.counter]))[0].spent
@@ -180,11 +191,53 @@ async def test_a_worst_case_that_does_not_fit_is_clamped_to_what_remains():
     assert ctx.body["max_tokens"] == int((Decimal("0.10") - input_cost) / Decimal("0.004"))
 
 
+async def test_a_request_with_no_output_cap_is_held_to_the_one_its_reservation_paid_for():
+    """Left uncapped, the upstream could answer at the model's own limit, past the worst case
+    reserved at default_max_tokens; the cap goes in OpenAI's current field."""
+    h = Harness([{"scope": "team:search", "amount_usd": 1000}])
+    ctx = h.request()
+    del ctx.body["max_tokens"]
+    await h.stage.before(ctx)
+    assert ctx.body["max_completion_tokens"] == h.config.models["big"].default_max_tokens
+    assert "max_tokens" not in ctx.body
+
+
+async def test_several_answers_reserve_their_output_each_and_share_a_clamp():
+    """OpenAI's `n` answers may each use the whole cap: n=3 at 40 tokens reserves 120 tokens of
+    output, and a clamp divides what the budget still pays for between the answers."""
+    h = Harness([{"scope": "team:search", "amount_usd": 1000}])
+    one, three = h.request(max_tokens=40), h.request(max_tokens=40)
+    three.body["n"] = 3
+    await h.stage.before(one)
+    reserved_one = await h.held()
+    await h.stage.before(three)
+    output_price = Decimal(4000) / 1_000_000
+    assert await h.held() - reserved_one == reserved_one + 2 * 40 * output_price
+
+    tight = Harness([{"scope": "team:search", "amount_usd": "0.30"}])
+    ctx = tight.request(max_tokens=1000)
+    ctx.body["n"] = 3
+    await tight.stage.before(ctx)
+    input_cost = Decimal(ctx.input_tokens) / 1000
+    assert ctx.body["max_tokens"] == int((Decimal("0.30") - input_cost) / output_price) // 3
+
+
 async def test_below_the_floor_the_request_is_refused_with_a_rate_limit_error():
     h = Harness([{"scope": "team:search", "amount_usd": "0.01"}])
     with pytest.raises(GatewayError, match=r"Budget team:search \(month\)") as refused:
         await h.stage.before(h.request())
     assert refused.value.status == 429 and refused.value.limit == "budget:team:search"
+
+
+async def test_the_budget_of_a_model_a_request_may_fall_back_to_is_reserved_on_and_charged():
+    h = Harness([{"scope": "model:dear", "amount_usd": 1}])
+    ctx = h.request("big-then-dear")
+    await h.stage.before(ctx)
+    [a] = applicable(h.stage.budgets.current, {"model": ["dear"]}, "UTC")
+    assert (await h.store.status([a.counter]))[0].reserved > 0
+    ctx.served, ctx.cost = h.targets["dear"][0], Decimal("0.1")  # big failed; dear answered
+    await h.stage.after(ctx)
+    assert (await h.store.status([a.counter]))[0].spent == Decimal("0.1")
 
 
 async def test_a_soft_budget_never_refuses_but_is_charged():

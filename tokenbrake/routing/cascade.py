@@ -28,7 +28,6 @@ from tokenbrake.routing.virtual import RouteDecision
 from tokenbrake.upstream_call import UpstreamCall
 
 ASK_LOGPROBS = {"logprobs": True}
-GRADER_MAX_TOKENS = 5
 
 
 class CascadeCall:
@@ -96,7 +95,8 @@ class CascadeCall:
         return verdict
 
     async def _grade(self, ctx: RequestContext, grader: str, prompt: str, text: str) -> checks.Verdict:
-        body = {"model": grader, "messages": checks.grader_request(prompt, text), "max_tokens": GRADER_MAX_TOKENS}
+        body = {"model": grader, "messages": checks.grader_request(prompt, text),
+                "max_tokens": checks.GRADER_MAX_TOKENS}
         call = RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, body=body, headers={},
                               request_id=ctx.request_id, who=ctx.who, targets=list(self.targets[grader]))
         started = time.perf_counter()

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import jsonschema
 import orjson
 
 from tokenbrake.config import CheckConfig
+from tokenbrake.tokens import count_openai_messages
 
 _FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(.*?)\n\s*```\s*$", re.S)
 _VERDICT = re.compile(r"[a-z]+")
@@ -25,6 +27,7 @@ GRADER_INSTRUCTIONS = (
     "You check another assistant's answer. Reply with one word: yes if the answer fully and "
     "correctly answers the request, no otherwise."
 )
+GRADER_MAX_TOKENS = 5  # its verdict is one word
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,18 @@ def grader_request(prompt: str, answer: str) -> list[dict[str, str]]:
         {"role": "system", "content": GRADER_INSTRUCTIONS},
         {"role": "user", "content": f"Request:\n{prompt}\n\nAnswer:\n{answer}\n\nWill this answer do? yes or no."},
     ]
+
+
+def grader_tokens(input_tokens: int, answer_tokens: int) -> tuple[int, int]:
+    """The most a grader is sent and answers, in tokens, for a request whose counted input is
+    `input_tokens` and an answer of up to `answer_tokens`: the user turns it is sent are part of
+    that input, and the instructions around them and the answer are added."""
+    return input_tokens + answer_tokens + _grader_framing_tokens(), GRADER_MAX_TOKENS
+
+
+@cache
+def _grader_framing_tokens() -> int:
+    return count_openai_messages(grader_request("", ""))
 
 
 def grader_verdict(grader: str, reply_text: str) -> Verdict:

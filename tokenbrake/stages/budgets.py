@@ -1,12 +1,14 @@
 """Budgets: reserve the worst case before the call, settle the actual cost after it.
 
 Before: the request's worst-case cost (counted input plus its output cap, at the dearest of
-its targets' prices) is reserved on every budget in its scope at once (all or none). When
-requests in flight hold what it needs, it waits for them to settle (they mostly settle below
-their worst case) for up to `budgeting.max_wait_s`; when the budgets' settled spend leaves
-too little, its `max_tokens` is clamped to what the tightest budget still pays for, and it
-is refused only below `budgeting.min_output_tokens`. A `downgrade` budget whose remainder is
-below its threshold (or that would refuse) has the request served by its cheaper model.
+its targets' prices; for a cascade, each tier's and each grader's call in turn) is reserved
+on every budget in its scope at once (all or none), a model's budget for each model the
+request may be served or charged by. When requests in flight hold what it needs, it waits
+for them to settle (they mostly settle below their worst case) for up to
+`budgeting.max_wait_s`; when the budgets' settled spend leaves too little, its `max_tokens`
+is clamped to what the tightest budget still pays for, and it is refused only below
+`budgeting.min_output_tokens`. A `downgrade` budget whose remainder is below its threshold
+(or that would refuse) has the request served by its cheaper model.
 After: the reservation is settled to the actual cost (0 for a call that cost nothing), and
 the spend seen is handed to the alerts.
 
@@ -25,12 +27,12 @@ from decimal import Decimal
 
 from tokenbrake import request_size
 from tokenbrake.alerts import Alerts
-from tokenbrake.budgets import Applied, BudgetCache, affordable_output, applicable, refusal, worst_case
+from tokenbrake.budgets import Applied, BudgetCache, PossibleCall, affordable_output, applicable, refusal, worst_case
 from tokenbrake.config import BudgetConfig, Config
-from tokenbrake.core import Endpoint, RequestContext
+from tokenbrake.core import Endpoint, RequestContext, Target
 from tokenbrake.limits import Clock, CounterStatus, Grant, LimitStore, system_clock
 from tokenbrake.pricing import PriceBook
-from tokenbrake.scopes import scope_values
+from tokenbrake.scopes import budget_values
 from tokenbrake.stages.resolve_model import build_targets
 from tokenbrake.uncancellable import finish
 
@@ -41,12 +43,12 @@ DOWNGRADED_HEADER = "x-tokenbrake-downgraded"
 
 @dataclass(frozen=True, slots=True)
 class Size:
-    models: list[str]  # the targets that may serve the request
+    calls: list[PossibleCall]  # the upstream calls the request may make
     input_tokens: int
-    cap: int  # output tokens
+    cap: int  # output tokens, per answer
+    answers: int  # OpenAI's `n`: each answer may use the whole cap
     want: Decimal  # worst case at the cap
     floor: Decimal  # worst case at the least output worth serving
-    every: bool = False  # a cascade: each target may be called in turn, so their costs add up
 
 
 class Budgets:
@@ -83,16 +85,23 @@ class Budgets:
             tight = _owner(applied, grant.tightest)
             raise refusal(tight, grant.tightest, size.floor, datetime.fromtimestamp(self.clock(), UTC))
         self._holds[ctx.request_id] = (applied, grant.counters)
+        tokens = size.cap
         if grant.clamped:
-            tokens = affordable_output(self.prices, size.models, size.input_tokens, grant.amount, size.cap, size.every)
-            if tokens < size.cap:
-                request_size.clamp_output(ctx, tokens)
+            total = affordable_output(self.prices, size.calls, size.input_tokens, grant.amount, size.cap * size.answers)
+            tokens = total // size.answers
+        if tokens < size.cap or request_size.asked_output(ctx) is None:
+            # The upstream is held to the output the reservation paid for, also when the client
+            # set no cap: left to itself, a model may answer at its own (much larger) limit.
+            request_size.clamp_output(ctx, tokens)
 
     async def after(self, ctx: RequestContext) -> None:
         hold = self._holds.pop(ctx.request_id, None)
         if hold is None:
             return
         cost = ctx.total_cost  # a cascade's earlier calls too
+        # One reservation settles every counter it holds at one amount, so a model's budget is
+        # charged the whole request, also the calls other models made for it. That over-counts
+        # a model the request could reach but did not, and never under-counts one it did.
         await self.limits.settle(ctx.request_id, cost)
         applied, seen = hold
         self._observe(applied, seen, cost)  # spent then, plus this call: a floor under the spend now
@@ -100,17 +109,29 @@ class Budgets:
     # -- what applies, and what it may cost
 
     def _applied(self, ctx: RequestContext, budgets: list[BudgetConfig]) -> list[Applied]:
-        return applicable(budgets, scope_values(ctx), self.settings.timezone)
+        models = list(dict.fromkeys(model for call in self._calls(ctx) for model in call.models))
+        return applicable(budgets, budget_values(ctx, models), self.settings.timezone)
+
+    def _calls(self, ctx: RequestContext) -> list[PossibleCall]:
+        """The upstream calls the request may make: one, answered by any of its targets; for a
+        cascade (routing/cascade.py), each tier's in turn, and each grader's on every answer
+        but the last tier's."""
+        route = ctx.route
+        if route is None or route.cascade is not ctx.targets:
+            return [PossibleCall(_model_names(ctx.targets))]
+        tiers = [PossibleCall(_model_names(tier)) for tier in route.model.tiers]
+        graders = [PossibleCall(_model_names(self.targets[check.grader]), grader=True)
+                   for check in route.model.checks if check.grader is not None]
+        return tiers + graders * (len(tiers) - 1)
 
     def _size(self, ctx: RequestContext) -> Size:
-        models = list(dict.fromkeys(target.name for target in ctx.targets))
+        calls = self._calls(ctx)
         input_tokens = request_size.input_tokens(ctx)
-        cap = request_size.output_cap(ctx, self.config)
-        every = ctx.route is not None and ctx.route.cascade is ctx.targets
-        return Size(models, input_tokens, cap,
-                    want=worst_case(self.prices, models, input_tokens, cap, every),
-                    floor=worst_case(self.prices, models, input_tokens, min(cap, self.settings.min_output_tokens), every),
-                    every=every)
+        cap, answers = request_size.output_cap(ctx, self.config), request_size.choices(ctx)
+        least = min(cap, self.settings.min_output_tokens)
+        return Size(calls, input_tokens, cap, answers,
+                    want=worst_case(self.prices, calls, input_tokens, cap * answers),
+                    floor=worst_case(self.prices, calls, input_tokens, least * answers))
 
     async def _reserve(self, ctx: RequestContext, applied: list[Applied], size: Size) -> Grant:
         """Reserve the whole worst case, waiting while requests in flight hold it; once their
@@ -146,7 +167,7 @@ class Budgets:
 
     async def _downgrade_below_threshold(self, ctx: RequestContext, applied: list[Applied]) -> BudgetConfig | None:
         """The first downgrade budget whose settled remainder is below its threshold."""
-        watched = [a for a in applied if a.budget.mode == "downgrade" and a.budget.downgrade_to != ctx.targets[0].name]
+        watched = [a for a in applied if a.budget.mode == "downgrade" and self._downgrades(ctx, a.budget)]
         if not watched:
             return None
         for a, status in zip(watched, await self.limits.status([a.counter for a in watched])):
@@ -156,9 +177,15 @@ class Budgets:
 
     def _downgrade_refused(self, ctx: RequestContext, applied: list[Applied], grant: Grant) -> BudgetConfig | None:
         budget = _owner(applied, grant.tightest).budget
-        if budget.mode == "downgrade" and budget.downgrade_to != ctx.targets[0].name:
+        if budget.mode == "downgrade" and self._downgrades(ctx, budget):
             return budget
         return None
+
+    def _downgrades(self, ctx: RequestContext, budget: BudgetConfig) -> bool:
+        """Whether serving the request by `budget.downgrade_to` changes what it may call: not
+        for a request for that model, but for one that starts with it and may go on to others
+        (its fallbacks, a cascade's stronger tiers)."""
+        return _model_names(self.targets[budget.downgrade_to]) != _model_names(ctx.targets)
 
     def _switch(self, ctx: RequestContext, budget: BudgetConfig, budgets: list[BudgetConfig]) -> list[Applied]:
         ctx.targets = list(self.targets[budget.downgrade_to])
@@ -180,6 +207,11 @@ def backoff(attempt: int) -> float:
     """Seconds before reserving again: from 5 ms, doubling to 200 ms, jittered so waiting
     requests do not retry in lockstep."""
     return min(0.2, 0.005 * 2 ** attempt) * random.uniform(0.5, 1.5)
+
+
+def _model_names(targets: list[Target]) -> tuple[str, ...]:
+    """The models of `targets`, each once, in order."""
+    return tuple(dict.fromkeys(target.name for target in targets))
 
 
 def _owner(applied: list[Applied], status: CounterStatus) -> Applied:
