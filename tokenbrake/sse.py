@@ -20,10 +20,6 @@ class SSEEvent:
         return orjson.loads(self.data)
 
 
-INCOMPLETE = SSEEvent(None, "")
-NEWLINE = ord("\n")
-
-
 class SSEParser:
     """Feeds on raw bytes as they arrive and returns the events completed so far.
 
@@ -41,16 +37,16 @@ class SSEParser:
         if self._data or self._event is not None or b"\r" in chunk or b"\r" in self._buffer:
             return self._feed_lines(chunk)
         buffer = self._buffer + chunk if self._buffer else chunk
-        events: list[SSEEvent] = []
-        start = 0
-        while (event := _whole_event(buffer, start)) is not None:
-            if event is INCOMPLETE:
-                self._buffer = buffer[start:] if start else buffer
-                return events
-            events.append(event)
-            start += len(event.raw)
+        parts = buffer.split(b"\n\n")  # each but the last ended by a blank line
         self._buffer = b""
-        return events + self._feed_lines(buffer[start:])
+        events: list[SSEEvent] = []
+        for at, part in enumerate(parts[:-1]):
+            event = _whole_event(part)
+            if event is None:  # another shape: the line parser from here on
+                return events + self._feed_lines(b"\n\n".join(parts[at:]))
+            events.append(event)
+        self._buffer = parts[-1]  # the start of an event still arriving (or nothing)
+        return events
 
     def _feed_lines(self, chunk: bytes) -> list[SSEEvent]:
         lines = (self._buffer + chunk if self._buffer else chunk).split(b"\n")
@@ -75,29 +71,18 @@ class SSEParser:
         return events
 
 
-def _whole_event(buffer: bytes, start: int) -> SSEEvent | None:
-    """The event at `start` if it is `data: X` or `event: E\\ndata: X` then a blank line, in
-    valid UTF-8 (the caller has made sure there is no CR); INCOMPLETE while what has arrived
-    of it would not complete an event in the line parser either; else None."""
-    line_end = buffer.find(b"\n", start)
-    name, data_at = None, start
-    if line_end >= 0 and buffer.startswith(b"event: ", start):
-        name, data_at = buffer[start + 7 : line_end], line_end + 1
-        line_end = buffer.find(b"\n", data_at)
-    if line_end < 0:
-        return INCOMPLETE
-    if not buffer.startswith(b"data: ", data_at):
-        return None
-    if line_end + 1 == len(buffer):
-        return INCOMPLETE
-    if buffer[line_end + 1] != NEWLINE:
+def _whole_event(part: bytes) -> SSEEvent | None:
+    """The event whose lines are `part` (its blank line cut off) if it is `data: X` or
+    `event: E\\ndata: X`, in valid UTF-8 (the caller has made sure there is no CR); else None."""
+    name, data = None, part
+    if part.startswith(b"event: "):
+        name, _, data = part.partition(b"\n")
+    if not data.startswith(b"data: ") or b"\n" in data:
         return None
     try:
-        data = buffer[data_at + 6 : line_end].decode()
-        event = None if name is None else name.decode()
+        return SSEEvent(None if name is None else name[7:].decode(), data[6:].decode(), part + b"\n\n")
     except UnicodeDecodeError:
         return None  # the line parser's replacement characters would not match the wire
-    return SSEEvent(event, data, buffer[start : line_end + 2])
 
 
 def _value(line: bytes, start: int) -> str:

@@ -31,3 +31,28 @@ def test_events_in_our_own_shape_keep_their_wire_bytes():
 def test_events_in_another_shape_are_parsed_without_wire_bytes():
     events = SSEParser().feed(b"data:x\n\ndata: a\ndata: b\n\ndata: y\r\n\r\n")
     assert [(e.data, e.raw) for e in events] == [("x", None), ("a\nb", None), ("y", None)]
+
+
+MIXED = (b'data: {"n": 1}\n\n: keep-alive\n\nevent: ping\ndata: {}\n\n\n\ndata: a\ndata: b\n\n'
+         b'data: caf\xc3\xa9\n\ndata: bad \xff\n\nevent: e\ndata: {"n": 2}\n\ndata: [DONE]\n\n')
+MIXED_EVENTS = [(None, '{"n": 1}'), ("ping", "{}"), (None, "a\nb"), (None, "café"), (None, "bad \ufffd"),
+                ("e", '{"n": 2}'), (None, "[DONE]")]
+
+
+def test_a_stream_mixing_shapes_parses_the_same_however_it_is_cut():
+    """Comments, extra blank lines, multi-line data and invalid UTF-8 between events of our
+    own shape: the same events whether the bytes come at once, byte by byte or in two pieces
+    cut anywhere."""
+    def parsed(chunks) -> list:
+        parser = SSEParser()
+        return [(e.event, e.data) for chunk in chunks for e in parser.feed(chunk)]
+
+    assert parsed([MIXED]) == MIXED_EVENTS
+    assert parsed([MIXED[i:i + 1] for i in range(len(MIXED))]) == MIXED_EVENTS
+    for cut in range(len(MIXED)):
+        assert parsed([MIXED[:cut], MIXED[cut:]]) == MIXED_EVENTS, cut
+
+
+def test_only_events_in_our_own_shape_keep_their_wire_bytes_after_another_shape():
+    events = SSEParser().feed(b"data: a\n\n: comment\n\ndata: b\n\n")
+    assert [(e.data, e.raw) for e in events] == [("a", b"data: a\n\n"), ("b", None)]
