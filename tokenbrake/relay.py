@@ -22,6 +22,8 @@ from tokenbrake.translate.usage import usage_from_anthropic, usage_from_openai
 from tokenbrake.uncancellable import finish
 
 DONE = b"data: [DONE]\n\n"
+DONE_EVENT = sse.SSEEvent(None, "[DONE]", DONE)
+EVENT_END = b"\n\n"  # the blank line after an event's last line
 CLIENT_CLOSED = 499
 
 
@@ -133,9 +135,10 @@ class StreamRelay:
     """Iterate for the client's bytes; `aclose()` (idempotent) settles usage and frees the
     upstream connection, also for a stream the client left before it began.
 
-    One chunk for the client per read of upstream events (see `UpstreamStream.read`). What a
-    read produced before an error is still sent, ahead of the error event that ends the stream.
-    An iterator rather than an async generator: it is one layer fewer on every chunk."""
+    One chunk for the client per read from the upstream that completes events (see
+    `UpstreamStream.read`). What a read produced before an error is still sent, ahead of the
+    error event that ends the stream. An iterator rather than an async generator: it is one
+    layer fewer on every chunk."""
 
     def __init__(self, ctx: RequestContext, target: Target, upstream: UpstreamStream, upstream_body: dict[str, Any]) -> None:
         self.ctx = ctx
@@ -143,6 +146,7 @@ class StreamRelay:
         self.upstream = upstream
         self.meter = StreamMeter(target.kind, upstream_body)
         self.translation = Translation(ctx, target)
+        self.parser = sse.SSEParser()  # one for the stream: `arrived` goes on where `read` stopped
         self.finished = False  # the client got a complete stream, or an error event ending it
         self.closed = False
         self.passthrough = self.translation.translator is None and target.kind is Format.OPENAI
@@ -156,14 +160,15 @@ class StreamRelay:
         out: list[bytes] = []
         try:
             while not out:
-                events = await self.upstream.read()
-                if not events:
+                chunk = await self.upstream.read()
+                if not chunk:
                     message = f"upstream {self.target.upstream} ended the stream before it was complete"
                     raise GatewayError(ErrorKind.UPSTREAM, message)
-                if self.passthrough:
-                    self._pass_openai(events, out)
+                lines = self.parser.feed_data_lines(chunk) if self.passthrough else None
+                if lines is not None:
+                    self._pass_openai(lines, out)
                 else:
-                    self._convert(events, out)
+                    self._convert(self.parser.feed(chunk), out)
         except UpstreamFailure as failure:
             kind = ErrorKind.TIMEOUT if failure.timed_out else ErrorKind.UPSTREAM
             out.append(self._fail(GatewayError(kind, failure.message)))
@@ -181,7 +186,7 @@ class StreamRelay:
             if _is_end(target.kind, event):
                 self._end(event, out)
                 return
-            data = _event_data(target, event)
+            data = _event_data(target, event.data)
             if _is_error(target.kind, event, data):
                 raise _reported_error(target, data)
             self.meter.observe(event.event, data)
@@ -189,22 +194,24 @@ class StreamRelay:
             if chunk:
                 out.append(chunk)
 
-    def _pass_openai(self, events: list[sse.SSEEvent], out: list[bytes]) -> None:
-        """`_convert` for an OpenAI stream to an OpenAI client, in one loop: every event is
-        still read, checked and metered, and forwarded as it came unless the client did not
+    def _pass_openai(self, lines: list[bytes], out: list[bytes]) -> None:
+        """`_convert` for an OpenAI stream to an OpenAI client whose events are each one line
+        `data: X` (as they nearly always are), from their bytes, in one loop: every event is
+        still parsed, checked and metered, and forwarded as it came unless the client did not
         ask for the usage we asked for on its behalf."""
         target, observe = self.target, self.meter.observe_openai
         keep_usage = self.translation.client_wants_usage
-        for event in events:
-            if event.data == "[DONE]":
-                self._end(event, out)
+        for line in lines:
+            payload = line[6:]  # after "data: "
+            if payload == b"[DONE]":
+                self._end(DONE_EVENT, out)
                 return
-            data = _event_data(target, event)
+            data = _event_data(target, payload)
             if isinstance(data.get("error"), dict):
                 raise _reported_error(target, data)
             observe(data)
             if keep_usage or data.get("choices") or data.get("usage") is None:
-                out.append(event.raw or sse.encode(event.data, event.event))
+                out += (line, EVENT_END)
 
     def _end(self, event: sse.SSEEvent, out: list[bytes]) -> None:
         self.finished = True
@@ -222,7 +229,7 @@ class StreamRelay:
         self.closed = True
         if not self.finished:
             self.ctx.status = CLIENT_CLOSED  # the client went away before the stream ended
-            self._count_unread(await finish(self.upstream.arrived()))
+            self._count_unread(self.parser.feed(await finish(self.upstream.arrived())))
         self.ctx.usage = self.meter.usage()
         self.upstream.release()
 
@@ -245,10 +252,10 @@ def _is_error(kind: Format, event: sse.SSEEvent, data: dict[str, Any]) -> bool:
     return isinstance(data.get("error"), dict)
 
 
-def _event_data(target: Target, event: sse.SSEEvent) -> dict[str, Any]:
+def _event_data(target: Target, payload: str | bytes) -> dict[str, Any]:
     try:
-        data = orjson.loads(event.data)
-    except orjson.JSONDecodeError:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:  # also bytes that are not UTF-8
         data = None
     if not isinstance(data, dict):
         raise GatewayError(ErrorKind.UPSTREAM, f"upstream {target.upstream} sent a malformed stream event")

@@ -48,6 +48,22 @@ class SSEParser:
         self._buffer = parts[-1]  # the start of an event still arriving (or nothing)
         return events
 
+    def feed_data_lines(self, chunk: bytes) -> list[bytes] | None:
+        """The events `chunk` completes, each as its one line `data: X` (the blank line that
+        ended it cut off), when every one is in that shape, as OpenAI and OpenAI-compatible
+        servers write them: no event objects, nothing decoded. None, with nothing taken, when
+        any event is not; then `feed` reads the chunk."""
+        if self._data or self._event is not None or b"\r" in chunk or b"\r" in self._buffer:
+            return None
+        buffer = self._buffer + chunk if self._buffer else chunk
+        parts = buffer.split(b"\n\n")
+        complete = parts[:-1]
+        for part in complete:
+            if not part.startswith(b"data: ") or b"\n" in part:
+                return None
+        self._buffer = parts[-1]
+        return complete
+
     def _feed_lines(self, chunk: bytes) -> list[SSEEvent]:
         lines = (self._buffer + chunk if self._buffer else chunk).split(b"\n")
         self._buffer = lines.pop()  # an incomplete last line waits for the rest

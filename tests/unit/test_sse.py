@@ -56,3 +56,21 @@ def test_a_stream_mixing_shapes_parses_the_same_however_it_is_cut():
 def test_only_events_in_our_own_shape_keep_their_wire_bytes_after_another_shape():
     events = SSEParser().feed(b"data: a\n\n: comment\n\ndata: b\n\n")
     assert [(e.data, e.raw) for e in events] == [("a", b"data: a\n\n"), ("b", None)]
+
+
+def test_plain_data_lines_come_out_whole_and_anything_else_leaves_the_chunk_to_feed():
+    parser = SSEParser()
+    assert parser.feed_data_lines(b'data: {"n": 1}\n\ndata: {"n"') == [b'data: {"n": 1}']
+    assert parser.feed_data_lines(b': 2}\n\ndata: [DONE]\n\n') == [b'data: {"n": 2}', b"data: [DONE]"]
+    assert parser.feed_data_lines(b"") == []
+    for other in (b"event: ping\ndata: {}\n\n", b": keep-alive\n\n", b"data: a\ndata: b\n\n", b"data: x\r\n\r\n"):
+        parser = SSEParser()
+        assert parser.feed_data_lines(b"data: 1\n\n" + other) is None  # nothing taken: all of it is feed's
+        assert [e.data for e in parser.feed(b"data: 1\n\n" + other)][0] == "1"
+
+
+def test_reading_data_lines_then_events_loses_nothing_across_the_switch():
+    parser = SSEParser()
+    assert parser.feed_data_lines(b"data: 1\n\ndata: 2") == [b"data: 1"]
+    assert parser.feed_data_lines(b"\n\nevent: e\ndata: 3\n\n") is None
+    assert [(e.event, e.data) for e in parser.feed(b"\n\nevent: e\ndata: 3\n\n")] == [(None, "2"), ("e", "3")]

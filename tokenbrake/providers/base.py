@@ -21,7 +21,6 @@ from yarl import URL
 from tokenbrake.config import Config, UpstreamConfig
 from tokenbrake.core import Endpoint, Format
 from tokenbrake.errors import upstream_error_message
-from tokenbrake.sse import SSEEvent, SSEParser
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 DRAIN_LOOP_TURNS = 3
@@ -48,43 +47,37 @@ class UpstreamFailure(Exception):
 
 
 class UpstreamStream:
-    """An open upstream SSE response; `read()` for events, always `release()`."""
+    """An open upstream SSE response: `read()` its bytes as they come; always `release()`."""
 
     def __init__(self, upstream: str, response: aiohttp.ClientResponse) -> None:
         self._upstream = upstream
         self._response = response
-        self._parser = SSEParser()  # one for the stream: `arrived` goes on where `read` stopped
 
-    async def read(self) -> list[SSEEvent]:
-        """The events completed by the next read from the socket, together (a relay that
+    async def read(self) -> bytes:
+        """The bytes of the next read from the socket, as the upstream sent them (a relay that
         passes them on together sends the client one write where the upstream sent one);
-        none at the end of the stream."""
+        b"" at the end of the stream."""
         try:
-            while chunk := await self._response.content.readany():
-                if events := self._parser.feed(chunk):
-                    return events
-            return []
+            return await self._response.content.readany()
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise UpstreamFailure(f"upstream {self._upstream} stalled mid-stream", timed_out=True) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamFailure(f"upstream {self._upstream} broke off the stream ({_describe(exc)})") from exc
 
-    async def arrived(self) -> list[SSEEvent]:
-        """Events that have reached us but were not read, without waiting for more.
+    async def arrived(self) -> bytes:
+        """Bytes that have reached us but were not read, without waiting for more.
 
         When the client leaves mid-stream, what the upstream already sent was produced (and
         will be billed) even though nobody reads it; the relay counts it before closing. A
         few loop turns let bytes already in the socket reach the reader."""
-        events: list[SSEEvent] = []
+        chunks: list[bytes] = []
         for _ in range(DRAIN_LOOP_TURNS):
             await asyncio.sleep(0)
             try:
-                chunk = self._response.content.read_nowait()
+                chunks.append(self._response.content.read_nowait())
             except (aiohttp.ClientError, RuntimeError):
                 break
-            if chunk:
-                events.extend(self._parser.feed(chunk))
-        return events
+        return b"".join(chunks)
 
     def release(self) -> None:
         """Frees the connection, without waiting: a stream read to its end returns it to the
