@@ -40,7 +40,7 @@ from overhead import body, config, create_key  # noqa: E402  (the same requests 
 from tokenbrake.launch import ChildServer  # noqa: E402
 
 WARM_REQUESTS = 200  # the smaller run: start-up, imports and warming, subtracted
-CONCURRENCY = 8
+CONCURRENCY = 1  # one at a time: how many requests share a loop turn would move the count
 
 
 async def drive_client(url: str, stream: bool, requests: int) -> None:
