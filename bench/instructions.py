@@ -61,7 +61,8 @@ async def drive_gateway(config_path: str, key: str, stream: bool, requests: int)
 
     app = build_app(load_config(config_path))
     await _start(app)
-    headers = [(b"host", b"bench"), (b"content-type", b"application/json"), (b"authorization", f"Bearer {key}".encode())]
+    headers = [(b"host", b"bench"), (b"content-type", b"application/json"),
+               (b"authorization", f"Bearer {key}".encode())]
 
     async def one(n: int) -> None:
         payload = body(stream, n)

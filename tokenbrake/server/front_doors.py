@@ -34,7 +34,8 @@ class JSONBytes:
         self.body = orjson.dumps(content)
         self.raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode())]
         if headers:
-            self.raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+            self.raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                                 for name, value in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
