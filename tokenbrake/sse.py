@@ -34,10 +34,9 @@ class SSEParser:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        if self._data or self._event is not None or b"\r" in chunk or b"\r" in self._buffer:
+        parts = self._cut(chunk)
+        if parts is None:
             return self._feed_lines(chunk)
-        buffer = self._buffer + chunk if self._buffer else chunk
-        parts = buffer.split(b"\n\n")  # each but the last ended by a blank line
         self._buffer = b""
         events: list[SSEEvent] = []
         for at, part in enumerate(parts[:-1]):
@@ -53,16 +52,23 @@ class SSEParser:
         ended it cut off), when every one is in that shape, as OpenAI and OpenAI-compatible
         servers write them: no event objects, nothing decoded. None, with nothing taken, when
         any event is not; then `feed` reads the chunk."""
-        if self._data or self._event is not None or b"\r" in chunk or b"\r" in self._buffer:
+        parts = self._cut(chunk)
+        if parts is None:
             return None
-        buffer = self._buffer + chunk if self._buffer else chunk
-        parts = buffer.split(b"\n\n")
         complete = parts[:-1]
         for part in complete:
             if not part.startswith(b"data: ") or b"\n" in part:
                 return None
         self._buffer = parts[-1]
         return complete
+
+    def _cut(self, chunk: bytes) -> list[bytes] | None:
+        """What is buffered and `chunk`, cut at the blank lines: every part but the last holds
+        one whole event's lines. None while the line parser is inside an event, or when a line
+        ends in CR: then only the line parser reads it."""
+        if self._data or self._event is not None or b"\r" in chunk or b"\r" in self._buffer:
+            return None
+        return (self._buffer + chunk if self._buffer else chunk).split(b"\n\n")
 
     def _feed_lines(self, chunk: bytes) -> list[SSEEvent]:
         lines = (self._buffer + chunk if self._buffer else chunk).split(b"\n")

@@ -50,6 +50,11 @@ class Size:
     want: Decimal  # worst case at the cap
     floor: Decimal  # worst case at the least output worth serving
 
+    @property
+    def output(self) -> int:
+        """The most output tokens of all its answers together."""
+        return self.cap * self.answers
+
 
 class Budgets:
     def __init__(self, config: Config, prices: PriceBook, limits: LimitStore, alerts: Alerts,
@@ -68,17 +73,18 @@ class Budgets:
         budgets = self.budgets.current
         if not budgets or ctx.endpoint is Endpoint.COUNT_TOKENS or not ctx.targets:
             return
-        applied = self._applied(ctx, budgets)
+        calls = self._calls(ctx)
+        applied = self._applied(ctx, budgets, calls)
         if not applied:
             return
         downgrade = await self._downgrade_below_threshold(ctx, applied)
         if downgrade is not None:
-            applied = self._switch(ctx, downgrade, budgets)
-        size = self._size(ctx)
+            calls, applied = self._switch(ctx, downgrade, budgets)
+        size = self._size(ctx, calls)
         grant = await self._reserve(ctx, applied, size)
         if not grant.granted and downgrade is None and (downgrade := self._downgrade_refused(ctx, applied, grant)):
-            applied = self._switch(ctx, downgrade, budgets)
-            size = self._size(ctx)
+            calls, applied = self._switch(ctx, downgrade, budgets)
+            size = self._size(ctx, calls)
             grant = await self._reserve(ctx, applied, size)
         self._observe(applied, grant.counters, Decimal(0))
         if not grant.granted:
@@ -87,8 +93,8 @@ class Budgets:
         self._holds[ctx.request_id] = (applied, grant.counters)
         tokens = size.cap
         if grant.clamped:
-            total = affordable_output(self.prices, size.calls, size.input_tokens, grant.amount, size.cap * size.answers)
-            tokens = total // size.answers
+            affordable = affordable_output(self.prices, size.calls, size.input_tokens, grant.amount, size.output)
+            tokens = affordable // size.answers
         if tokens < size.cap or request_size.asked_output(ctx) is None:
             # The upstream is held to the output the reservation paid for, also when the client
             # set no cap: left to itself, a model may answer at its own (much larger) limit.
@@ -108,8 +114,8 @@ class Budgets:
 
     # -- what applies, and what it may cost
 
-    def _applied(self, ctx: RequestContext, budgets: list[BudgetConfig]) -> list[Applied]:
-        models = list(dict.fromkeys(model for call in self._calls(ctx) for model in call.models))
+    def _applied(self, ctx: RequestContext, budgets: list[BudgetConfig], calls: list[PossibleCall]) -> list[Applied]:
+        models = list(dict.fromkeys(model for call in calls for model in call.models))
         return applicable(budgets, budget_values(ctx, models), self.settings.timezone)
 
     def _calls(self, ctx: RequestContext) -> list[PossibleCall]:
@@ -124,8 +130,7 @@ class Budgets:
                    for check in route.model.checks if check.grader is not None]
         return tiers + graders * (len(tiers) - 1)
 
-    def _size(self, ctx: RequestContext) -> Size:
-        calls = self._calls(ctx)
+    def _size(self, ctx: RequestContext, calls: list[PossibleCall]) -> Size:
         input_tokens = request_size.input_tokens(ctx)
         cap, answers = request_size.output_cap(ctx, self.config), request_size.choices(ctx)
         least = min(cap, self.settings.min_output_tokens)
@@ -187,10 +192,14 @@ class Budgets:
         (its fallbacks, a cascade's stronger tiers)."""
         return _model_names(self.targets[budget.downgrade_to]) != _model_names(ctx.targets)
 
-    def _switch(self, ctx: RequestContext, budget: BudgetConfig, budgets: list[BudgetConfig]) -> list[Applied]:
+    def _switch(self, ctx: RequestContext, budget: BudgetConfig,
+                budgets: list[BudgetConfig]) -> tuple[list[PossibleCall], list[Applied]]:
+        """Serves the request by the budget's cheaper model: the calls it may now make, and the
+        budgets those are in."""
         ctx.targets = list(self.targets[budget.downgrade_to])
         ctx.response_headers[DOWNGRADED_HEADER] = budget.scope
-        return self._applied(ctx, budgets)
+        calls = self._calls(ctx)
+        return calls, self._applied(ctx, budgets, calls)
 
     def _observe(self, applied: list[Applied], statuses: list[CounterStatus], cost: Decimal) -> None:
         for a, status in zip(applied, statuses):
