@@ -15,6 +15,7 @@ import orjson
 from tokenbrake import sse
 from tokenbrake.core import ErrorKind, Format, GatewayError, RequestContext, Target, Usage
 from tokenbrake.errors import stream_error_event
+from tokenbrake.openai_chunks import Chunk, decode_chunks
 from tokenbrake.providers import UpstreamFailure, UpstreamStream
 from tokenbrake.tokens import count_request_input, count_text
 from tokenbrake.translate.streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
@@ -57,6 +58,22 @@ class StreamMeter:
         if isinstance(usage, dict):
             self.reported = usage_from_openai(usage)
             self.complete = True
+
+    def observe_chunks(self, chunks: list[Chunk]) -> None:
+        """`observe_openai` for events decoded into their `Chunk` fields."""
+        parts = self.parts
+        for chunk in chunks:
+            if chunk.choices:
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta is not None:
+                        if delta.content:
+                            parts.append(delta.content)
+                        for call in delta.tool_calls or ():
+                            parts.append(call.function and call.function.arguments or "")
+            if chunk.usage is not None:
+                self.reported = usage_from_openai(chunk.usage)
+                self.complete = True
 
     def _observe_anthropic(self, event: str | None, data: dict[str, Any]) -> None:
         if event == "content_block_delta":
@@ -164,9 +181,9 @@ class StreamRelay:
                 if not chunk:
                     message = f"upstream {self.target.upstream} ended the stream before it was complete"
                     raise GatewayError(ErrorKind.UPSTREAM, message)
-                lines = self.parser.feed_data_lines(chunk) if self.passthrough else None
-                if lines is not None:
-                    self._pass_openai(lines, out)
+                payloads = self.parser.feed_data_payloads(chunk) if self.passthrough else None
+                if payloads is not None:
+                    self._pass_openai(payloads, out)
                 else:
                     self._convert(self.parser.feed(chunk), out)
         except UpstreamFailure as failure:
@@ -194,24 +211,37 @@ class StreamRelay:
             if chunk:
                 out.append(chunk)
 
-    def _pass_openai(self, lines: list[bytes], out: list[bytes]) -> None:
+    def _pass_openai(self, payloads: list[bytes], out: list[bytes]) -> None:
         """`_convert` for an OpenAI stream to an OpenAI client whose events are each one line
-        `data: X` (as they nearly always are), from their bytes, in one loop: every event is
-        still parsed, checked and metered, and forwarded as it came unless the client did not
-        ask for the usage we asked for on its behalf."""
-        target, observe = self.target, self.meter.observe_openai
-        keep_usage = self.translation.client_wants_usage
-        for line in lines:
-            payload = line[6:]  # after "data: "
-            if payload == b"[DONE]":
-                self._end(DONE_EVENT, out)
-                return
-            data = _event_data(target, payload)
-            if isinstance(data.get("error"), dict):
-                raise _reported_error(target, data)
-            observe(data)
-            if keep_usage or data.get("choices") or data.get("usage") is None:
-                out += (line, EVENT_END)
+        `data: X` (as they nearly always are), from their payloads: every event is still
+        checked and metered, and forwarded as it came unless the client did not ask for the
+        usage we asked for on its behalf. The events before one that fails still go out.
+
+        The events of a read are decoded together (`decode_chunks`) and handled as a batch;
+        when one of them is not a plain chunk, or reports an error, they are read one by one
+        as dicts, as any event is, up to that one."""
+        try:
+            end = payloads.index(b"[DONE]")
+        except ValueError:
+            end = len(payloads)
+        events = payloads[:end]
+        chunks = decode_chunks(events)
+        if chunks is not None and not any(chunk.error is not None for chunk in chunks):
+            self.meter.observe_chunks(chunks)
+            if not self.translation.client_wants_usage:
+                events = [payload for payload, chunk in zip(events, chunks) if chunk.choices or chunk.usage is None]
+            if events:
+                out.append(b"data: " + b"\n\ndata: ".join(events) + EVENT_END)
+        else:
+            for payload in events:
+                data = _event_data(self.target, payload)
+                if isinstance(data.get("error"), dict):
+                    raise _reported_error(self.target, data)
+                self.meter.observe_openai(data)
+                if self.translation.client_wants_usage or data.get("choices") or data.get("usage") is None:
+                    out += (b"data: ", payload, EVENT_END)
+        if end < len(payloads):
+            self._end(DONE_EVENT, out)
 
     def _end(self, event: sse.SSEEvent, out: list[bytes]) -> None:
         self.finished = True

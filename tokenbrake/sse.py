@@ -34,9 +34,10 @@ class SSEParser:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        parts = self._cut(chunk)
-        if parts is None:
+        data = self._whole(chunk)
+        if data is None:
             return self._feed_lines(chunk)
+        parts = data.split(b"\n\n")
         self._buffer = b""
         events: list[SSEEvent] = []
         for at, part in enumerate(parts[:-1]):
@@ -47,28 +48,36 @@ class SSEParser:
         self._buffer = parts[-1]  # the start of an event still arriving (or nothing)
         return events
 
-    def feed_data_lines(self, chunk: bytes) -> list[bytes] | None:
-        """The events `chunk` completes, each as its one line `data: X` (the blank line that
-        ended it cut off), when every one is in that shape, as OpenAI and OpenAI-compatible
-        servers write them: no event objects, nothing decoded. None, with nothing taken, when
-        any event is not; then `feed` reads the chunk."""
-        parts = self._cut(chunk)
-        if parts is None:
-            return None
-        complete = parts[:-1]
-        for part in complete:
-            if not part.startswith(b"data: ") or b"\n" in part:
-                return None
-        self._buffer = parts[-1]
-        return complete
+    def feed_data_payloads(self, chunk: bytes) -> list[bytes] | None:
+        """The events `chunk` completes, each as the X of its one line `data: X`, when every
+        one is in that shape, as OpenAI and OpenAI-compatible servers write them: no event
+        objects, nothing decoded. None, with nothing taken, when any event is not; then
+        `feed` reads the chunk.
 
-    def _cut(self, chunk: bytes) -> list[bytes] | None:
-        """What is buffered and `chunk`, cut at the blank lines: every part but the last holds
-        one whole event's lines. None while the line parser is inside an event, or when a line
-        ends in CR: then only the line parser reads it."""
+        Told by counting rather than by looking at each event: the events before the last
+        blank line are all single `data: ` lines exactly when that text starts with `data: `
+        and has two line ends per `\n\ndata: ` between events, and no others."""
+        data = self._whole(chunk)
+        if data is None:
+            return None
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self._buffer = data
+            return []
+        events = data[:end]
+        between = events.count(b"\n\ndata: ")
+        if not events.startswith(b"data: ") or events.count(b"\n") != 2 * between:
+            return None
+        self._buffer = data[end + 2:]
+        return events[6:].split(b"\n\ndata: ")
+
+    def _whole(self, chunk: bytes) -> bytes | None:
+        """What is buffered and `chunk`, to be cut at the blank lines between events. None
+        while the line parser is inside an event, or when a line ends in CR: then only the
+        line parser reads it."""
         if self._data or self._event is not None or b"\r" in chunk or b"\r" in self._buffer:
             return None
-        return (self._buffer + chunk if self._buffer else chunk).split(b"\n\n")
+        return self._buffer + chunk if self._buffer else chunk
 
     def _feed_lines(self, chunk: bytes) -> list[SSEEvent]:
         lines = (self._buffer + chunk if self._buffer else chunk).split(b"\n")

@@ -58,19 +58,40 @@ def test_only_events_in_our_own_shape_keep_their_wire_bytes_after_another_shape(
     assert [(e.data, e.raw) for e in events] == [("a", b"data: a\n\n"), ("b", None)]
 
 
-def test_plain_data_lines_come_out_whole_and_anything_else_leaves_the_chunk_to_feed():
+def test_plain_data_lines_give_their_payloads_and_anything_else_leaves_the_chunk_to_feed():
     parser = SSEParser()
-    assert parser.feed_data_lines(b'data: {"n": 1}\n\ndata: {"n"') == [b'data: {"n": 1}']
-    assert parser.feed_data_lines(b': 2}\n\ndata: [DONE]\n\n') == [b'data: {"n": 2}', b"data: [DONE]"]
-    assert parser.feed_data_lines(b"") == []
+    assert parser.feed_data_payloads(b'data: {"n": 1}\n\ndata: {"n"') == [b'{"n": 1}']
+    assert parser.feed_data_payloads(b': 2}\n\ndata: [DONE]\n\n') == [b'{"n": 2}', b"[DONE]"]
+    assert parser.feed_data_payloads(b"") == []
     for other in (b"event: ping\ndata: {}\n\n", b": keep-alive\n\n", b"data: a\ndata: b\n\n", b"data: x\r\n\r\n"):
         parser = SSEParser()
-        assert parser.feed_data_lines(b"data: 1\n\n" + other) is None  # nothing taken: all of it is feed's
+        assert parser.feed_data_payloads(b"data: 1\n\n" + other) is None  # nothing taken: all of it is feed's
         assert [e.data for e in parser.feed(b"data: 1\n\n" + other)][0] == "1"
 
 
 def test_reading_data_lines_then_events_loses_nothing_across_the_switch():
     parser = SSEParser()
-    assert parser.feed_data_lines(b"data: 1\n\ndata: 2") == [b"data: 1"]
-    assert parser.feed_data_lines(b"\n\nevent: e\ndata: 3\n\n") is None
+    assert parser.feed_data_payloads(b"data: 1\n\ndata: 2") == [b"1"]
+    assert parser.feed_data_payloads(b"\n\nevent: e\ndata: 3\n\n") is None
     assert [(e.event, e.data) for e in parser.feed(b"\n\nevent: e\ndata: 3\n\n")] == [(None, "2"), ("e", "3")]
+
+
+def test_reading_data_payloads_first_as_the_relay_does_gives_the_same_events_however_cut():
+    """The relay asks for plain `data:` payloads and falls back to `feed` for a chunk that has
+    anything else; either way, every event's data comes out once, in order."""
+    def relayed(chunks) -> list:
+        parser, out = SSEParser(), []
+        for chunk in chunks:
+            payloads = parser.feed_data_payloads(chunk)
+            if payloads is None:
+                out += [(e.event, e.data) for e in parser.feed(chunk)]
+            else:
+                out += [(None, payload.decode("utf-8", errors="replace")) for payload in payloads]
+        return out
+
+    plain = b'data: {"n": 1}\n\ndata: {"n": 2}\n\ndata: [DONE]\n\n'
+    for wire, expected in ((plain, [(None, '{"n": 1}'), (None, '{"n": 2}'), (None, "[DONE]")]), (MIXED, MIXED_EVENTS)):
+        assert relayed([wire]) == expected
+        assert relayed([wire[i:i + 1] for i in range(len(wire))]) == expected
+        for cut in range(len(wire)):
+            assert relayed([wire[:cut], wire[cut:]]) == expected, cut
