@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenbrake import validate
@@ -18,6 +17,18 @@ from tokenbrake.state import AppState
 
 Check = Callable[[dict[str, Any]], None]
 FrontDoor = Callable[[Request], Awaitable[ASGIApp]]
+
+
+# A stream's first moments go unwatched for a client that left (see SSEResponse).
+WATCH_AFTER_S = 0.05
+
+
+def raw_headers(content_type: bytes, headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """A response's headers as ASGI wants them: its content type first, then `headers`."""
+    raw = [(b"content-type", content_type)]
+    if headers:
+        raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    return raw
 
 
 class JSONBytes:
@@ -32,31 +43,41 @@ class JSONBytes:
     def __init__(self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> None:
         self.status_code = status_code
         self.body = orjson.dumps(content)
-        self.raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode())]
-        if headers:
-            self.raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                                 for name, value in headers.items()]
+        self.raw_headers = raw_headers(b"application/json", headers)
+        self.raw_headers.append((b"content-length", str(len(self.body)).encode()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": self.body})
 
 
-class SSEResponse(StreamingResponse):
-    """Closes (and so settles) the reply stream however the response ends: at its end, when
-    the client leaves, or when the server cancels it. The reply stream's `aclose()` shields
-    its own settling from cancellation (`pipeline.SettledStream`).
+class SSEResponse:
+    """A reply stream as server-sent events, closed (and so settled) however the response
+    ends: at its end, when the client leaves, or when the server cancels it. The reply
+    stream's `aclose()` shields its own settling from cancellation (`pipeline.SettledStream`).
 
-    A client that leaves is noticed, as in Starlette's own StreamingResponse, by waiting on
-    `receive` for `http.disconnect`; here one plain asyncio task does that and cancels the
-    streaming, which costs much less per stream than an anyio task group."""
+    A client that leaves is noticed, as in Starlette's StreamingResponse, by waiting on
+    `receive` for `http.disconnect`, here in a plain asyncio task that cancels the streaming
+    (an anyio task group costs much more per stream). That task starts only once the stream
+    has run for WATCH_AFTER_S: a busy gateway relays most streams from a fast upstream in
+    less, and never starts it for them; a client that leaves sooner is noticed then, having
+    cost at most that much more of the answer."""
+
+    __slots__ = ("stream", "status_code", "raw_headers", "_streaming", "_client_left", "_watcher")
+
+    def __init__(self, stream: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.stream = stream
+        self.status_code = status_code
+        self.raw_headers = raw_headers(b"text/event-stream; charset=utf-8", headers)
+        self._streaming = self._client_left = False
+        self._watcher: asyncio.Future | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
-        self._streaming, self._client_left = True, False
-        watcher = asyncio.ensure_future(self._watch(receive, task))
+        self._streaming = True
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._start_watching, receive, task)
         try:
-            await self.stream_response(send)
+            await self._send_stream(send)
         except asyncio.CancelledError:
             # Cancelled by the watcher (swallowed), or by the server (propagated).
             if not self._client_left or task.uncancel() > 0:
@@ -65,18 +86,24 @@ class SSEResponse(StreamingResponse):
             pass  # the client left mid-stream; closing the stream settles what was delivered
         finally:
             self._streaming = False
-            watcher.cancel()
-            await self.body_iterator.aclose()
+            timer.cancel()
+            if self._watcher is not None:
+                self._watcher.cancel()
+            await self.stream.aclose()
 
-    async def stream_response(self, send: Send) -> None:
+    async def _send_stream(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        stream = self.body_iterator
+        stream = self.stream
         async for chunk in stream:
             if getattr(stream, "finished", False):  # the last chunk: it ends the response, in the same write
                 await send({"type": "http.response.body", "body": chunk, "more_body": False})
                 return
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _start_watching(self, receive: Receive, task: asyncio.Task) -> None:
+        if self._streaming:
+            self._watcher = asyncio.ensure_future(self._watch(receive, task))
 
     async def _watch(self, receive: Receive, task: asyncio.Task) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -146,7 +173,7 @@ def to_response(ctx: RequestContext, reply: Reply) -> ASGIApp:
         headers["x-tokenbrake-served-by"] = ctx.served.name
     if reply.stream is not None:
         headers["cache-control"] = "no-cache"
-        return SSEResponse(reply.stream, status_code=reply.status, headers=headers, media_type="text/event-stream")
+        return SSEResponse(reply.stream, status_code=reply.status, headers=headers)
     return JSONBytes(reply.body, status_code=reply.status, headers=headers)
 
 

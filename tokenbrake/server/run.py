@@ -21,6 +21,9 @@ def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_lev
         lifespan="on",
         log_level=log_level,
         access_log=False,
+        # Nothing here reads the client's address or scheme, which is all the X-Forwarded-*
+        # headers would change; uvicorn would otherwise look for them in every request.
+        proxy_headers=False,
         timeout_graceful_shutdown=graceful_shutdown_s,
         timeout_keep_alive=30,
     )
