@@ -6,6 +6,10 @@ then, in one run, sends the same OpenAI chat requests to each at concurrency 1 a
 streamed and not, and prints requests/s, latency p50/p99, the added latency and the
 throughput ratio.
 
+The paths take turns, in `--rounds` short turns each, so that the speed of a shared
+machine, which here drifts by a third within a minute, moves both sides of a ratio alike:
+the ratio printed is the median of the rounds' ratios, with their range beside it.
+
 With `--admission` it also starts two more gateways with admission on — an input cap, rate
 limits (requests, tokens, concurrency) and budgets on the global, team, key and model
 scopes, sized so nothing is refused — one keeping that state in process, one in Redis
@@ -15,7 +19,10 @@ throughput next to the plain gateway's: the cost of admission.
 With `--routing`, gateways whose router decides every request's tier — the default one
 (features only) and the shipped embedding one — the router's added latency, end to end.
 
-    .venv/bin/python bench/overhead.py [--seconds 5] [--output-tokens 16] [--admission] [--routing]
+With `--floor`, a bare passthrough on the gateway's own HTTP server and upstream client
+(`bench/passthrough.py`): the most any proxy built on them could reach.
+
+    .venv/bin/python bench/overhead.py [--seconds 5] [--rounds 5] [--output-tokens 16] [--admission] [--routing] [--floor]
 
 The load generator has to cost much less than the servers it measures, or it measures
 itself: on a 2-core machine it shares the CPU with them. So it is a bare HTTP/1.1 keep-alive
@@ -29,11 +36,13 @@ import argparse
 import asyncio
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,7 +52,7 @@ import orjson
 import uvloop
 import yaml
 
-from tokenbrake.launch import ChildServer
+from tokenbrake.launch import ChildServer, free_port, wait_healthy
 
 LOAD_GENERATOR = "bare asyncio HTTP/1.1 keep-alive client (httptools parser, uvloop), one connection per worker"
 STREAM_END = b"data: [DONE]\n\n"
@@ -54,6 +63,11 @@ class Result:
     requests: int
     seconds: float
     latencies: list[float]
+
+    @classmethod
+    def combined(cls, results: list[Result]) -> Result:
+        return cls(sum(r.requests for r in results), sum(r.seconds for r in results),
+                   [latency for r in results for latency in r.latencies])
 
     @property
     def rps(self) -> float:
@@ -192,34 +206,53 @@ def create_key(config_path: Path) -> str:
     return json.loads(out)["key"]
 
 
-def measure(paths: dict[str, str], key: str, seconds: float) -> None:
-    """Each mode and concurrency on every path in turn; ratios against the first path and,
-    for gateways with admission, against the plain gateway."""
+def measure(paths: dict[str, str], key: str, seconds: float, rounds: int) -> None:
+    """Each mode and concurrency on every path, in `rounds` short turns that take the paths
+    in turn (reversing their order every other round), so a machine whose speed drifts
+    during the run slows every path alike. Ratios against the first path and, for gateways
+    with admission, against the plain gateway: the median of the rounds' ratios, with their
+    range beside it."""
     print(f"{'mode':<10} {'conc':>4} {'path':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for stream in (False, True):
         for concurrency in (1, 32):
-            rows = {}
             mode = "stream" if stream else "json"
-            for name, base in paths.items():
-                result = uvloop.run(load(base + "/v1/chat/completions", key, concurrency, stream, seconds))
-                rows[name] = result
+            turns: dict[str, list[Result]] = {name: [] for name in paths}
+            for number in range(rounds):
+                order = list(paths.items()) if number % 2 == 0 else list(reversed(paths.items()))
+                for name, base in order:
+                    turns[name].append(uvloop.run(load(base + "/v1/chat/completions", key, concurrency, stream,
+                                                       seconds / rounds)))
+            rows = {name: Result.combined(results) for name, results in turns.items()}
+            for name, result in rows.items():
                 print(f"{mode:<10} {concurrency:>4} {name:<16} {result.rps:>8.0f} {result.pct(0.5):>8.2f} "
                       f"{result.pct(0.99):>8.2f}", flush=True)
             direct, plain = rows["direct"], rows["gateway"]
             print(f"{'':<15} gateway vs direct: added p50 {plain.pct(0.5) - direct.pct(0.5):.2f} ms, "
-                  f"throughput ratio {plain.rps / direct.rps:.2f}", flush=True)
+                  f"throughput ratio {ratio(turns['gateway'], turns['direct'])}", flush=True)
             for name in [n for n in rows if n.startswith("gw+")]:
                 print(f"{'':<15} {name} vs gateway: added p50 {rows[name].pct(0.5) - plain.pct(0.5):.2f} ms, "
-                      f"throughput ratio {rows[name].rps / plain.rps:.2f}", flush=True)
+                      f"throughput ratio {ratio(turns[name], turns['gateway'])}", flush=True)
+            if "floor" in rows:
+                print(f"{'':<15} floor vs direct: added p50 {rows['floor'].pct(0.5) - direct.pct(0.5):.2f} ms, "
+                      f"throughput ratio {ratio(turns['floor'], turns['direct'])}", flush=True)
+
+
+def ratio(measured: list[Result], baseline: list[Result]) -> str:
+    """The median of the rounds' throughput ratios, and their range."""
+    ratios = sorted(a.rps / b.rps for a, b in zip(measured, baseline))
+    return f"{statistics.median(ratios):.2f} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
+    parser.add_argument("--seconds", type=float, default=5.0, help="time on each path, for each mode and concurrency")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the paths take in that time")
     parser.add_argument("--output-tokens", type=int, default=16)
     parser.add_argument("--admission", action="store_true", help="also measure gateways with budgets and limits on")
     parser.add_argument("--routing", action="store_true", help="also measure a gateway routing every request")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for the shared-state gateway")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure a bare passthrough on the same server and client (bench/passthrough.py)")
     args = parser.parse_args()
 
     with ChildServer(["emulate", "--output-tokens", str(args.output_tokens)], quiet=True) as emulator, \
@@ -239,13 +272,30 @@ def main() -> None:
             path.write_text(yaml.safe_dump(cfg))
             key = key or create_key(path)  # one database: the key works on every gateway
             paths[name] = gateways.enter_context(ChildServer(["serve", "--config", str(path)], quiet=True)).url
+        if args.floor:
+            paths["floor"] = gateways.enter_context(passthrough(emulator.url))
         print(f"# tokenbrake overhead — {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
-              f"{platform.python_implementation()} {platform.python_version()}, {args.seconds:.0f}s per cell, "
+              f"{platform.python_implementation()} {platform.python_version()}, {args.seconds:.0f}s per cell in {args.rounds} rounds, "
               f"{args.output_tokens} output tokens")
         print(f"# load generator: {LOAD_GENERATOR}")
-        measure(paths, key, args.seconds)
+        measure(paths, key, args.seconds, args.rounds)
     if args.routing:
         router_latency()
+
+
+@contextmanager
+def passthrough(upstream: str) -> Iterator[str]:
+    """bench/passthrough.py in front of `upstream`; its URL."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("passthrough.py")), upstream, str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url + "/healthz", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
 
 
 def router_latency() -> None:
