@@ -54,5 +54,3 @@ def decode_chunks(payloads: list[bytes]) -> list[Chunk] | None:
     except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError (another shape) is one too
         return None
     return chunks
-
-
