@@ -56,7 +56,7 @@ class SSEParser:
 
         Told by counting rather than by looking at each event: the events before the last
         blank line are all single `data: ` lines exactly when that text starts with `data: `
-        and has two line ends per `\n\ndata: ` between events, and no others."""
+        and has two line ends per `\\n\\ndata: ` between events, and no others."""
         data = self._whole(chunk)
         if data is None:
             return None

@@ -28,6 +28,11 @@ def samples(metrics: Metrics) -> dict[tuple, float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+def counter(got: dict[tuple, float], name: str, **labels: str) -> float | None:
+    """A counter's sample for these labels (None when it has none)."""
+    return got.get((f"tokenbrake_{name}_total", tuple(sorted(labels.items()))))
+
+
 async def record(metrics: Metrics, *contexts: RequestContext) -> None:
     stage = RecordMetrics(metrics)
     for ctx in contexts:
@@ -43,13 +48,13 @@ async def test_requests_tokens_and_cost_are_counted_by_model():
     got = samples(metrics)
     ok = (("endpoint", "chat"), ("front_door", "openai"), ("model", "small"), ("status", "200"))
     assert got[("tokenbrake_requests_total", ok)] == 2
-    assert got[("tokenbrake_tokens_total", (("model", "small"), ("type", "input")))] == 17
-    assert got[("tokenbrake_tokens_total", (("model", "small"), ("type", "output")))] == 8
-    assert got[("tokenbrake_tokens_total", (("model", "small"), ("type", "cached_input")))] == 4
-    assert ("tokenbrake_tokens_total", (("model", "small"), ("type", "cache_write"))) not in got  # none counted
-    assert abs(got[("tokenbrake_cost_usd_total", (("model", "small"),))] - 0.003) < 1e-12
-    assert got[("tokenbrake_cost_usd_total", (("model", "big"),))] == 0.5
-    assert got[("tokenbrake_upstream_attempts_total", (("outcome", "200"), ("upstream", "local")))] == 2
+    assert counter(got, "tokens", model="small", type="input") == 17
+    assert counter(got, "tokens", model="small", type="output") == 8
+    assert counter(got, "tokens", model="small", type="cached_input") == 4
+    assert counter(got, "tokens", model="small", type="cache_write") is None  # none counted
+    assert abs(counter(got, "cost_usd", model="small") - 0.003) < 1e-12
+    assert counter(got, "cost_usd", model="big") == 0.5
+    assert counter(got, "upstream_attempts", outcome="200", upstream="local") == 2
     streamed = (("model", "big"), ("stream", "true"))
     assert got[("tokenbrake_request_duration_seconds_count", streamed)] == 1
     assert 0.2 <= got[("tokenbrake_request_duration_seconds_sum", streamed)] < 0.25
@@ -89,10 +94,10 @@ async def test_errors_refusals_and_a_cascades_earlier_calls():
     got = samples(metrics)
     refused_labels = (("endpoint", "chat"), ("front_door", "anthropic"), ("model", "unknown"), ("status", "401"))
     assert got[("tokenbrake_requests_total", refused_labels)] == 1
-    assert got[("tokenbrake_errors_total", (("kind", "authentication"), ("model", "unknown")))] == 1
-    assert got[("tokenbrake_errors_total", (("kind", "timeout"), ("model", "big")))] == 1
-    assert got[("tokenbrake_upstream_attempts_total", (("outcome", "no_answer"), ("upstream", "cloud")))] == 1
-    assert got[("tokenbrake_upstream_attempts_total", (("outcome", "503"), ("upstream", "cloud")))] == 1
-    assert got[("tokenbrake_tokens_total", (("model", "small"), ("type", "output")))] == 9  # the rejected answer
-    assert got[("tokenbrake_cost_usd_total", (("model", "small"),))] == 0.0001
-    assert got[("tokenbrake_cost_usd_total", (("model", "big"),))] == 0.03
+    assert counter(got, "errors", kind="authentication", model="unknown") == 1
+    assert counter(got, "errors", kind="timeout", model="big") == 1
+    assert counter(got, "upstream_attempts", outcome="no_answer", upstream="cloud") == 1
+    assert counter(got, "upstream_attempts", outcome="503", upstream="cloud") == 1
+    assert counter(got, "tokens", model="small", type="output") == 9  # the rejected answer
+    assert counter(got, "cost_usd", model="small") == 0.0001
+    assert counter(got, "cost_usd", model="big") == 0.03

@@ -63,5 +63,5 @@ async def test_a_client_that_left_is_noticed_once_the_watch_starts_and_the_strea
     sent = await respond(stream, receive)
     elapsed = time.perf_counter() - started
     assert stream.closed
-    assert WATCH_AFTER_S <= elapsed < WATCH_AFTER_S + 0.5
+    assert WATCH_AFTER_S <= elapsed < 5  # not the stream's ten seconds (loose: a loaded machine is slow)
     assert len(sent) < 1000

@@ -27,7 +27,6 @@ class Identify:
         ctx.who = who
 
 
-
 def body_user(body: dict[str, Any]) -> str | None:
     """OpenAI's `user` field, or Anthropic's `metadata.user_id`."""
     user = body.get("user")
