@@ -5,6 +5,8 @@ import pytest
 from storage_backends import db, ledger_row, place  # noqa: F401
 
 from tokenbrake.storage import GROUPINGS, UsageGroup
+from tokenbrake.storage.ledger import MAX_ROWS_PER_INSERT, statement_sizes
+from tokenbrake.storage.sqlite import SQLITE
 
 DAY1 = datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC)
 DAY2 = datetime(2026, 11, 2, 0, 0, 1, tzinfo=UTC)
@@ -41,11 +43,27 @@ async def test_writing_a_request_id_twice_keeps_one_row(db):
         UsageGroup("(none)", 1, 100, 10, Decimal("0.001"), 0), UsageGroup("a=1", 1, 100, 10, Decimal("0.001"), 0)]
 
 
+@pytest.mark.parametrize("rows", [0, 1, 7, MAX_ROWS_PER_INSERT - 1, MAX_ROWS_PER_INSERT, 3 * MAX_ROWS_PER_INSERT + 37])
+def test_a_batch_is_cut_into_few_statements_of_few_sizes(rows):
+    sizes = statement_sizes(rows)
+    assert sum(sizes) == rows
+    assert sizes == sorted(sizes, reverse=True) and max(sizes, default=0) <= MAX_ROWS_PER_INSERT
+    rest = [size for size in sizes if size < MAX_ROWS_PER_INSERT]
+    assert all(size & (size - 1) == 0 for size in rest) and len(rest) == len(set(rest))  # distinct powers of two
+
+
 async def test_a_batch_of_several_insert_statements_reads_back_exactly_once_per_request_id(db):
     base = datetime(2026, 11, 1, tzinfo=UTC)
-    rows = [ledger_row(n, ts=base + timedelta(seconds=n), cost_usd=Decimal(n) / 1000) for n in range(137)]
-    await db.ledger.write(rows + rows[:60])  # whole multi-row statements, a remainder, and repeats
-    assert await db.ledger.rows(limit=1000) == rows[::-1]
+    count = 2 * MAX_ROWS_PER_INSERT + 37
+    rows = [ledger_row(n, ts=base + timedelta(seconds=n), cost_usd=Decimal(n) / 1000,
+                       tags={"n": str(n), "parity": str(n % 2)}) for n in range(count)]
+    # Two full statements of rows, shorter ones for the rest, repeats of a whole statement's
+    # rows inside the batch; and tags over several statements of their own.
+    await db.ledger.write(rows + rows[:MAX_ROWS_PER_INSERT + 60])
+    assert await db.ledger.rows(limit=10 * count) == rows[::-1]
+    by_tag = {group.group: group.requests for group in await db.ledger.usage("tag")}
+    assert by_tag["parity=0"] == (count + 1) // 2 and by_tag["parity=1"] == count // 2
+    assert sum(requests for name, requests in by_tag.items() if name.startswith("n=")) == count
 
 
 async def seed(db) -> None:
@@ -105,3 +123,16 @@ async def test_totals_of_an_empty_ledger_are_zero(db):
 async def test_unknown_grouping_is_refused(db):
     with pytest.raises(ValueError, match="colour"):
         await db.ledger.usage("colour")
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 11, 29, 1, 2, 3, 4, tzinfo=UTC),
+    datetime(2026, 11, 29, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2026, 11, 30, 0, 30, tzinfo=timezone(timedelta(hours=2))),  # the day before, in UTC
+    datetime(2026, 11, 1, 12, 0),  # naive: taken as UTC
+    datetime(999, 1, 1, tzinfo=UTC),
+])
+def test_sqlite_stores_times_as_fixed_width_iso_8601_in_utc(moment):
+    as_utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    assert SQLITE.timestamp(moment) == as_utc.isoformat(timespec="microseconds")
+    assert len(SQLITE.timestamp(moment)) == 32  # the day is its first ten characters, and text sorts as time

@@ -7,11 +7,13 @@ Parameters go in as plain Python values (`Decimal`, aware `datetime`, `bool`); w
 back is normalised by `to_datetime` / `to_decimal`, because SQLite hands back text where
 PostgreSQL hands back typed values.
 
-The exception is `Tx.executemany`, the bulk path (the ledger writes thousands of rows a
-second through it): its rows go to the driver untouched, already holding money and
-timestamps as the dialect's `money` and `timestamp` make them. Converting each value once,
-knowing its type, is several times cheaper than inspecting every value of every row, and
-that work holds the GIL the request path needs.
+The exception is `write_batch`, the bulk path (the ledger writes thousands of rows a second
+through it): statements, each run over its rows, in one transaction, with the rows going to
+the driver untouched, already holding money and timestamps as the dialect's `money` and
+`timestamp` make them. Converting each value once, knowing its type, is several times
+cheaper than inspecting every value of every row, and that work holds the GIL the request
+path needs. It is one call, not a transaction's several, so SQLite's thread runs a whole
+batch in one turn.
 """
 
 from __future__ import annotations
@@ -43,8 +45,6 @@ class Tx(Protocol):
 
     async def execute(self, sql: str, params: Params = ()) -> int: ...  # rows affected
 
-    async def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...  # rows as the driver takes them
-
     async def fetch(self, sql: str, params: Params = ()) -> list[tuple]: ...
 
 
@@ -54,6 +54,10 @@ class Backend(Protocol):
     async def fetch(self, sql: str, params: Params = ()) -> list[tuple]: ...
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    async def write_batch(self, statements: Sequence[tuple[str, Sequence[Params]]]) -> None:
+        """Runs each statement once per parameter row (rows as the driver takes them), all
+        in one transaction."""
 
     async def close(self) -> None: ...
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from tokenbrake.storage.backend import Backend, Dialect, to_datetime, to_decimal
 from tokenbrake.storage.usage import UsageGroup, grouped, total
@@ -58,21 +59,40 @@ _NAMES = ("request_id", "ts", "key_name", "team", "user_name", "session_id", "ta
           "prompt", "completion", "saved_usd", "loop_suspected")
 _COLUMNS = ", ".join(_NAMES)
 _ONE_ROW = f"({', '.join('?' for _ in _NAMES)})"
-_INSERT = f"INSERT INTO ledger ({_COLUMNS}) VALUES {_ONE_ROW} ON CONFLICT (request_id) DO NOTHING"
-# Full chunks of this many rows go as one multi-row INSERT. SQLite's driver lets go of the GIL
-# around every statement it runs and must take it back after, so row by row, a busy gateway's
-# writer thread and its event loop would hand the GIL to each other thousands of times a
-# second. The size is fixed so the statement is prepared once; 50 rows x 26 columns stays far
-# under either database's limit on parameters.
-ROWS_PER_INSERT = 50
-_INSERT_CHUNK = (f"INSERT INTO ledger ({_COLUMNS}) VALUES {', '.join([_ONE_ROW] * ROWS_PER_INSERT)}"
-                 " ON CONFLICT (request_id) DO NOTHING")
-_INSERT_TAG = ("INSERT INTO ledger_tags (request_id, key, value) VALUES (?, ?, ?)"
-               " ON CONFLICT (request_id, key) DO NOTHING")
+_TAG_ROW = "(?, ?, ?)"
+# A batch goes in as few statements as it can. SQLite's driver lets go of the GIL around
+# every statement it runs and must take it back after, and a thread waiting for the GIL slows
+# the event loop that holds it: row by row, a busy gateway's writer thread would be waiting
+# almost all the time. A statement holds up to this many rows (13 000 parameters: under
+# SQLite's 32 766 and PostgreSQL's 65 535), so a full batch is one statement.
+MAX_ROWS_PER_INSERT = 500
+
+
+def statement_sizes(rows: int) -> list[int]:
+    """How many rows each statement of a batch of `rows` takes: full statements, then the rest
+    in powers of two. Each size is one statement text, prepared once and kept by the driver;
+    so few sizes keep few of them (a quiet gateway's batches come in every size)."""
+    full, rest = divmod(rows, MAX_ROWS_PER_INSERT)
+    return [MAX_ROWS_PER_INSERT] * full + [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
+
+
+@lru_cache(maxsize=32)
+def _insert_sql(table: str, columns: str, one_row: str, rows: int) -> str:
+    return f"INSERT INTO {table} ({columns}) VALUES {', '.join([one_row] * rows)} ON CONFLICT DO NOTHING"
+
+
+def _inserts(table: str, columns: str, one_row: str, rows: Sequence[tuple]) -> list[tuple[str, list[list]]]:
+    """`rows` as multi-row inserts, each with its parameters in one flat list."""
+    statements, start = [], 0
+    for size in statement_sizes(len(rows)):
+        chunk = rows[start:start + size]
+        statements.append((_insert_sql(table, columns, one_row, size), [[v for row in chunk for v in row]]))
+        start += size
+    return statements
 
 
 def _values(row: LedgerRow, dialect: Dialect) -> tuple:
-    """The row as `_INSERT`'s parameters, in the types the backend's driver takes."""
+    """The row as an insert's parameters, in the types the backend's driver takes."""
     return (
         row.request_id, dialect.timestamp(row.ts), row.key_name, row.team, row.user, row.session,
         _tags_json(row.tags), row.requested_model, row.served_model, row.provider,
@@ -116,16 +136,8 @@ class Ledger:
         dialect = self._backend.dialect
         values = [_values(row, dialect) for row in rows]
         tags = [(row.request_id, str(key), str(value)) for row in rows for key, value in row.tags.items()]
-        full = len(values) - len(values) % ROWS_PER_INSERT
-        chunks = [[value for row in values[i:i + ROWS_PER_INSERT] for value in row]
-                  for i in range(0, full, ROWS_PER_INSERT)]
-        async with self._backend.transaction() as tx:
-            if chunks:
-                await tx.executemany(_INSERT_CHUNK, chunks)
-            if full < len(values):
-                await tx.executemany(_INSERT, values[full:])
-            if tags:
-                await tx.executemany(_INSERT_TAG, tags)
+        await self._backend.write_batch(_inserts("ledger", _COLUMNS, _ONE_ROW, values)
+                                        + _inserts("ledger_tags", "request_id, key, value", _TAG_ROW, tags))
 
     async def rows(self, limit: int = 100) -> list[LedgerRow]:
         """The most recent rows first."""

@@ -94,6 +94,11 @@ class PostgresBackend:
         async with self._pool.connection() as conn, conn.transaction():
             yield _PostgresTx(conn)
 
+    async def write_batch(self, statements: Sequence[tuple[str, Sequence[Params]]]) -> None:
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            for sql, rows in statements:
+                await cursor.executemany(_placeholders(sql), rows)
+
     async def close(self) -> None:
         await self._pool.close()
 
@@ -114,10 +119,6 @@ class _PostgresTx:
     async def execute(self, sql: str, params: Params = ()) -> int:
         cursor = await self._conn.execute(_placeholders(sql), params)
         return cursor.rowcount
-
-    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        async with self._conn.cursor() as cursor:
-            await cursor.executemany(_placeholders(sql), rows)
 
     async def fetch(self, sql: str, params: Params = ()) -> list[tuple]:
         cursor = await self._conn.execute(_placeholders(sql), params)

@@ -33,7 +33,13 @@ def _money(value: Decimal) -> str:
 
 
 def _timestamp(value: datetime) -> str:
-    return utc(value).isoformat(timespec="microseconds")
+    """ISO 8601 in UTC, fixed width: `isoformat(timespec="microseconds")`'s text, made in
+    two thirds of its time (one of these per ledger row)."""
+    t = utc(value)
+    return _ISO_UTC % (t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond)
+
+
+_ISO_UTC = "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00"
 
 
 SQLITE = Dialect(
@@ -116,8 +122,16 @@ class SQLiteBackend:
     def _execute(self, sql: str, params: Params) -> int:
         return self._connection().execute(sql, _params(params)).rowcount
 
-    def _executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        self._connection().executemany(sql, rows)  # already converted by the caller (see backend.py)
+    def _write_batch(self, statements: Sequence[tuple[str, Sequence[Params]]]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, rows in statements:
+                conn.executemany(sql, rows)  # already converted by the caller (see backend.py)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def _rollback(self) -> None:
         if self._conn is not None and self._conn.in_transaction:
@@ -143,6 +157,10 @@ class SQLiteBackend:
                 await self._run(self._rollback)
                 raise
 
+    async def write_batch(self, statements: Sequence[tuple[str, Sequence[Params]]]) -> None:
+        async with self._lock:
+            await self._run(self._write_batch, statements)
+
     async def close(self) -> None:
         async with self._lock:
             if self._conn is not None:
@@ -157,9 +175,6 @@ class _SQLiteTx:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         return await self._backend._run(self._backend._execute, sql, params)
-
-    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        await self._backend._run(self._backend._executemany, sql, rows)
 
     async def fetch(self, sql: str, params: Params = ()) -> list[tuple]:
         return await self._backend._run(self._backend._fetch, sql, params)
