@@ -34,8 +34,8 @@ class Dialect:
     types: dict[str, str]  # column types by role, substituted into migrations
     money_sum: str  # aggregate that adds money exactly
     day: Callable[[str], str]  # SQL for the UTC "YYYY-MM-DD" of a timestamp column
-    money: Callable[[Decimal], Any]  # a money amount as an `executemany` parameter
-    timestamp: Callable[[datetime], Any]  # an aware datetime as an `executemany` parameter
+    money: Callable[[Decimal], Any]  # a money amount as a `write_batch` parameter
+    timestamp: Callable[[datetime], Any]  # an aware datetime as a `write_batch` parameter
     # Held for the whole migration transaction so replicas starting together migrate once.
     migration_lock: str | None = None
 
