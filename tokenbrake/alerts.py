@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -52,6 +53,12 @@ class Alert:
         }
 
 
+@lru_cache(maxsize=256)
+def _exact(share: float) -> Decimal:
+    """A threshold share as the decimal it is written as (0.8, not 0.8000000000000000444)."""
+    return Decimal(str(share))
+
+
 class Alerts:
     def __init__(self, config: AlertsConfig, limits: LimitStore, clock: Clock = system_clock) -> None:
         self.config = config
@@ -64,13 +71,12 @@ class Alerts:
     def observe(self, budget: BudgetConfig, status: CounterStatus, spent: Decimal) -> None:
         """`spent` (at least) has been spent on the counter `status` describes: fire each
         threshold it reaches that has not fired this period."""
-        counter = BudgetCounter(status.key, status.limit, status.window, status.hard)
         spot = None
         for share in budget.alert_at:
-            if spent < status.limit * Decimal(str(share)):
-                continue
+            if spent < status.limit * _exact(share):
+                continue  # as almost every call is: the counter is placed only past a threshold
             now = self.clock()
-            spot = spot or place(counter, now)
+            spot = spot or place(BudgetCounter(status.key, status.limit, status.window, status.hard), now)
             # A rolling window has no periods: it alerts at most once per window length.
             period = f":{int(now // spot.rolling_s)}" if spot.rolling_s else ""
             mark = f"alert:{spot.key}{period}:{share:g}"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from tokenbrake.limits import BudgetCounter, Window, from_nanos, open_state, to_nanos
-from tokenbrake.limits.windows import period, place
+from tokenbrake.limits import windows
+from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, period, place
 
 
 def at(*args: int) -> float:
@@ -47,6 +49,36 @@ def test_total_and_rolling_keys_do_not_move():
     assert place(total, at(2026, 1, 1)).key == place(total, at(2030, 1, 1)).key == "budget:key:k:total"
     assert place(rolling, at(2026, 1, 1)).key == "budget:key:k:rolling:3600s"
     assert place(total, at(2026, 1, 1)).keep_s is None
+
+
+def placed_afresh(counter: BudgetCounter, now: float) -> Placement:
+    start, end = period(counter.window, now)
+    return Placement(f"budget:{counter.key}:{start.isoformat(timespec='minutes')}", 0.0, end,
+                     end.timestamp() - now + KEEP_AFTER_S)
+
+
+@pytest.mark.parametrize("kind", ["minute", "hour", "day", "week", "month"])
+@pytest.mark.parametrize("tz", ["Europe/Paris", "Asia/Kolkata", "UTC"])
+def test_a_remembered_period_places_every_moment_as_working_it_out_again_would(kind, tz):
+    counter = BudgetCounter(f"team:{kind}:{tz}", Decimal(1), Window(kind, tz=tz))
+    moment = at(2026, 10, 24, 23)  # across Paris's change back from summer time, and a month's end
+    moments = []
+    while moment < at(2026, 11, 2, 1):
+        moments.append(moment)
+        moment += 433.7  # lands on either side of every boundary, and now and then right at one
+    moments += random.Random(7).sample(moments, 40)  # then back and forth: a clock set back, or reordered calls
+    moments += [period(counter.window, m)[1].timestamp() + delta for m in moments[::97] for delta in (-1e-6, 0.0)]
+    for moment in moments:
+        assert place(counter, moment) == placed_afresh(counter, moment), datetime.fromtimestamp(moment, UTC)
+
+
+def test_the_remembered_periods_are_bounded(monkeypatch):
+    monkeypatch.setattr(windows, "MAX_PERIODS_KEPT", 3)
+    monkeypatch.setattr(windows, "_periods", {})
+    for n in range(10):
+        counter = BudgetCounter(f"key:k{n}", Decimal(1), Window("day"))
+        assert place(counter, at(2026, 11, 1) + n) == placed_afresh(counter, at(2026, 11, 1) + n)
+    assert len(windows._periods) <= 3
 
 
 @pytest.mark.parametrize("window", [dict(kind="rolling"), dict(kind="fortnight"), dict(kind="day", seconds=5)])

@@ -65,6 +65,22 @@ def period(window: Window, now: float) -> tuple[datetime, datetime]:
     return _midnight(first, tz), _midnight(after, tz)
 
 
+@dataclass(frozen=True, slots=True)
+class _Period:
+    start_s: float
+    end_s: float
+    key: str
+    end: datetime
+
+
+# Each calendar counter's current period: every admitted request places each of its budgets
+# (reserving, then alerting), and working the period out again costs more than the rest of a
+# budget's check. A period holds for every moment from its start to its end, so the memo is
+# right until then; a moment outside it (the next period, or a clock set back) replaces it.
+_periods: dict[tuple[str, Window], _Period] = {}
+MAX_PERIODS_KEPT = 10_000  # counters' keys come from config and keys, not from clients; a bound all the same
+
+
 def place(counter: BudgetCounter, now: float) -> Placement:
     window = counter.window
     if window.kind == "total":
@@ -72,6 +88,16 @@ def place(counter: BudgetCounter, now: float) -> Placement:
     if window.kind == "rolling":
         seconds = float(window.seconds)
         return Placement(f"budget:{counter.key}:rolling:{seconds:g}s", seconds, None, seconds + KEEP_AFTER_S)
-    start, end = period(window, now)
-    return Placement(f"budget:{counter.key}:{start.isoformat(timespec='minutes')}", 0.0, end,
-                     end.timestamp() - now + KEEP_AFTER_S)
+    current = _periods.get((counter.key, window))
+    if current is None or not current.start_s <= now < current.end_s:
+        current = _current_period(counter, now)
+    return Placement(current.key, 0.0, current.end, current.end_s - now + KEEP_AFTER_S)
+
+
+def _current_period(counter: BudgetCounter, now: float) -> _Period:
+    start, end = period(counter.window, now)
+    current = _Period(start.timestamp(), end.timestamp(), f"budget:{counter.key}:{start.isoformat(timespec='minutes')}", end)
+    if len(_periods) >= MAX_PERIODS_KEPT:
+        _periods.clear()
+    _periods[(counter.key, counter.window)] = current
+    return current
