@@ -78,7 +78,7 @@ class _Period:
 # budget's check. A period holds for every moment from its start to its end, so the memo is
 # right until then; a moment outside it (the next period, or a clock set back) replaces it.
 _periods: dict[tuple[str, Window], _Period] = {}
-MAX_PERIODS_KEPT = 10_000  # counters' keys come from config and keys, not from clients; a bound all the same
+MAX_PERIODS_KEPT = 10_000  # a `user:*` budget has a counter per end user: bounded, it cannot grow without end
 
 
 def place(counter: BudgetCounter, now: float) -> Placement:
