@@ -1,12 +1,14 @@
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from storage_backends import db, ledger_row, place  # noqa: F401
+from storage_backends import db, ledger_row, place, sqlite_place  # noqa: F401
 
 from tokenbrake.storage import GROUPINGS, UsageGroup
+from tokenbrake.storage import sqlite as sqlite_module
 from tokenbrake.storage.ledger import MAX_ROWS_PER_INSERT, statement_sizes
-from tokenbrake.storage.sqlite import SQLITE
+from tokenbrake.storage.sqlite import SQLITE, _connect as connect_sqlite
 
 DAY1 = datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC)
 DAY2 = datetime(2026, 11, 2, 0, 0, 1, tzinfo=UTC)
@@ -43,13 +45,32 @@ async def test_writing_a_request_id_twice_keeps_one_row(db):
         UsageGroup("(none)", 1, 100, 10, Decimal("0.001"), 0), UsageGroup("a=1", 1, 100, 10, Decimal("0.001"), 0)]
 
 
+@pytest.mark.parametrize("largest", [MAX_ROWS_PER_INSERT, 38, 1])
 @pytest.mark.parametrize("rows", [0, 1, 7, MAX_ROWS_PER_INSERT - 1, MAX_ROWS_PER_INSERT, 3 * MAX_ROWS_PER_INSERT + 37])
-def test_a_batch_is_cut_into_few_statements_of_few_sizes(rows):
-    sizes = statement_sizes(rows)
+def test_a_batch_is_cut_into_few_statements_of_few_sizes(rows, largest):
+    sizes = statement_sizes(rows, largest)
     assert sum(sizes) == rows
-    assert sizes == sorted(sizes, reverse=True) and max(sizes, default=0) <= MAX_ROWS_PER_INSERT
-    rest = [size for size in sizes if size < MAX_ROWS_PER_INSERT]
+    assert sizes == sorted(sizes, reverse=True) and max(sizes, default=0) <= largest
+    rest = [size for size in sizes if size < largest]
     assert all(size & (size - 1) == 0 for size in rest) and len(rest) == len(set(rest))  # distinct powers of two
+
+
+async def test_an_sqlite_built_with_the_old_limit_of_999_parameters_still_takes_a_full_batch(sqlite_place, monkeypatch):
+    def old_sqlite(path: str) -> sqlite3.Connection:
+        conn = connect_sqlite(path)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # the default before SQLite 3.32
+        return conn
+
+    monkeypatch.setattr(sqlite_module, "_connect", old_sqlite)
+    database = await sqlite_place.open()
+    try:
+        assert database.backend.max_parameters == 999
+        rows = [ledger_row(n, tags={f"t{t}": "x" for t in range(4)}) for n in range(MAX_ROWS_PER_INSERT)]
+        await database.ledger.write(rows)  # 13 000 parameters in all, 2 000 tags
+        assert {row.request_id for row in await database.ledger.rows(limit=1000)} == {row.request_id for row in rows}
+        assert sum(group.requests for group in await database.ledger.usage("tag")) == 4 * len(rows)
+    finally:
+        await database.close()
 
 
 async def test_a_batch_of_several_insert_statements_reads_back_exactly_once_per_request_id(db):

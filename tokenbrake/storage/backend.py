@@ -50,6 +50,7 @@ class Tx(Protocol):
 
 class Backend(Protocol):
     dialect: Dialect
+    max_parameters: int  # the most parameters one statement may take
 
     async def fetch(self, sql: str, params: Params = ()) -> list[tuple]: ...
 

@@ -63,17 +63,18 @@ _TAG_ROW = "(?, ?, ?)"
 # A batch goes in as few statements as it can. SQLite's driver lets go of the GIL around
 # every statement it runs and must take it back after, and a thread waiting for the GIL slows
 # the event loop that holds it: row by row, a busy gateway's writer thread would be waiting
-# almost all the time. A statement holds up to this many rows (13 000 parameters: under
-# SQLite's 32 766 and PostgreSQL's 65 535), so a full batch is one statement.
+# almost all the time. A statement holds up to this many rows (13 000 parameters), or fewer
+# where the database takes fewer parameters (an older SQLite: 999), so a full batch is one
+# statement.
 MAX_ROWS_PER_INSERT = 500
 
 
-def statement_sizes(rows: int) -> list[int]:
-    """How many rows each statement of a batch of `rows` takes: full statements, then the rest
-    in powers of two. Each size is one statement text, prepared once and kept by the driver;
-    so few sizes keep few of them (a quiet gateway's batches come in every size)."""
-    full, rest = divmod(rows, MAX_ROWS_PER_INSERT)
-    return [MAX_ROWS_PER_INSERT] * full + [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
+def statement_sizes(rows: int, largest: int = MAX_ROWS_PER_INSERT) -> list[int]:
+    """How many rows each statement of a batch of `rows` takes: full statements of `largest`,
+    then the rest in powers of two. Each size is one statement text, prepared once and kept by
+    the driver; so few sizes keep few of them (a quiet gateway's batches come in every size)."""
+    full, rest = divmod(rows, largest)
+    return [largest] * full + [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
 
 
 @lru_cache(maxsize=32)
@@ -81,10 +82,14 @@ def _insert_sql(table: str, columns: str, one_row: str, rows: int) -> str:
     return f"INSERT INTO {table} ({columns}) VALUES {', '.join([one_row] * rows)} ON CONFLICT DO NOTHING"
 
 
-def _inserts(table: str, columns: str, one_row: str, rows: Sequence[tuple]) -> list[tuple[str, list[list]]]:
+def _inserts(table: str, columns: str, one_row: str, rows: Sequence[tuple],
+             max_parameters: int) -> list[tuple[str, list[list]]]:
     """`rows` as multi-row inserts, each with its parameters in one flat list."""
+    if not rows:
+        return []
+    largest = max(1, min(MAX_ROWS_PER_INSERT, max_parameters // len(rows[0])))
     statements, start = [], 0
-    for size in statement_sizes(len(rows)):
+    for size in statement_sizes(len(rows), largest):
         chunk = rows[start:start + size]
         statements.append((_insert_sql(table, columns, one_row, size), [[v for row in chunk for v in row]]))
         start += size
@@ -136,8 +141,9 @@ class Ledger:
         dialect = self._backend.dialect
         values = [_values(row, dialect) for row in rows]
         tags = [(row.request_id, str(key), str(value)) for row in rows for key, value in row.tags.items()]
-        await self._backend.write_batch(_inserts("ledger", _COLUMNS, _ONE_ROW, values)
-                                        + _inserts("ledger_tags", "request_id, key, value", _TAG_ROW, tags))
+        limit = self._backend.max_parameters
+        await self._backend.write_batch(_inserts("ledger", _COLUMNS, _ONE_ROW, values, limit)
+                                        + _inserts("ledger_tags", "request_id, key, value", _TAG_ROW, tags, limit))
 
     async def rows(self, limit: int = 100) -> list[LedgerRow]:
         """The most recent rows first."""

@@ -62,6 +62,7 @@ def redact(url: str) -> str:
 
 class PostgresBackend:
     dialect = POSTGRES
+    max_parameters = 65_535  # the wire protocol counts a statement's parameters in 16 bits
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool

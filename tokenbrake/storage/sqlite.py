@@ -102,12 +102,16 @@ class SQLiteBackend:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenbrake-sqlite")
         self._lock = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
+        self.max_parameters = 999  # until the connection says
 
     @classmethod
     async def open(cls, path: str) -> SQLiteBackend:
         backend = cls(path)
         try:
             backend._conn = await backend._run(_connect, path)
+            # As SQLite was built: 32 766 by default since 3.32, 999 before (still found on
+            # older distributions), more where a build raised it.
+            backend.max_parameters = await backend._run(backend._conn.getlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         except BaseException:
             backend._thread.shutdown(wait=False)
             raise
