@@ -63,6 +63,33 @@ def applicable(budgets: list[BudgetConfig], values: dict[str, list[str]], tz: st
     return list(chosen.values())
 
 
+class ApplicableMemo:
+    """`applicable` for the budgets in force, remembered by the request's scope values: most
+    requests come from a few keys, teams and models, and working the budgets out again for
+    each (a counter per budget it names) cost more than reserving on them in memory.
+
+    The memo is for one list of budgets; `BudgetCache` replaces its list whenever it reloads
+    (never changing one in place), and a new list starts a new memo. The lists it returns are
+    shared between requests: read them, never change them."""
+
+    def __init__(self, tz: str, max_entries: int = 10_000) -> None:
+        self.tz = tz
+        self.max_entries = max_entries  # a `user:*` budget makes one entry per end user
+        self._budgets: list[BudgetConfig] | None = None
+        self._applied: dict[tuple, list[Applied]] = {}
+
+    def __call__(self, budgets: list[BudgetConfig], values: dict[str, list[str]]) -> list[Applied]:
+        if budgets is not self._budgets:
+            self._budgets, self._applied = budgets, {}
+        key = tuple((kind, tuple(names)) for kind, names in values.items())
+        found = self._applied.get(key)
+        if found is None:
+            if len(self._applied) >= self.max_entries:
+                self._applied.clear()
+            found = self._applied[key] = applicable(budgets, values, self.tz)
+        return found
+
+
 def merge(configured: list[BudgetConfig], stored: list[BudgetConfig]) -> list[BudgetConfig]:
     """The config's budgets with the stored ones laid over them by (scope, period)."""
     merged = {(b.scope, b.period): b for b in configured}
@@ -137,6 +164,8 @@ class BudgetCache:
         self.config = config
         self.db = db
         self.refresh_s = refresh_s
+        # Replaced on reload, never changed in place: the Budgets stage remembers what applies
+        # to a request per list (ApplicableMemo).
         self.current: list[BudgetConfig] = list(config.budgets)
         self._task: asyncio.Task | None = None
 

@@ -13,7 +13,7 @@ import pytest
 from limits_backends import FakeClock
 from tokenbrake import request_size
 from tokenbrake.alerts import Alerts
-from tokenbrake.budgets import PossibleCall, affordable_output, applicable, merge, refusal, worst_case
+from tokenbrake.budgets import ApplicableMemo, PossibleCall, affordable_output, applicable, merge, refusal, worst_case
 from tokenbrake.config import AlertsConfig, BudgetConfig, parse_config
 from tokenbrake.core import Attribution, Endpoint, Format, GatewayError, RequestContext, Usage
 from tokenbrake.limits import Window
@@ -72,6 +72,20 @@ def test_a_star_model_budget_names_one_counter_per_model_the_request_may_reach()
 def test_two_budgets_naming_one_counter_keep_the_smaller_amount():
     [kept] = applicable([budget("tag:*", "9"), budget("tag:feature=chat", "2")], {"tag": ["feature=chat"]}, "UTC")
     assert kept.counter.limit == Decimal("2")
+
+
+def test_remembered_budgets_are_those_the_request_counts_against_until_the_budgets_change():
+    memo = ApplicableMemo("Europe/Paris", max_entries=3)
+    budgets = [budget("team:search"), budget("user:*", period="day"), budget("tag:*")]
+    requests = [{**VALUES, "user": [name]} for name in ("ana", "bob", "cy", "dee", "ana", "bob")]
+    requests += [{**VALUES, "user": [], "tag": []}, {**VALUES, "team": ["ads"]}, VALUES]
+    for values in requests:  # more distinct requests than the memo keeps, and some again
+        assert memo(budgets, values) == applicable(budgets, values, "Europe/Paris")
+    assert [a.counter.key for a in memo(budgets, VALUES)] == ["team:search", "user:ana", "tag:feature=chat",
+                                                              "tag:env=prod"]
+    reloaded = [budget("team:search", "0.5"), budget("model:big")]  # BudgetCache's next list
+    assert [(a.counter.key, a.budget.amount_usd) for a in memo(reloaded, VALUES)] == [
+        ("team:search", Decimal("0.5")), ("model:big", Decimal(1))]
 
 
 def test_budgets_set_at_run_time_replace_the_configs_of_the_same_scope_and_period():

@@ -27,7 +27,8 @@ from decimal import Decimal
 
 from tokenbrake import request_size
 from tokenbrake.alerts import Alerts
-from tokenbrake.budgets import Applied, BudgetCache, PossibleCall, affordable_output, applicable, refusal, worst_case
+from tokenbrake.budgets import (Applied, ApplicableMemo, BudgetCache, PossibleCall, affordable_output, refusal,
+                               worst_case)
 from tokenbrake.config import BudgetConfig, Config
 from tokenbrake.core import Endpoint, RequestContext, Target
 from tokenbrake.limits import Clock, CounterStatus, Grant, LimitStore, system_clock
@@ -68,6 +69,7 @@ class Budgets:
         self.clock = clock
         self.targets = build_targets(config)
         self._holds: dict[str, tuple[list[Applied], list[CounterStatus]]] = {}  # request id -> reserved on
+        self._applicable = ApplicableMemo(self.settings.timezone)
 
     async def before(self, ctx: RequestContext) -> None:
         budgets = self.budgets.current
@@ -116,7 +118,7 @@ class Budgets:
 
     def _applied(self, ctx: RequestContext, budgets: list[BudgetConfig], calls: list[PossibleCall]) -> list[Applied]:
         models = list(dict.fromkeys(model for call in calls for model in call.models))
-        return applicable(budgets, budget_values(ctx, models), self.settings.timezone)
+        return self._applicable(budgets, budget_values(ctx, models))
 
     def _calls(self, ctx: RequestContext) -> list[PossibleCall]:
         """The upstream calls the request may make: one, answered by any of its targets; for a
