@@ -238,7 +238,7 @@ class StreamRelay:
                 if isinstance(data.get("error"), dict):
                     raise _reported_error(self.target, data)
                 self.meter.observe_openai(data)
-                if self.translation.client_wants_usage or data.get("choices") or data.get("usage") is None:
+                if self.translation.client_wants_usage or not _is_usage_only(data):
                     out += (b"data: ", payload, EVENT_END)
         if end < len(payloads):
             self._end(DONE_EVENT, out)
