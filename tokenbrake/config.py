@@ -62,12 +62,22 @@ class UpstreamConfig(Strict):
     timeout_s: float = Field(600.0, gt=0)
     max_connections: int = Field(256, gt=0)
     anthropic_version: str = "2023-06-01"
+    # The field a `kind: openai` upstream reads the output cap from. Unset: max_completion_tokens
+    # for OpenAI's and Azure's APIs (their reasoning models refuse max_tokens), max_tokens for
+    # every other server (vLLM, llama.cpp, Ollama, LM Studio, Mistral...: some know no other).
+    output_cap_field: Literal["max_tokens", "max_completion_tokens"] | None = None
     retry: RetryConfig | None = None  # overrides the top-level retry policy
 
     @model_validator(mode="after")
     def _check_base_url(self) -> UpstreamConfig:
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_output_cap_field(self) -> UpstreamConfig:
+        if self.output_cap_field is not None and self.kind != "openai":
+            raise ValueError("output_cap_field applies to kind: openai upstreams (Anthropic's API reads max_tokens)")
         return self
 
 

@@ -34,6 +34,15 @@ def test_anthropic_request_reaches_an_openai_upstream_in_openai_format(anthropic
     assert message.stop_reason == "end_turn" and message.usage.output_tokens == 5
 
 
+def test_each_openai_compatible_upstream_gets_the_output_cap_in_the_field_it_reads(anthropic_client, openai_client, emulator):
+    anthropic_client.messages.create(model="gpt-4o", max_tokens=40, messages=user("[[emulator: id=cap-a2openai]]"))
+    sent = last_sent(emulator, "cap-a2openai")["body"]
+    assert sent["max_completion_tokens"] == 40 and "max_tokens" not in sent  # OpenAI's reasoning models refuse it
+    openai_client.chat.completions.create(model="small", max_completion_tokens=40, messages=user("[[emulator: id=cap-o2local]]"))
+    sent = last_sent(emulator, "cap-o2local")["body"]
+    assert sent["max_tokens"] == 40 and "max_completion_tokens" not in sent  # older llama.cpp and Ollama read no other
+
+
 def test_anthropic_stream_from_an_openai_upstream(anthropic_client):
     with anthropic_client.messages.stream(model="small", max_tokens=100, messages=user("stream [[emulator: tokens=9]]")) as stream:
         kinds = [event.type for event in stream]

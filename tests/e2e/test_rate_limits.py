@@ -29,6 +29,7 @@ LIMITS = [
     {"scope": "user:conc", "concurrent": 2},
     {"scope": "user:paster", "max_input_tokens": 100},
     {"scope": "model:capped", "max_output_tokens": 30},
+    {"scope": "model:capped-local", "max_output_tokens": 30},
     {"scope": "user:shared", "requests_per_minute": 4},
 ]
 
@@ -39,6 +40,7 @@ class Setup:
     def __init__(self, emulator: ChildServer, folder, state: str) -> None:
         config = gateway_config(emulator.url, f"sqlite:///{folder / 'ledger.db'}")
         config["models"]["capped"] = {"upstream": "emu-openai", "model": "capped-upstream", "free": True}
+        config["models"]["capped-local"] = {"upstream": "emu-local", "model": "capped-upstream", "free": True}
         config["state"] = state
         config["limits"] = LIMITS
         self.path = write_config(folder, config)
@@ -173,16 +175,24 @@ def test_input_over_the_cap_is_refused_stating_the_count_and_the_cap(setup):
     setup.openai().chat.completions.create(model="gpt-4o", max_tokens=5, user="paster", messages=said("short"))
 
 
-def test_an_output_cap_clamps_max_tokens_before_the_upstream_sees_it(setup, emulator):
+@pytest.mark.parametrize("model, field", [("capped", "max_completion_tokens"), ("capped-local", "max_tokens")])
+def test_an_output_cap_clamps_max_tokens_before_the_upstream_sees_it(setup, emulator, model, field):
+    """Clamped, and sent in the field the upstream reads: OpenAI's API (the emulator posing as
+    it) reads max_completion_tokens, a local server max_tokens."""
     marker = uuid.uuid4().hex[:8]
-    reply = setup.openai().chat.completions.create(model="capped", max_tokens=500,
+    reply = setup.openai().chat.completions.create(model=model, max_tokens=500,
                                                    messages=said(f"[[emulator: id={marker} tokens=200]]"))
-    assert sent_upstream(emulator, marker)["max_tokens"] == 30
+    assert sent_upstream(emulator, marker) | {"messages": None} == {
+        "model": "capped-upstream", "messages": None, field: 30}
     assert reply.usage.completion_tokens == 30 and reply.choices[0].finish_reason == "length"
     marker = uuid.uuid4().hex[:8]
-    setup.anthropic().messages.create(model="capped", max_tokens=10,
+    setup.openai().chat.completions.create(model=model, messages=said(f"[[emulator: id={marker} tokens=5]]"))
+    assert sent_upstream(emulator, marker)[field] == 30  # a request with no cap of its own gets the cap
+    marker = uuid.uuid4().hex[:8]
+    setup.anthropic().messages.create(model=model, max_tokens=10,
                                       messages=said(f"[[emulator: id={marker} tokens=5]]"))
-    assert sent_upstream(emulator, marker)["max_tokens"] == 10  # below the cap: left alone
+    sent = sent_upstream(emulator, marker)
+    assert sent[field] == 10 and len({"max_tokens", "max_completion_tokens"} & sent.keys()) == 1  # below the cap
 
 
 @pytest.mark.parametrize("setup", ["redis"], indirect=True)

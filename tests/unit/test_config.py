@@ -100,3 +100,14 @@ def test_the_state_is_kept_beside_an_sqlite_ledger_unless_named(database, state,
     if state:
         raw["state"] = state
     assert parse_config(raw).state_url == used
+
+
+def test_output_cap_field_is_for_openai_compatible_upstreams_only():
+    raw = {"upstreams": {"a": {"kind": "anthropic", "base_url": "https://api.anthropic.com",
+                               "output_cap_field": "max_tokens"}}, "models": {}}
+    with pytest.raises(ConfigError, match="output_cap_field applies to kind: openai upstreams"):
+        parse_config(raw)
+    raw["upstreams"]["a"]["kind"] = "openai"
+    raw["upstreams"]["a"]["output_cap_field"] = "max_output"
+    with pytest.raises(ConfigError, match=r"upstreams\.a\.output_cap_field"):
+        parse_config(raw)

@@ -120,8 +120,13 @@ class Provider:
     def supports(self, endpoint: Endpoint) -> bool:
         return endpoint in self.paths
 
+    def wire_body(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` as this upstream's server reads it: its wire format's fields are the same
+        everywhere, but a server may read a field under another name."""
+        return body
+
     async def request_json(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
-        content = await self._call("POST", endpoint, orjson.dumps(body), stream=False)
+        content = await self._call("POST", endpoint, orjson.dumps(self.wire_body(endpoint, body)), stream=False)
         try:
             data = orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -131,7 +136,8 @@ class Provider:
         return data
 
     async def open_stream(self, endpoint: Endpoint, body: dict[str, Any]) -> UpstreamStream:
-        return UpstreamStream(self.name, await self._call("POST", endpoint, orjson.dumps(body), stream=True))
+        data = orjson.dumps(self.wire_body(endpoint, body))
+        return UpstreamStream(self.name, await self._call("POST", endpoint, data, stream=True))
 
     async def list_models(self) -> dict[str, Any]:
         return orjson.loads(await self._call("GET", Endpoint.MODELS, None, stream=False))

@@ -12,7 +12,8 @@ Design decisions worth knowing:
 - Anthropic `thinking`, `top_k`, `cache_control` and `output_config.effort` are dropped for
   OpenAI-compatible upstreams; server tools (web search, code execution, MCP) raise.
 - Anthropic requires `max_tokens`: the caller's default is used when the client gave none.
-  Towards OpenAI-compatible upstreams `max_tokens` is sent (what vLLM, llama.cpp and Ollama read).
+  Towards OpenAI-compatible upstreams it stays `max_tokens`; the provider then sends it in the
+  field its server reads (`providers/openai.py`).
 """
 
 from __future__ import annotations
