@@ -33,6 +33,17 @@ def upstream_body(ctx: RequestContext, target: Target) -> dict[str, Any]:
     return out
 
 
+def upstream_headers(ctx: RequestContext, target: Target) -> dict[str, str] | None:
+    """The client's headers the upstream is to see: an Anthropic client's `anthropic-beta`
+    (the beta features it opted into), when an Anthropic upstream serves it. The upstream's
+    key and `anthropic-version` are the gateway's own (its config)."""
+    if target.kind is Format.ANTHROPIC and ctx.format is Format.ANTHROPIC:
+        betas = ctx.headers.get("anthropic-beta")
+        if betas:
+            return {"anthropic-beta": betas}
+    return None
+
+
 def client_body(ctx: RequestContext, target: Target, answer: dict[str, Any]) -> dict[str, Any]:
     if ctx.endpoint is not Endpoint.CHAT or ctx.format is target.kind:
         return answer

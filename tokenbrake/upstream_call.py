@@ -6,7 +6,8 @@ from typing import Any
 
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, Reply, RequestContext, Target
 from tokenbrake.dispatch import Dispatcher
-from tokenbrake.exchange import answer_text, answer_usage, client_body, require_support, upstream_body
+from tokenbrake.exchange import (answer_text, answer_usage, client_body, require_support, upstream_body,
+                                 upstream_headers)
 from tokenbrake.providers import Provider
 from tokenbrake.relay import StreamRelay
 from tokenbrake.tokens import count_request_input
@@ -30,7 +31,7 @@ class UpstreamCall:
         async def send(provider: Provider, target: Target) -> tuple[Target, dict[str, Any], dict[str, Any]]:
             require_support(target, ctx.endpoint, provider.supports(ctx.endpoint))
             body = upstream_body(ctx, target)
-            return target, body, await provider.request_json(ctx.endpoint, body)
+            return target, body, await provider.request_json(ctx.endpoint, body, upstream_headers(ctx, target))
 
         target, body, answer = await self.dispatcher.first_answer(ctx, send)
         try:
@@ -47,7 +48,8 @@ class UpstreamCall:
         async def send(provider: Provider, target: Target) -> StreamRelay:
             require_support(target, ctx.endpoint, provider.supports(ctx.endpoint))
             body = upstream_body(ctx, target)
-            return StreamRelay(ctx, target, await provider.open_stream(ctx.endpoint, body), body)
+            upstream = await provider.open_stream(ctx.endpoint, body, upstream_headers(ctx, target))
+            return StreamRelay(ctx, target, upstream, body)
 
         return Reply(stream=await self.dispatcher.first_answer(ctx, send))
 
@@ -58,7 +60,7 @@ class UpstreamCall:
         if provider.supports(Endpoint.COUNT_TOKENS):
             ctx.targets = [target]
             return Reply(body=await self.dispatcher.first_answer(
-                ctx, lambda p, t: p.request_json(Endpoint.COUNT_TOKENS, upstream_body(ctx, t))
+                ctx, lambda p, t: p.request_json(Endpoint.COUNT_TOKENS, upstream_body(ctx, t), upstream_headers(ctx, t))
             ))
         ctx.served = target
         return Reply(body={"input_tokens": count_request_input("anthropic", ctx.body)})

@@ -82,3 +82,33 @@ def test_count_tokens_for_an_openai_upstream_uses_the_local_tokenizer(anthropic_
 def test_models_list_in_anthropic_format(anthropic_client):
     names = {m.id for m in anthropic_client.models.list()}
     assert "claude-fast" in names
+
+
+def sent_with(emulator, marker: str) -> dict:
+    return [r for r in httpx.get(emulator.url + "/_emulator/requests").json() if marker in str(r["body"])][-1]
+
+
+def test_the_beta_features_a_client_opts_into_reach_an_anthropic_upstream(anthropic_client, emulator):
+    betas = ["token-efficient-tools-2025-02-19", "context-1m-2025-08-07"]
+    message = anthropic_client.beta.messages.create(model="claude-fast", max_tokens=20, betas=betas[:1],
+                                                    messages=user("[[emulator: id=beta-one tokens=5]]"))
+    assert message.stop_reason == "end_turn"
+    assert sent_with(emulator, "beta-one")["headers"]["anthropic-beta"] == betas[0]
+    with anthropic_client.beta.messages.stream(model="claude-fast", max_tokens=20, betas=betas,
+                                               messages=user("[[emulator: id=beta-stream]]")) as stream:
+        assert stream.get_final_message().content[0].text
+    assert sent_with(emulator, "beta-stream")["headers"]["anthropic-beta"] == ",".join(betas)
+    counted = anthropic_client.beta.messages.count_tokens(model="claude-fast", betas=betas[:1],
+                                                          messages=user("count [[emulator: id=beta-count]]"))
+    assert counted.input_tokens > 0
+    sent = sent_with(emulator, "beta-count")
+    assert sent["path"].endswith("/count_tokens")
+    assert betas[0] in sent["headers"]["anthropic-beta"].split(",")  # beside the SDK's own token-counting beta
+
+
+def test_beta_headers_stay_away_from_other_upstreams_and_other_clients(anthropic_client, emulator):
+    anthropic_client.beta.messages.create(model="small", max_tokens=20, betas=["token-efficient-tools-2025-02-19"],
+                                          messages=user("[[emulator: id=beta-local]]"))
+    assert sent_with(emulator, "beta-local")["headers"]["anthropic-beta"] is None  # an OpenAI-compatible server
+    anthropic_client.messages.create(model="claude-fast", max_tokens=20, messages=user("[[emulator: id=beta-none]]"))
+    assert sent_with(emulator, "beta-none")["headers"]["anthropic-beta"] is None

@@ -215,7 +215,8 @@ async def test_journal_records_what_was_asked_and_answered():
         (record,) = (await c.get("/_emulator/requests")).json()
     assert (record["path"], record["model"]) == ("/v1/messages", body["model"])
     assert (record["stream"], record["status"], record["outcome"]) == (False, 200, "complete")
-    assert record["headers"] == {"authorization": None, "x-api-key": "k", "anthropic-version": "2023-06-01"}
+    assert record["headers"] == {"authorization": None, "x-api-key": "k", "anthropic-version": "2023-06-01",
+                                 "anthropic-beta": None}
     assert record["body"] == body
     assert record["usage"] == {"input_tokens": count_request_input("anthropic", body), "output_tokens": 6}
 

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from typing import Any
 
-RECORDED_HEADERS = ("authorization", "x-api-key", "anthropic-version")
+RECORDED_HEADERS = ("authorization", "x-api-key", "anthropic-version", "anthropic-beta")
 
 
 class Journal:

@@ -125,8 +125,12 @@ class Provider:
         everywhere, but a server may read a field under another name."""
         return body
 
-    async def request_json(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
-        content = await self._call("POST", endpoint, orjson.dumps(self.wire_body(endpoint, body)), stream=False)
+    async def request_json(
+        self, endpoint: Endpoint, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """The upstream's JSON answer; `headers` go with the request, beside the upstream's own."""
+        data = orjson.dumps(self.wire_body(endpoint, body))
+        content = await self._call("POST", endpoint, data, stream=False, headers=headers)
         try:
             data = orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -135,9 +139,11 @@ class Provider:
             raise UpstreamFailure(f"upstream {self.name} answered with JSON that is not an object")
         return data
 
-    async def open_stream(self, endpoint: Endpoint, body: dict[str, Any]) -> UpstreamStream:
+    async def open_stream(
+        self, endpoint: Endpoint, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> UpstreamStream:
         data = orjson.dumps(self.wire_body(endpoint, body))
-        return UpstreamStream(self.name, await self._call("POST", endpoint, data, stream=True))
+        return UpstreamStream(self.name, await self._call("POST", endpoint, data, stream=True, headers=headers))
 
     async def list_models(self) -> dict[str, Any]:
         return orjson.loads(await self._call("GET", Endpoint.MODELS, None, stream=False))
@@ -146,10 +152,12 @@ class Provider:
         if self._session is not None:
             await self._session.close()
 
-    async def _call(self, method: str, endpoint: Endpoint, data: bytes | None, *, stream: bool) -> Any:
+    async def _call(
+        self, method: str, endpoint: Endpoint, data: bytes | None, *, stream: bool, headers: dict[str, str] | None = None
+    ) -> Any:
         """The open response when `stream`, else the whole body; either only for a 200."""
         try:
-            response = await self.session.request(method, self.urls[endpoint], data=data)
+            response = await self.session.request(method, self.urls[endpoint], data=data, headers=headers)
             if response.status != 200:
                 raise _status_failure(self.name, response, await _read_quietly(response))
             if stream:
