@@ -51,5 +51,28 @@ def applicable(limits: list[LimitConfig], setting: Setting, values: dict[str, li
     return list(chosen.values())
 
 
+class ApplicableLimits:
+    """`applicable` for each of a stage's settings, for its fixed limit entries, remembered by
+    the request's scope values: most requests come from a few keys, teams, users and models,
+    and working every entry out again for each (a pass per setting) cost more than the rest
+    of the stage's own work. Bounded, since a `user:*` entry makes one entry per end user.
+    The lists it returns are shared between requests: read them, never change them."""
+
+    def __init__(self, limits: list[LimitConfig], settings: tuple[Setting, ...], max_entries: int = 10_000) -> None:
+        self.limits = limits
+        self.settings = settings
+        self.max_entries = max_entries
+        self._applied: dict[tuple, dict[Setting, list[AppliedLimit]]] = {}
+
+    def __call__(self, values: dict[str, list[str]]) -> dict[Setting, list[AppliedLimit]]:
+        key = tuple((kind, tuple(names)) for kind, names in values.items())
+        found = self._applied.get(key)
+        if found is None:
+            if len(self._applied) >= self.max_entries:
+                self._applied.clear()
+            found = self._applied[key] = {s: applicable(self.limits, s, values) for s in self.settings}
+        return found
+
+
 def tightest(applied: list[AppliedLimit]) -> AppliedLimit | None:
     return min(applied, key=lambda a: a.value, default=None)

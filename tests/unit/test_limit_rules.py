@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tokenbrake.config import LimitConfig
 from tokenbrake.core import Attribution, Endpoint, Format, RequestContext, Target
-from tokenbrake.limit_rules import applicable, setting_in, tightest
+from tokenbrake.limit_rules import ApplicableLimits, applicable, setting_in, tightest
 from tokenbrake.scopes import scope_values
 
 VALUES = {"key": ["k1"], "team": ["search"], "user": ["ana"], "model": ["big"], "tag": ["feature=chat", "env=prod"]}
@@ -49,3 +49,18 @@ def test_the_model_scope_is_the_model_about_to_be_called():
     ctx.targets = [Target("big", "u", Format.OPENAI, "big-upstream")]
     values = scope_values(ctx)
     assert values["model"] == ["big"] and values["key"] == ["k1"] and values["team"] == ["search"]
+
+
+def test_remembered_limits_are_those_the_request_falls_under_for_each_setting():
+    limits = [rpm("team:search"), rpm("user:*", 5), LimitConfig(scope="user:*", tokens_per_minute=900),
+              LimitConfig(scope="model:big", concurrent=2), rpm("tag:*"), rpm("user:bob", 2)]
+    settings = ("requests_per_minute", "tokens_per_minute", "concurrent")
+    memo = ApplicableLimits(limits, settings, max_entries=3)
+    requests = [{**VALUES, "user": [name]} for name in ("ana", "bob", "cy", "dee", "ana", "bob")]
+    requests += [{**VALUES, "user": [], "tag": []}, {**VALUES, "model": ["small"]}, VALUES]
+    for values in requests:  # more distinct requests than the memo keeps, and some again
+        assert memo(values) == {s: applicable(limits, s, values) for s in settings}
+    bob = memo({**VALUES, "user": ["bob"]})
+    assert [(a.key, a.value) for a in bob["requests_per_minute"]] == [
+        ("team:search", 10), ("user:bob", 2), ("tag:feature=chat", 10), ("tag:env=prod", 10)]
+    assert [a.key for a in bob["concurrent"]] == ["model:big"]

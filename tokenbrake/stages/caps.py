@@ -16,7 +16,7 @@ from __future__ import annotations
 from tokenbrake import request_size
 from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
-from tokenbrake.limit_rules import AppliedLimit, applicable, setting_in, tightest
+from tokenbrake.limit_rules import AppliedLimit, ApplicableLimits, setting_in, tightest
 from tokenbrake.scopes import scope_values
 
 
@@ -43,14 +43,15 @@ class RequestCaps:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.limits = setting_in(config.limits, "max_input_tokens", "max_output_tokens")
+        self._applicable = ApplicableLimits(self.limits, ("max_input_tokens", "max_output_tokens"))
 
     async def before(self, ctx: RequestContext) -> None:
         if not self.limits or ctx.endpoint is not Endpoint.CHAT:
             return
-        values = scope_values(ctx)
-        input_caps = applicable(self.limits, "max_input_tokens", values)
+        applied = self._applicable(scope_values(ctx))
+        input_caps = applied["max_input_tokens"]
         if input_caps and (refusal := input_refusal(input_caps, request_size.input_tokens(ctx))):
             raise refusal
-        output_caps = applicable(self.limits, "max_output_tokens", values)
+        output_caps = applied["max_output_tokens"]
         if output_caps and (clamped := output_clamp(output_caps, request_size.output_cap(ctx, self.config))):
             request_size.clamp_output(ctx, clamped)

@@ -37,7 +37,7 @@ import math
 from tokenbrake import request_size
 from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
-from tokenbrake.limit_rules import AppliedLimit, applicable, setting_in
+from tokenbrake.limit_rules import AppliedLimit, ApplicableLimits, setting_in
 from tokenbrake.limits import HitAsk, LimitStore, RateDecision, SlotAsk
 from tokenbrake.scopes import scope_values
 from tokenbrake.uncancellable import finish
@@ -54,16 +54,17 @@ class RateLimits:
         self.config = config
         self.store = limits
         self.limits = setting_in(config.limits, "requests_per_minute", "tokens_per_minute", "concurrent")
+        self._applicable = ApplicableLimits(self.limits, ("concurrent", "requests_per_minute", "tokens_per_minute"))
         self.slot_ttl_s = config.budgeting.reservation_ttl_s
         self._slots: dict[str, list[str]] = {}  # request id -> the concurrency counters it holds
 
     async def before(self, ctx: RequestContext) -> None:
         if not self.limits or ctx.endpoint is Endpoint.COUNT_TOKENS:
             return
-        values = scope_values(ctx)
-        slots = applicable(self.limits, "concurrent", values)
-        windows = [(limit, 1, "") for limit in applicable(self.limits, "requests_per_minute", values)]
-        per_token = applicable(self.limits, "tokens_per_minute", values)
+        applied = self._applicable(scope_values(ctx))
+        slots = applied["concurrent"]
+        windows = [(limit, 1, "") for limit in applied["requests_per_minute"]]
+        per_token = applied["tokens_per_minute"]
         if per_token:
             counted, cap = admitted_tokens(ctx, self.config)
             windows += [(limit, counted + cap, f" (counted input {counted} + output cap {cap})") for limit in per_token]
