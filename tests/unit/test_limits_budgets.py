@@ -123,6 +123,15 @@ async def test_money_is_exact_to_the_nano_dollar(store):
     assert (await store.reserve("one-more", [budget], usd("0.000000001"))).amount is None
 
 
+async def test_a_limit_below_a_whole_nano_dollar_is_rounded_down(store):
+    budget = total("team:a", "0.0000000019")  # 1.9 nano-USD: 1 of them may be spent, not 2
+    two = usd("0.000000002")
+    assert (await store.reserve("two", [budget], two, floor=two)).amount is None
+    assert (await store.reserve("one", [budget], usd("0.000000001"))).amount == usd("0.000000001")
+    [status] = await store.status([budget])
+    assert (status.limit, status.remaining) == (Decimal("0.0000000019"), 0)
+
+
 async def test_period_rolls_over_at_local_month_start(store, clock):
     paris = monthly("team:a", "10", tz="Europe/Paris")
     clock.set(datetime(2026, 10, 31, 22, 59, 59, tzinfo=UTC))  # 23:59:59 in Paris (CET)

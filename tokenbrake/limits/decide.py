@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tokenbrake.limits.types import BudgetCounter, CounterStatus, Grant, from_nanos, to_nanos
+from tokenbrake.limits.types import BudgetCounter, CounterStatus, Grant, from_nanos
 from tokenbrake.limits.windows import Placement
 
 
@@ -39,7 +39,7 @@ def tightest(counters: list[BudgetCounter], rows: list[tuple[int, int]]) -> int 
     best: tuple[int, int] | None = None
     for index, (counter, (spent, reserved)) in enumerate(zip(counters, rows)):
         if counter.hard:
-            room = to_nanos(counter.limit, up=False) - spent - reserved
+            room = counter.limit_nanos - spent - reserved
             if best is None or room < best[0]:
                 best = (room, index)
     return None if best is None else best[1]
@@ -51,7 +51,7 @@ def counter_status(counter: BudgetCounter, placement: Placement, spent: int, res
     resets_at = placement.resets_at
     if placement.rolling_s:
         resets_at = None if oldest is None else datetime.fromtimestamp(oldest + placement.rolling_s, UTC)
-    remaining = max(0, to_nanos(counter.limit, up=False) - spent - reserved)
+    remaining = max(0, counter.limit_nanos - spent - reserved)
     return CounterStatus(key=counter.key, window=counter.window, limit=counter.limit, spent=from_nanos(spent),
                          reserved=from_nanos(reserved), remaining=from_nanos(remaining), resets_at=resets_at,
                          hard=counter.hard)

@@ -143,7 +143,7 @@ class MemoryStore(MemorySessions):
         if open_one is not None:
             amount = open_one.amount
         else:
-            rooms = [to_nanos(c.limit, up=False) - s.spent - s.reserved for c, s in zip(counters, stored) if c.hard]
+            rooms = [c.limit_nanos - s.spent - s.reserved for c, s in zip(counters, stored) if c.hard]
             amount = amount_to_reserve(to_nanos(want), to_nanos(floor), min(rooms) if rooms else None)
             if amount is not None:
                 self._hold(request_id, amount, now + ttl_s, places, stored, now)

@@ -74,7 +74,7 @@ class RedisStore(RedisSessions):
         args: list[str | int] = [repr(now), request_id, to_nanos(want), to_nanos(floor), repr(now + ttl_s),
                                  math.ceil((ttl_s + KEEP_AFTER_S) * 1000), json.dumps(held_on)]
         for counter, p in zip(counters, places):
-            args += [to_nanos(counter.limit, up=False) if counter.hard else "", repr(p.rolling_s),
+            args += [counter.limit_nanos if counter.hard else "", repr(p.rolling_s),
                      "" if p.keep_s is None else math.ceil(p.keep_s * 1000)]
         reply = await self._reserve(keys=[*keys, self._prefix + "reservation:" + request_id], args=args)
         rows = _rows(reply[1:])

@@ -63,6 +63,12 @@ class BudgetCounter:
     limit: Decimal  # USD per window
     window: Window
     hard: bool = True
+    # The limit in nano-USD (rounded down), worked out once: every reservation reads it,
+    # several times, and converting a Decimal costs more than the rest of that arithmetic.
+    limit_nanos: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limit_nanos", to_nanos(self.limit, up=False))
 
 
 @dataclass(frozen=True, slots=True)
