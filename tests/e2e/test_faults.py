@@ -137,6 +137,16 @@ def test_gateway_keeps_serving_after_every_fault(openai_client, anthropic_client
 def test_unknown_path_is_a_404_in_the_callers_format(gateway):
     response = httpx.get(gateway.url + "/v1/nothing-here")
     assert response.status_code == 404 and "error" in response.json()
+    assert "not served by tokenbrake. tokenbrake serves /v1/chat/completions" in response.json()["error"]["message"]
+
+
+def test_a_provider_api_the_gateway_does_not_serve_says_what_to_use(openai_client, anthropic_client):
+    with pytest.raises(openai.NotFoundError, match=r"POST /v1/responses: OpenAI's Responses API is not served: use Chat"):
+        openai_client.responses.create(model="gpt-4o", input="hi")
+    with pytest.raises(openai.NotFoundError, match=r"legacy completions are not served"):
+        openai_client.completions.create(model="gpt-4o", prompt="hi")
+    with pytest.raises(anthropic.NotFoundError, match=r"message batches are not served: send each request to /v1/messages"):
+        anthropic_client.messages.batches.list()
 
 
 def test_wrong_method_on_a_front_door_is_a_405_in_the_callers_format(gateway):

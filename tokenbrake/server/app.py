@@ -151,8 +151,23 @@ async def metrics(request: Request) -> ASGIApp:
     return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+SERVED = "/v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages and /v1/messages/count_tokens"
+# Provider APIs a client may try that the gateway does not serve, and what to use instead.
+INSTEAD = {
+    "/v1/responses": "OpenAI's Responses API is not served: use Chat Completions (client.chat.completions)",
+    "/v1/completions": "legacy completions are not served: use Chat Completions (client.chat.completions)",
+    "/v1/messages/batches": "message batches are not served: send each request to /v1/messages",
+}
+
+
 async def http_error(request: Request, exc: HTTPException) -> ASGIApp:
-    """Unknown paths and wrong methods, in the caller's own error format."""
+    """Unknown paths and wrong methods, in the caller's own error format. A provider API the
+    gateway does not serve says so, and what it does serve."""
+    path = request.url.path
+    detail = exc.detail
+    if exc.status_code == 404 and path.startswith("/v1/"):
+        hint = next((text for prefix, text in INSTEAD.items() if path == prefix or path.startswith(prefix + "/")), None)
+        detail = f"{hint or 'not served by tokenbrake'}. tokenbrake serves {SERVED}"
     kind = ErrorKind.NOT_FOUND if exc.status_code == 404 else ErrorKind.INVALID_REQUEST
-    error = GatewayError(kind, f"{request.method} {request.url.path}: {exc.detail}", status=exc.status_code)
+    error = GatewayError(kind, f"{request.method} {path}: {detail}", status=exc.status_code)
     return error_response(client_format(request), error)
