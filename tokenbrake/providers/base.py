@@ -129,8 +129,8 @@ class Provider:
         self, endpoint: Endpoint, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
         """The upstream's JSON answer; `headers` go with the request, beside the upstream's own."""
-        data = orjson.dumps(self.wire_body(endpoint, body))
-        content = await self._call("POST", endpoint, data, stream=False, headers=headers)
+        payload = orjson.dumps(self.wire_body(endpoint, body))
+        content = await self._call("POST", endpoint, payload, stream=False, headers=headers)
         try:
             data = orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -142,8 +142,8 @@ class Provider:
     async def open_stream(
         self, endpoint: Endpoint, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> UpstreamStream:
-        data = orjson.dumps(self.wire_body(endpoint, body))
-        return UpstreamStream(self.name, await self._call("POST", endpoint, data, stream=True, headers=headers))
+        payload = orjson.dumps(self.wire_body(endpoint, body))
+        return UpstreamStream(self.name, await self._call("POST", endpoint, payload, stream=True, headers=headers))
 
     async def list_models(self) -> dict[str, Any]:
         return orjson.loads(await self._call("GET", Endpoint.MODELS, None, stream=False))
