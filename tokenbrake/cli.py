@@ -413,6 +413,27 @@ def demo() -> None:
     run_demo()
 
 
+@main.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("--url", default="http://127.0.0.1:4000", show_default=True, help="The running gateway.")
+@click.option("--key", envvar="TOKENBRAKE_PROBE_KEY", required=True, help="A virtual key (or TOKENBRAKE_PROBE_KEY).")
+def probe(models: tuple[str, ...], url: str, key: str) -> None:
+    """Check a running gateway with the official SDKs, for each of MODELS: replies, streams,
+    tool calls (each through both front doors), and the errors they must raise. Exits 1 if
+    any check fails. Each check spends a few dozen tokens of the model's."""
+    from tokenbrake.probe import run_probe
+
+    outcomes = run_probe(url, key, list(models))
+    width = max(len(outcome.model) for outcome in outcomes)
+    for outcome in outcomes:
+        result = "ok" if outcome.failure is None else f"FAIL  {outcome.failure}"
+        click.echo(f"{outcome.model:<{width}}  {outcome.check:<29} {result}")
+    failed = sum(outcome.failure is not None for outcome in outcomes)
+    click.echo(f"{len(outcomes) - failed} passed, {failed} failed", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
 @main.group()
 def router() -> None:
     """The request router: train it on labelled prompts, score prompts with it."""
