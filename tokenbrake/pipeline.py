@@ -29,7 +29,7 @@ Call = Callable[[RequestContext], Awaitable[Reply]]
 def build_stages(state: AppState) -> list[Stage]:
     from tokenbrake.metrics import RecordMetrics
     from tokenbrake.stages.allow_models import AllowModels
-    from tokenbrake.stages.budgets import Budgets
+    from tokenbrake.stages.budgets import Budgets, ThresholdDowngrade
     from tokenbrake.stages.caps import RequestCaps
     from tokenbrake.stages.identify import Identify
     from tokenbrake.stages.price_call import PriceCall
@@ -39,6 +39,7 @@ def build_stages(state: AppState) -> list[Stage]:
     from tokenbrake.stages.route import Route
     from tokenbrake.stages.sessions import Sessions
 
+    budgets = Budgets(state.config, state.prices, state.limits, state.alerts, state.budgets)
     return [
         RecordMetrics(state.metrics),  # first in, last out: sees every outcome
         RecordCall(state.writer, state.config.ledger.store_prompts),  # after: one ledger row per upstream call
@@ -48,6 +49,9 @@ def build_stages(state: AppState) -> list[Stage]:
         # before: a virtual model (or a rerouted one) → a routing decision and its tier's targets,
         # ahead of the budgets, whose downgrade caps it; after: the cost saved, for the ledger
         Route(state.config, state.prices),
+        # before: a downgrade budget below its threshold → its cheaper model, ahead of the caps
+        # and rate limits, so they count the model that will serve the request
+        ThresholdDowngrade(budgets),
         RequestCaps(state.config),  # refuse input over max_input_tokens; clamp max_tokens to max_output_tokens
         # before: requests and tokens per minute (tokens: input + the clamped output cap), and a
         # concurrency slot; after: the slot is given back
@@ -58,7 +62,7 @@ def build_stages(state: AppState) -> list[Stage]:
         Sessions(state.config, state.limits, state.alerts),
         # before: reserve the worst case on every budget in scope (clamp, downgrade or refuse);
         # after: settle the reservation to the cost PriceCall has just computed
-        Budgets(state.config, state.prices, state.limits, state.alerts, state.budgets),
+        budgets,
         # Last, so its after step runs first: usage → cost, for the budgets and the ledger row
         PriceCall(state.prices),
     ]

@@ -215,6 +215,26 @@ def test_a_downgrade_budget_serves_the_cheaper_model_once_the_remainder_is_low(e
         assert downgraded.headers["x-tokenbrake-downgraded"] == "team:proof"
 
 
+def test_a_downgraded_request_is_held_to_the_cheaper_models_caps_and_rate_limits(emulator, tmp_path):
+    """The downgrade is decided before the caps and rate limits: they count the model that
+    serves the request (say, a local server that takes only so many), not the one it asked for."""
+    budgets = [{"scope": "team:proof", "amount_usd": "0.10", "period": "month", "mode": "downgrade",
+                "downgrade_to": "small", "downgrade_below_usd": "0.20"}]  # below its threshold from the start
+    limits = [{"scope": "model:small", "max_output_tokens": 7, "requests_per_minute": 1}]
+    _, path, key = budget_setup(emulator, tmp_path, "memory://", budgets, limits=limits)
+    marker = uuid.uuid4().hex[:8]
+    with start(path) as gateway:
+        oa = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+        reply = oa.chat.completions.with_raw_response.create(
+            model="metered", max_tokens=40, messages=user(f"[[emulator: id={marker} tokens=40]]"))
+        assert reply.headers["x-tokenbrake-served-by"] == "small"
+        assert reply.parse().usage.completion_tokens == 7  # small's max_output_tokens
+        [seen] = [r for r in httpx.get(emulator.url + "/_emulator/requests").json() if marker in json.dumps(r["body"])]
+        assert seen["body"]["max_tokens"] == 7
+        with pytest.raises(openai.RateLimitError, match="model:small"):  # small's requests_per_minute
+            oa.chat.completions.create(model="metered", max_tokens=40, messages=user("[[emulator: tokens=4]]"))
+
+
 class Receiver:
     """A real HTTP server on a free loopback port that keeps every JSON body POSTed to it."""
 

@@ -20,7 +20,7 @@ from tokenbrake.limits import Window
 from tokenbrake.limits.memory import MemoryStore
 from tokenbrake.pricing import PriceBook
 from tokenbrake.reports import usd
-from tokenbrake.stages.budgets import Budgets
+from tokenbrake.stages.budgets import Budgets, ThresholdDowngrade
 from tokenbrake.stages.resolve_model import build_targets
 
 # $0.001 per input token, $0.004 per output token; "cheap" a tenth of that.
@@ -146,6 +146,7 @@ class Harness:
         self.alerts = Alerts(AlertsConfig(), self.store, self.clock)
         self.prices = PriceBook(self.config)
         self.stage = Budgets(self.config, self.prices, self.store, self.alerts, clock=self.clock)
+        self.downgrade = ThresholdDowngrade(self.stage)  # ahead of it in the pipeline
         self.targets = build_targets(self.config)
 
     def request(self, model: str = "big", max_tokens: int = 40, team: str = "search") -> RequestContext:
@@ -157,6 +158,7 @@ class Harness:
 
     async def call(self, ctx: RequestContext, output_tokens: int | None = None) -> RequestContext:
         """Before, then a call that produced `output_tokens` (None: it failed), then after."""
+        await self.downgrade.before(ctx)
         await self.stage.before(ctx)
         if output_tokens is not None:
             ctx.served = ctx.targets[0]

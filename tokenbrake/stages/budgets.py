@@ -8,7 +8,8 @@ for them to settle (they mostly settle below their worst case) for up to
 `budgeting.max_wait_s`; when the budgets' settled spend leaves too little, its `max_tokens`
 is clamped to what the tightest budget still pays for, and it is refused only below
 `budgeting.min_output_tokens`. A `downgrade` budget whose remainder is below its threshold
-(or that would refuse) has the request served by its cheaper model.
+has the request served by its cheaper model, decided ahead of the caps and rate limits
+(`ThresholdDowngrade`); one that would refuse the reservation, here.
 After: the reservation is settled to the actual cost (0 for a call that cost nothing), and
 the spend seen is handed to the alerts.
 
@@ -79,12 +80,9 @@ class Budgets:
         applied = self._applied(ctx, budgets, calls)
         if not applied:
             return
-        downgrade = await self._downgrade_below_threshold(ctx, applied)
-        if downgrade is not None:
-            calls, applied = self._switch(ctx, downgrade, budgets)
         size = self._size(ctx, calls)
         grant = await self._reserve(ctx, applied, size)
-        if not grant.granted and downgrade is None and (downgrade := self._downgrade_refused(ctx, applied, grant)):
+        if not grant.granted and (downgrade := self._downgrade_refused(ctx, applied, grant)):
             calls, applied = self._switch(ctx, downgrade, budgets)
             size = self._size(ctx, calls)
             grant = await self._reserve(ctx, applied, size)
@@ -101,6 +99,17 @@ class Budgets:
             # The upstream is held to the output the reservation paid for, also when the client
             # set no cap: left to itself, a model may answer at its own (much larger) limit.
             request_size.clamp_output(ctx, tokens)
+
+    async def downgrade_below_threshold(self, ctx: RequestContext) -> None:
+        """`ThresholdDowngrade`'s step: the request served by the cheaper model of the first
+        downgrade budget (in its scope) whose settled remainder is below its threshold."""
+        budgets = self.budgets.current
+        if not budgets or ctx.endpoint is Endpoint.COUNT_TOKENS or not ctx.targets:
+            return
+        applied = self._applied(ctx, budgets, self._calls(ctx))
+        downgrade = await self._downgrade_below_threshold(ctx, applied)
+        if downgrade is not None:
+            self._switch(ctx, downgrade, budgets)
 
     async def after(self, ctx: RequestContext) -> None:
         hold = self._holds.pop(ctx.request_id, None)
@@ -206,6 +215,20 @@ class Budgets:
     def _observe(self, applied: list[Applied], statuses: list[CounterStatus], cost: Decimal) -> None:
         for a, status in zip(applied, statuses):
             self.alerts.observe(a.budget, status, status.spent + cost)
+
+
+class ThresholdDowngrade:
+    """Ahead of the caps and rate limits: a downgrade budget whose settled remainder is below
+    its threshold has the request served by its cheaper model here, so that those stages
+    count the model that will serve it (its `model:` caps and limits), not the one asked for.
+    A downgrade that only a refused reservation calls for is made by `Budgets`, after them,
+    and is not counted in the cheaper model's rate limits."""
+
+    def __init__(self, budgets: Budgets) -> None:
+        self.budgets = budgets
+
+    async def before(self, ctx: RequestContext) -> None:
+        await self.budgets.downgrade_below_threshold(ctx)
 
 
 def settling_frees(statuses: list[CounterStatus], need: Decimal) -> bool:
