@@ -420,7 +420,8 @@ def demo() -> None:
 def probe(models: tuple[str, ...], url: str, key: str) -> None:
     """Check a running gateway with the official SDKs, for each of MODELS: replies, streams,
     tool calls (each through both front doors), and the errors they must raise. Exits 1 if
-    any check fails. Each check spends a few dozen tokens of the model's."""
+    any check fails. Each check spends a few dozen of the model's tokens (a reasoning
+    model's, a few hundred)."""
     from tokenbrake.probe import run_probe
 
     outcomes = run_probe(url, key, list(models))

@@ -4,9 +4,9 @@ providers (OpenAI, Anthropic, a local server), which the test suite cannot reach
 
 For every model, through both front doors: a reply, a stream (with usage), a forced tool
 call, and a forced tool call streamed; once, the errors each SDK must raise for an unknown
-model and a bad key. Each check spends a few dozen tokens. The answer's wording is the
-model's business: a check looks at the shape (text, usage, a tool call whose arguments are
-JSON with the required field), not at what was said.
+model and a bad key. Each check spends a few dozen tokens (a reasoning model, a few
+hundred). The answer's wording is the model's business: a check looks at the shape (text,
+usage, a tool call whose arguments are JSON with the required field), not at what was said.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import anthropic
 import openai
 
-MAX_TOKENS = 60
+# Generous: a reasoning model spends tokens thinking before it answers, and a cap it hits first
+# leaves no text. A model stops when it is done, so the cap is not what a check spends.
+MAX_TOKENS = 1024
 ASK = [{"role": "user", "content": "Say hello in five words."}]
 ASK_TOOL = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -98,7 +100,7 @@ def _openai_stream(oa: openai.OpenAI, model: str) -> None:
 
 
 def _openai_tool(oa: openai.OpenAI, model: str) -> None:
-    reply = oa.chat.completions.create(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS * 2,
+    reply = oa.chat.completions.create(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS,
                                        tools=[OPENAI_TOOL], tool_choice=OPENAI_FORCE)
     calls = reply.choices[0].message.tool_calls or []
     _expect(bool(calls), f"no tool call (finish_reason {reply.choices[0].finish_reason!r})")
@@ -107,7 +109,7 @@ def _openai_tool(oa: openai.OpenAI, model: str) -> None:
 
 def _openai_tool_streamed(oa: openai.OpenAI, model: str) -> None:
     name, arguments = "", ""
-    for chunk in oa.chat.completions.create(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS * 2, stream=True,
+    for chunk in oa.chat.completions.create(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS, stream=True,
                                             tools=[OPENAI_TOOL], tool_choice=OPENAI_FORCE):
         for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
             if call.index == 0 and call.function is not None:
@@ -133,7 +135,7 @@ def _anthropic_stream(an: anthropic.Anthropic, model: str) -> None:
 
 
 def _anthropic_tool(an: anthropic.Anthropic, model: str) -> None:
-    message = an.messages.create(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS * 2,
+    message = an.messages.create(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS,
                                  tools=[ANTHROPIC_TOOL], tool_choice=ANTHROPIC_FORCE)
     uses = [block for block in message.content if block.type == "tool_use"]
     _expect(bool(uses), f"no tool_use block (stop_reason {message.stop_reason!r})")
@@ -141,7 +143,7 @@ def _anthropic_tool(an: anthropic.Anthropic, model: str) -> None:
 
 
 def _anthropic_tool_streamed(an: anthropic.Anthropic, model: str) -> None:
-    with an.messages.stream(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS * 2,
+    with an.messages.stream(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS,
                             tools=[ANTHROPIC_TOOL], tool_choice=ANTHROPIC_FORCE) as stream:
         message = stream.get_final_message()  # the SDK joins the streamed input_json deltas
     uses = [block for block in message.content if block.type == "tool_use"]
