@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from tokenbrake.config import ConfigError, load_config
+from tokenbrake.config import ConfigError, load_config, unset_key_envs
 
 
 @click.group()
@@ -39,6 +39,8 @@ def serve(config_path: str, host: str | None, port: int | None, log_level: str) 
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     server = config.server
+    for warning in unset_key_envs(config):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"tokenbrake gateway on http://{host or server.host}:{port or server.port} ({len(config.models)} models)", err=True)
     run(build_app(config), host or server.host, port if port is not None else server.port,
         graceful_shutdown_s=server.graceful_shutdown_s, log_level=log_level)
@@ -377,6 +379,8 @@ def check_config(config_path: str) -> None:
         Route(config, PriceBook(config))  # loads each route's router, as the gateway will
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    for warning in unset_key_envs(config):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"ok: {len(config.upstreams)} upstreams, {len(config.models)} models, {len(config.routes)} routes")
 
 

@@ -433,6 +433,16 @@ class Config(Strict):
         return self.upstreams[upstream].retry or self.retry
 
 
+def unset_key_envs(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each upstream whose `api_key_env` names a variable that is not set: its
+    requests go without a key, and the provider will refuse them."""
+    environ = os.environ if environ is None else environ
+    return [f"upstreams.{name}.api_key_env names {upstream.api_key_env}, which is not set: requests to "
+            f"{name} go without a key"
+            for name, upstream in config.upstreams.items()
+            if upstream.api_key_env and not environ.get(upstream.api_key_env)]
+
+
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     """Reads, overrides from the environment and validates; raises ConfigError."""
     try:

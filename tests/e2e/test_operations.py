@@ -1,10 +1,16 @@
 """Health, metrics and the CLI's own checks."""
 
+import os
 import subprocess
 import sys
 
 import httpx
+import openai
+import pytest
 import yaml
+
+from conftest import MASTER_KEY, create_key, write_config
+from tokenbrake.launch import ChildServer
 
 
 def test_healthz(gateway):
@@ -51,3 +57,25 @@ def test_check_config_names_the_bad_key(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tokenbrake.cli", "check-config", str(path)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0 and "server.prot: unknown key" in result.stderr
+
+
+def test_an_upstream_key_left_unset_is_warned_of_and_named_when_the_provider_refuses(tmp_path):
+    env = {"TB_TEST_UNSET_UPSTREAM_KEY": "", "TOKENBRAKE_MASTER_KEY": MASTER_KEY}
+    with ChildServer(["emulate", "--api-key", "sk-needed"], quiet=True) as strict:
+        path = write_config(tmp_path, {
+            "database": f"sqlite:///{tmp_path / 'ledger.db'}",
+            "upstreams": {"strict": {"kind": "openai", "base_url": strict.url + "/v1",
+                                     "api_key_env": "TB_TEST_UNSET_UPSTREAM_KEY"}},
+            "models": {"m": {"upstream": "strict", "free": True}},
+        })
+        checked = subprocess.run([sys.executable, "-m", "tokenbrake.cli", "check-config", str(path)],
+                                 capture_output=True, text=True, timeout=30, env={**os.environ, **env})
+        assert checked.returncode == 0
+        assert ("warning: upstreams.strict.api_key_env names TB_TEST_UNSET_UPSTREAM_KEY, which is not set: "
+                "requests to strict go without a key") in checked.stderr
+        key = create_key(path, "k")
+        with ChildServer(["serve", "--config", str(path)], quiet=True, env=env) as gateway:
+            oa = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+            with pytest.raises(openai.InternalServerError, match=r"upstream strict answered 401: You didn't provide an "
+                               r"API key.*\(the gateway sent no key: TB_TEST_UNSET_UPSTREAM_KEY is not set\)"):
+                oa.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenbrake.config import ConfigError, load_config, parse_config
+from tokenbrake.config import ConfigError, load_config, parse_config, unset_key_envs
 
 ISSUE_EXAMPLE = """
 upstreams:
@@ -111,3 +111,10 @@ def test_output_cap_field_is_for_openai_compatible_upstreams_only():
     raw["upstreams"]["a"]["output_cap_field"] = "max_output"
     with pytest.raises(ConfigError, match=r"upstreams\.a\.output_cap_field"):
         parse_config(raw)
+
+
+def test_an_upstream_whose_key_variable_is_unset_is_warned_of(tmp_path):
+    config = load_config(write(tmp_path, ISSUE_EXAMPLE), environ={})
+    assert unset_key_envs(config, {"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": ""}) == [
+        "upstreams.anthropic.api_key_env names ANTHROPIC_API_KEY, which is not set: requests to anthropic go without a key"]
+    assert unset_key_envs(config, {"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-2"}) == []  # local needs none

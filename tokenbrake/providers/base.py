@@ -94,6 +94,9 @@ class Provider:
         self.name = name
         self.config = config
         api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
+        # Said with the provider's refusal, which is otherwise hard to tell from a wrong key.
+        self.missing_key = (f" (the gateway sent no key: {config.api_key_env} is not set)"
+                            if config.api_key_env and not api_key else "")
         self.headers = {**self.auth_headers(api_key), **config.headers, "content-type": "application/json"}
         base = config.base_url.rstrip("/")
         self.urls = {endpoint: URL(base + path) for endpoint, path in self.paths.items()}
@@ -159,7 +162,8 @@ class Provider:
         try:
             response = await self.session.request(method, self.urls[endpoint], data=data, headers=headers)
             if response.status != 200:
-                raise _status_failure(self.name, response, await _read_quietly(response))
+                refused_key = self.missing_key if response.status in (401, 403) else ""
+                raise _status_failure(self.name, response, await _read_quietly(response), refused_key)
             if stream:
                 return response
             async with response:
@@ -176,14 +180,14 @@ class Provider:
             raise UpstreamFailure(f"upstream {self.name} failed ({_describe(exc)})", retryable=True) from exc
 
 
-def _status_failure(name: str, response: aiohttp.ClientResponse, content: bytes) -> UpstreamFailure:
+def _status_failure(name: str, response: aiohttp.ClientResponse, content: bytes, hint: str = "") -> UpstreamFailure:
     try:
         message = upstream_error_message(orjson.loads(content))
     except orjson.JSONDecodeError:
         message = None
     text = message or response.reason or "no message"
     return UpstreamFailure(
-        f"upstream {name} answered {response.status}: {text}",
+        f"upstream {name} answered {response.status}: {text}{hint}",
         status=response.status,
         retryable=response.status in RETRYABLE_STATUS,
         retry_after_s=_retry_after(response.headers.get("retry-after")),
