@@ -29,7 +29,7 @@ from tokenbrake.limits.windows import period
 from tokenbrake.pricing import PriceBook
 from tokenbrake.reports import plain, usd
 from tokenbrake.routing.checks import grader_tokens
-from tokenbrake.scopes import counter_keys
+from tokenbrake.scopes import ByScopeValues, counter_keys
 from tokenbrake.storage import Database
 
 log = logging.getLogger("tokenbrake.budgets")
@@ -64,30 +64,25 @@ def applicable(budgets: list[BudgetConfig], values: dict[str, list[str]], tz: st
 
 
 class ApplicableMemo:
-    """`applicable` for the budgets in force, remembered by the request's scope values: most
-    requests come from a few keys, teams and models, and working the budgets out again for
-    each (a counter per budget it names) cost more than reserving on them in memory.
+    """`applicable` for the budgets in force, remembered by the request's scope values
+    (`ByScopeValues`): working the budgets out again for each request (a counter per budget
+    it names) cost more than reserving on them in memory.
 
     The memo is for one list of budgets; `BudgetCache` replaces its list whenever it reloads
-    (never changing one in place), and a new list starts a new memo. The lists it returns are
-    shared between requests: read them, never change them."""
+    (never changing one in place), and a new list starts a new memo."""
 
     def __init__(self, tz: str, max_entries: int = 10_000) -> None:
         self.tz = tz
-        self.max_entries = max_entries  # a `user:*` budget makes one entry per end user
+        self.max_entries = max_entries
         self._budgets: list[BudgetConfig] | None = None
-        self._applied: dict[tuple, list[Applied]] = {}
+        self._applied: ByScopeValues[list[Applied]] | None = None
 
     def __call__(self, budgets: list[BudgetConfig], values: dict[str, list[str]]) -> list[Applied]:
-        if budgets is not self._budgets:
-            self._budgets, self._applied = budgets, {}
-        key = tuple((kind, tuple(names)) for kind, names in values.items())
-        found = self._applied.get(key)
-        if found is None:
-            if len(self._applied) >= self.max_entries:
-                self._applied.clear()
-            found = self._applied[key] = applicable(budgets, values, self.tz)
-        return found
+        if budgets is not self._budgets or self._applied is None:
+            self._budgets = budgets
+            self._applied = ByScopeValues(lambda scope_values: applicable(budgets, scope_values, self.tz),
+                                          self.max_entries)
+        return self._applied(values)
 
 
 def merge(configured: list[BudgetConfig], stored: list[BudgetConfig]) -> list[BudgetConfig]:

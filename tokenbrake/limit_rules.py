@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tokenbrake.config import LimitConfig
-from tokenbrake.scopes import counter_keys
+from tokenbrake.scopes import ByScopeValues, counter_keys
 
 Setting = Literal["requests_per_minute", "tokens_per_minute", "concurrent", "max_input_tokens", "max_output_tokens"]
 
@@ -51,27 +51,13 @@ def applicable(limits: list[LimitConfig], setting: Setting, values: dict[str, li
     return list(chosen.values())
 
 
-class ApplicableLimits:
+class ApplicableLimits(ByScopeValues[dict[Setting, list[AppliedLimit]]]):
     """`applicable` for each of a stage's settings, for its fixed limit entries, remembered by
-    the request's scope values: most requests come from a few keys, teams, users and models,
-    and working every entry out again for each (a pass per setting) cost more than the rest
-    of the stage's own work. Bounded, since a `user:*` entry makes one entry per end user.
-    The lists it returns are shared between requests: read them, never change them."""
+    the request's scope values: working every entry out again for each request (a pass per
+    setting) cost more than the rest of the stage's own work."""
 
     def __init__(self, limits: list[LimitConfig], settings: tuple[Setting, ...], max_entries: int = 10_000) -> None:
-        self.limits = limits
-        self.settings = settings
-        self.max_entries = max_entries
-        self._applied: dict[tuple, dict[Setting, list[AppliedLimit]]] = {}
-
-    def __call__(self, values: dict[str, list[str]]) -> dict[Setting, list[AppliedLimit]]:
-        key = tuple((kind, tuple(names)) for kind, names in values.items())
-        found = self._applied.get(key)
-        if found is None:
-            if len(self._applied) >= self.max_entries:
-                self._applied.clear()
-            found = self._applied[key] = {s: applicable(self.limits, s, values) for s in self.settings}
-        return found
+        super().__init__(lambda values: {s: applicable(limits, s, values) for s in settings}, max_entries)
 
 
 def tightest(applied: list[AppliedLimit]) -> AppliedLimit | None:

@@ -120,9 +120,8 @@ def _openai_tool_streamed(oa: openai.OpenAI, model: str) -> None:
 
 def _anthropic_reply(an: anthropic.Anthropic, model: str) -> None:
     message = an.messages.create(model=model, messages=ASK, max_tokens=MAX_TOKENS)
-    _expect(any(block.type == "text" and block.text for block in message.content), "no text in the message")
+    _expect_text(message, "message")
     _expect(message.stop_reason in ("end_turn", "max_tokens"), f"stop_reason {message.stop_reason!r}")
-    _expect(message.usage.output_tokens > 0, "no output tokens in usage")
 
 
 def _anthropic_stream(an: anthropic.Anthropic, model: str) -> None:
@@ -130,22 +129,28 @@ def _anthropic_stream(an: anthropic.Anthropic, model: str) -> None:
         kinds = [event.type for event in stream]
         message = stream.get_final_message()
     _expect(kinds[:1] == ["message_start"] and kinds[-1:] == ["message_stop"], f"events {kinds[:1]}…{kinds[-1:]}")
-    _expect(any(block.type == "text" and block.text for block in message.content), "no text in the stream")
-    _expect(message.usage.output_tokens > 0, "no output tokens in usage")
+    _expect_text(message, "stream")
 
 
 def _anthropic_tool(an: anthropic.Anthropic, model: str) -> None:
     message = an.messages.create(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS,
                                  tools=[ANTHROPIC_TOOL], tool_choice=ANTHROPIC_FORCE)
-    uses = [block for block in message.content if block.type == "tool_use"]
-    _expect(bool(uses), f"no tool_use block (stop_reason {message.stop_reason!r})")
-    _expect_weather(uses[0].name, json.dumps(uses[0].input))
+    _expect_tool_use(message)
 
 
 def _anthropic_tool_streamed(an: anthropic.Anthropic, model: str) -> None:
     with an.messages.stream(model=model, messages=ASK_TOOL, max_tokens=MAX_TOKENS,
                             tools=[ANTHROPIC_TOOL], tool_choice=ANTHROPIC_FORCE) as stream:
         message = stream.get_final_message()  # the SDK joins the streamed input_json deltas
+    _expect_tool_use(message)
+
+
+def _expect_text(message: anthropic.types.Message, where: str) -> None:
+    _expect(any(block.type == "text" and block.text for block in message.content), f"no text in the {where}")
+    _expect(message.usage.output_tokens > 0, "no output tokens in usage")
+
+
+def _expect_tool_use(message: anthropic.types.Message) -> None:
     uses = [block for block in message.content if block.type == "tool_use"]
     _expect(bool(uses), f"no tool_use block (stop_reason {message.stop_reason!r})")
     _expect_weather(uses[0].name, json.dumps(uses[0].input))

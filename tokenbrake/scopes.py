@@ -8,7 +8,12 @@ be called; for its budgets, every model it may be served or charged by.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
 from tokenbrake.core import RequestContext
+
+T = TypeVar("T")
 
 
 def request_values(ctx: RequestContext) -> dict[str, list[str]]:
@@ -58,3 +63,24 @@ def counter_keys(scope: str, values: dict[str, list[str]]) -> list[str]:
         return [f"{kind}:{value}" for value in values.get(kind, [])]
     key = counter_key(scope, values)
     return [key] if key else []
+
+
+class ByScopeValues(Generic[T]):
+    """`work(values)` remembered by a request's scope values: most requests come from a few
+    keys, teams, users and models, and what their configured scopes name is worked out once.
+    Bounded, since a `user:*` scope makes one entry per end user: full, it starts afresh.
+    What it returns is shared between requests: read it, never change it."""
+
+    def __init__(self, work: Callable[[dict[str, list[str]]], T], max_entries: int = 10_000) -> None:
+        self.work = work
+        self.max_entries = max_entries
+        self._found: dict[tuple, T] = {}
+
+    def __call__(self, values: dict[str, list[str]]) -> T:
+        key = tuple((kind, tuple(names)) for kind, names in values.items())
+        found = self._found.get(key)
+        if found is None:
+            if len(self._found) >= self.max_entries:
+                self._found.clear()
+            found = self._found[key] = self.work(values)
+        return found

@@ -104,8 +104,10 @@ class Budgets:
         """`ThresholdDowngrade`'s step: the request served by the cheaper model of the first
         downgrade budget (in its scope) whose settled remainder is below its threshold."""
         budgets = self.budgets.current
-        if not budgets or ctx.endpoint is Endpoint.COUNT_TOKENS or not ctx.targets:
+        if ctx.endpoint is Endpoint.COUNT_TOKENS or not ctx.targets:
             return
+        if not any(budget.mode == "downgrade" for budget in budgets):
+            return  # the usual case: `before` works out what applies, once
         applied = self._applied(ctx, budgets, self._calls(ctx))
         downgrade = await self._downgrade_below_threshold(ctx, applied)
         if downgrade is not None:

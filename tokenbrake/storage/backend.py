@@ -8,8 +8,8 @@ back is normalised by `to_datetime` / `to_decimal`, because SQLite hands back te
 PostgreSQL hands back typed values.
 
 The exception is `write_batch`, the bulk path (the ledger writes thousands of rows a second
-through it): statements, each run over its rows, in one transaction, with the rows going to
-the driver untouched, already holding money and timestamps as the dialect's `money` and
+through it): statements run in one transaction, their parameters going to the driver
+untouched, already holding money and timestamps as the dialect's `money` and
 `timestamp` make them. Converting each value once, knowing its type, is several times
 cheaper than inspecting every value of every row, and that work holds the GIL the request
 path needs. It is one call, not a transaction's several, so SQLite's thread runs a whole
@@ -56,9 +56,9 @@ class Backend(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
 
-    async def write_batch(self, statements: Sequence[tuple[str, Sequence[Params]]]) -> None:
-        """Runs each statement once per parameter row (rows as the driver takes them), all
-        in one transaction."""
+    async def write_batch(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Runs each statement with its parameters (as the driver takes them), all in one
+        transaction."""
 
     async def close(self) -> None: ...
 

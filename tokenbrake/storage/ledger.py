@@ -83,7 +83,7 @@ def _insert_sql(table: str, columns: str, one_row: str, rows: int) -> str:
 
 
 def _inserts(table: str, columns: str, one_row: str, rows: Sequence[tuple],
-             max_parameters: int) -> list[tuple[str, list[list]]]:
+             max_parameters: int) -> list[tuple[str, list]]:
     """`rows` as multi-row inserts, each with its parameters in one flat list."""
     if not rows:
         return []
@@ -91,7 +91,7 @@ def _inserts(table: str, columns: str, one_row: str, rows: Sequence[tuple],
     statements, start = [], 0
     for size in statement_sizes(len(rows), largest):
         chunk = rows[start:start + size]
-        statements.append((_insert_sql(table, columns, one_row, size), [[v for row in chunk for v in row]]))
+        statements.append((_insert_sql(table, columns, one_row, size), [v for row in chunk for v in row]))
         start += size
     return statements
 

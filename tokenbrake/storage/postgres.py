@@ -95,10 +95,10 @@ class PostgresBackend:
         async with self._pool.connection() as conn, conn.transaction():
             yield _PostgresTx(conn)
 
-    async def write_batch(self, statements: Sequence[tuple[str, Sequence[Params]]]) -> None:
+    async def write_batch(self, statements: Sequence[tuple[str, Params]]) -> None:
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            for sql, rows in statements:
-                await cursor.executemany(_placeholders(sql), rows)
+            for sql, params in statements:
+                await cursor.execute(_placeholders(sql), params)
 
     async def close(self) -> None:
         await self._pool.close()

@@ -126,12 +126,12 @@ class SQLiteBackend:
     def _execute(self, sql: str, params: Params) -> int:
         return self._connection().execute(sql, _params(params)).rowcount
 
-    def _write_batch(self, statements: Sequence[tuple[str, Sequence[Params]]]) -> None:
+    def _write_batch(self, statements: Sequence[tuple[str, Params]]) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, rows in statements:
-                conn.executemany(sql, rows)  # already converted by the caller (see backend.py)
+            for sql, params in statements:
+                conn.execute(sql, params)  # already converted by the caller (see backend.py)
             conn.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -161,7 +161,7 @@ class SQLiteBackend:
                 await self._run(self._rollback)
                 raise
 
-    async def write_batch(self, statements: Sequence[tuple[str, Sequence[Params]]]) -> None:
+    async def write_batch(self, statements: Sequence[tuple[str, Params]]) -> None:
         async with self._lock:
             await self._run(self._write_batch, statements)
 
