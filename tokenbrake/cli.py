@@ -30,7 +30,7 @@ def _load(path: str):
 def serve(config_path: str, host: str | None, port: int | None, log_level: str) -> None:
     """Run the gateway: OpenAI- and Anthropic-compatible endpoints in front of the configured upstreams."""
     from tokenbrake.pricing import PriceBook
-    from tokenbrake.server.app import build_app
+    from tokenbrake.server.app import build_app, cut_in_flight
     from tokenbrake.server.run import run
 
     config = _load(config_path)
@@ -42,8 +42,9 @@ def serve(config_path: str, host: str | None, port: int | None, log_level: str) 
     for warning in unset_key_envs(config):
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"tokenbrake gateway on http://{host or server.host}:{port or server.port} ({len(config.models)} models)", err=True)
-    run(build_app(config), host or server.host, port if port is not None else server.port,
-        graceful_shutdown_s=server.graceful_shutdown_s, log_level=log_level)
+    app = build_app(config)
+    run(app, host or server.host, port if port is not None else server.port,
+        graceful_shutdown_s=server.graceful_shutdown_s, log_level=log_level, cut=cut_in_flight(app))
 
 
 config_option = click.option(

@@ -129,6 +129,11 @@ class LedgerConfig(Strict):
     store_prompts: bool = False  # keep prompt and completion text in the ledger
     flush_interval_s: float = Field(0.5, gt=0)
     batch_size: int = Field(500, gt=0)
+    # The local journal of calls in flight and rows not yet written (journal/): default beside
+    # an SQLite ledger (x.db.journal), else ./tokenbrake-journal. Gateways on one machine may
+    # share the folder: each recovers what a dead one left there.
+    journal_dir: str | None = None
+    shutdown_write_s: float = Field(10.0, gt=0)  # on shutdown, how long to try writing queued rows
 
 
 SCOPE_KINDS = ("global", "key", "team", "user", "model", "tag")
@@ -405,6 +410,16 @@ class Config(Strict):
         if self.database.startswith("sqlite:///"):
             return "memory:///" + self.database[len("sqlite:///"):].split("?")[0] + ".state.json"
         return "memory://"
+
+    @property
+    def journal_dir(self) -> str:
+        """The journal's folder: `ledger.journal_dir`, or beside an SQLite ledger, or
+        ./tokenbrake-journal."""
+        if self.ledger.journal_dir is not None:
+            return self.ledger.journal_dir
+        if self.database.startswith("sqlite:///"):
+            return self.database[len("sqlite:///"):].split("?")[0] + ".journal"
+        return "tokenbrake-journal"
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:

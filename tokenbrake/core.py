@@ -163,6 +163,17 @@ class PriorCall:
 
 
 @dataclass(slots=True)
+class BudgetHold:
+    """What the budgets reserved for a request (stages/budgets.py): the grant (a limits.Grant:
+    the amount, and the counters it is held on) and the budgets that applied; `settled_at`
+    (epoch seconds) once its cost was settled on them."""
+
+    grant: Any
+    applied: list[Any]
+    settled_at: float | None = None
+
+
+@dataclass(slots=True)
 class RequestContext:
     """Everything known about one request as it moves through the pipeline."""
 
@@ -194,6 +205,8 @@ class RequestContext:
     prior_calls: tuple[PriorCall, ...] = ()
     saved: Decimal | None = None
     loop_suspected: str | None = None  # the loop kind a session's detector saw (stages/sessions.py): a ledger flag
+    budget_hold: BudgetHold | None = None  # what the budgets reserved; the ledger row records its charges
+    usage_unseen: bool = False  # cut mid-call with no usage seen: charged at the worst case it reserved
 
     @property
     def total_cost(self) -> Decimal:

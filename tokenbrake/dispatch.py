@@ -51,6 +51,8 @@ class Dispatcher:
                     attempt.status, attempt.error = failure.status, failure.message
                     attempt.latency_s = time.perf_counter() - started
                     last = failure
+                    if failure.shutting_down and failure.sent:
+                        ctx.usage_unseen = True  # cut mid-call: what it cost is not known
                     if not (failure.retryable or failure.timed_out):
                         raise gateway_error(failure) from None
                     if failure.retryable and retry < policy.attempts:
@@ -80,6 +82,9 @@ def gateway_error(failure: UpstreamFailure) -> GatewayError:
     The upstream's 401/403 means the gateway's own credentials are wrong, not the client's,
     so it is reported as a bad gateway rather than as the client's authentication error.
     """
+    if failure.shutting_down:
+        return GatewayError(ErrorKind.OVERLOADED, failure.message, status=503, code="gateway_shutting_down",
+                            headers={"retry-after": "1"})
     if failure.timed_out:
         return GatewayError(ErrorKind.TIMEOUT, failure.message)
     status = failure.status

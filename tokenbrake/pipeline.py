@@ -32,6 +32,7 @@ def build_stages(state: AppState) -> list[Stage]:
     from tokenbrake.stages.budgets import Budgets, ThresholdDowngrade
     from tokenbrake.stages.caps import RequestCaps
     from tokenbrake.stages.identify import Identify
+    from tokenbrake.stages.journal_start import JournalStart
     from tokenbrake.stages.price_call import PriceCall
     from tokenbrake.stages.rate_limits import RateLimits
     from tokenbrake.stages.record_call import RecordCall
@@ -42,7 +43,8 @@ def build_stages(state: AppState) -> list[Stage]:
     budgets = Budgets(state.config, state.prices, state.limits, state.alerts, state.budgets)
     return [
         RecordMetrics(state.metrics),  # first in, last out: sees every outcome
-        RecordCall(state.writer, state.config.ledger.store_prompts),  # after: one ledger row per upstream call
+        # after: one ledger row per upstream call, journaled and queued before the response ends
+        RecordCall(state.writer, state.config.ledger.store_prompts, state.journal),
         Identify(state.keys),  # virtual key → team; end user, session, tags
         AllowModels(),  # the key's model allow-list
         ResolveModel(state.config),  # model name → targets (model, then its fallbacks)
@@ -63,8 +65,11 @@ def build_stages(state: AppState) -> list[Stage]:
         # before: reserve the worst case on every budget in scope (clamp, downgrade or refuse);
         # after: settle the reservation to the cost PriceCall has just computed
         budgets,
-        # Last, so its after step runs first: usage → cost, for the budgets and the ledger row
+        # Its after step runs first: usage → cost, for the budgets and the ledger row
         PriceCall(state.prices),
+        # Last before the call: the request and what it reserved, on disk (the journal), so a
+        # gateway killed mid-call still records the call, charged at that worst case
+        JournalStart(state.journal),
     ]
 
 

@@ -14,6 +14,7 @@ import orjson
 
 from tokenbrake import sse
 from tokenbrake.core import ErrorKind, Format, GatewayError, RequestContext, Target, Usage
+from tokenbrake.dispatch import gateway_error
 from tokenbrake.errors import stream_error_event
 from tokenbrake.openai_chunks import Chunk, decode_chunks
 from tokenbrake.providers import UpstreamFailure, UpstreamStream
@@ -188,7 +189,7 @@ class StreamRelay:
                     self._convert(self.parser.feed(chunk), out)
         except UpstreamFailure as failure:
             kind = ErrorKind.TIMEOUT if failure.timed_out else ErrorKind.UPSTREAM
-            out.append(self._fail(GatewayError(kind, failure.message)))
+            out.append(self._fail(gateway_error(failure) if failure.shutting_down else GatewayError(kind, failure.message)))
         except GatewayError as error:
             out.append(self._fail(error))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

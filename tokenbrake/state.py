@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 from tokenbrake.alerts import Alerts
@@ -9,6 +11,7 @@ from tokenbrake.auth import KeyCache
 from tokenbrake.budgets import BudgetCache
 from tokenbrake.config import Config
 from tokenbrake.dispatch import Dispatcher
+from tokenbrake.journal import Journal, recover_folder
 from tokenbrake.limits import LimitStore, open_state
 from tokenbrake.metrics import Metrics
 from tokenbrake.pipeline import Pipeline, build_stages
@@ -18,7 +21,10 @@ from tokenbrake.routing.cascade import CascadeCall
 from tokenbrake.routing.outcomes import ExampleRecorder
 from tokenbrake.stages.resolve_model import build_targets
 from tokenbrake.storage import Database, LedgerWriter, open_database
+from tokenbrake.storage.spend import settled_spend
 from tokenbrake.upstream_call import UpstreamCall
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,6 +35,7 @@ class AppState:
     providers: dict[str, Provider]
     database: Database
     writer: LedgerWriter
+    journal: Journal  # calls in flight and rows not yet written, on local disk
     keys: KeyCache | None  # None when keys are not required
     limits: LimitStore  # budgets, rate limits, concurrency: in memory or Redis
     budgets: BudgetCache  # the config's budgets and those set at run time, reloaded
@@ -38,21 +45,24 @@ class AppState:
 
     @classmethod
     async def open(cls, config: Config) -> AppState:
-        """Prices every model (ConfigError for one with none), opens the database, loads
-        keys, starts the ledger writer and opens upstream connection pools."""
+        """Prices every model (ConfigError for one with none), opens the database, writes what
+        dead gateways' journals hold, rebuilds the budgets' spend from the ledger, loads keys,
+        starts the ledger writer and opens upstream connection pools."""
         prices = PriceBook(config)
         database = await open_database(config.database)
+        await recover_folder(config.journal_dir, database.ledger, time.time())
+        journal = Journal(config.journal_dir).open()
         writer = LedgerWriter(database.ledger, flush_interval_s=config.ledger.flush_interval_s,
-                              batch_size=config.ledger.batch_size)
+                              batch_size=config.ledger.batch_size, on_written=journal.written)
         await writer.start()
         keys = KeyCache(database, config.auth.refresh_s) if config.auth.require_keys else None
         if keys is not None:
             await keys.start()
-        limits = await open_state(config.state_url)
+        limits = await open_state(config.state_url, settled=await settled_spend(database.backend, time.time()))
         budgets = BudgetCache(config, database, config.budgeting.refresh_s)
         await budgets.start()
         state = cls(config=config, prices=prices, metrics=Metrics(), providers=build_providers(config),
-                    database=database, writer=writer, keys=keys, limits=limits, budgets=budgets,
+                    database=database, writer=writer, journal=journal, keys=keys, limits=limits, budgets=budgets,
                     alerts=Alerts(config.alerts, limits))
         dispatcher = Dispatcher(state.providers, config.retry_for)
         state.examples = ExampleRecorder(database)
@@ -61,6 +71,12 @@ class AppState:
                            state.examples)
         state.pipeline = Pipeline(build_stages(state), call)
         return state
+
+    async def cut_upstreams(self) -> None:
+        """Shutdown's last resort: every upstream call in flight cut, none started (each
+        request records what it got and answers with an error)."""
+        for provider in self.providers.values():
+            await provider.cut()
 
     async def aclose(self) -> None:
         """After the requests in flight have finished: flush the ledger, close everything."""
@@ -71,8 +87,14 @@ class AppState:
         if self.examples is not None:
             await self.examples.close()
         try:
-            await self.writer.close()  # raises (and logs CRITICAL) if the last rows cannot be written
+            # Raises (and logs CRITICAL) if the last rows cannot be written in time; they stay
+            # in the journal, and the next start writes them.
+            await self.writer.close(self.config.ledger.shutdown_write_s)
         finally:
+            self.journal.close()
+            if not self.journal.settled:
+                log.warning("the journal %s keeps %s for the next start to write", self.config.journal_dir,
+                            f"{self.writer.pending} ledger rows")
             await self.limits.close()
             await self.database.close()
             for provider in self.providers.values():

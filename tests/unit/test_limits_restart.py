@@ -75,3 +75,46 @@ async def test_memory_url_without_path_keeps_nothing_on_disk(tmp_path, clock, mo
     await store.reserve("r1", [total("team:a", "10")], usd("1"))
     await store.close()
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_gateway_starting_takes_the_ledgers_spend_and_lets_go_of_the_dead_ones_holds(tmp_path, clock):
+    from tokenbrake.limits.windows import place as placement
+    from tokenbrake.storage.spend import SettledSpend
+
+    path, budget = tmp_path / "state.json", total("team:a", "10")
+    first = await open_state(f"memory:///{path}", clock=clock)
+    await first.reserve("settled", [budget], usd("2"))
+    await first.settle("settled", usd("1"))  # the snapshot is written at close, before a crash…
+    await first.reserve("in-flight", [budget], usd("3"))
+    assert await acquire_slot(first, "key:k", 1, "in-flight", ttl_s=900)
+    await first.close()
+
+    # …and the ledger holds what settled later (and the journal's unseen calls at their worst case).
+    key = placement(budget, clock()).key
+    again = await open_state(f"memory:///{path}", clock=clock, settled={key: SettledSpend(usd_nanos("4"), keep_until=None)})
+    [status] = await again.status([budget])
+    assert (status.spent, status.reserved) == (usd("4"), 0)
+    assert await acquire_slot(again, "key:k", 1, "next", ttl_s=900)  # the dead process's slot is free
+    assert await again.settle("in-flight", usd("1")) is False  # recorded by the journal, not settled twice
+    await again.close()
+
+
+async def test_the_ledgers_spend_never_lowers_what_the_snapshot_holds(tmp_path, clock):
+    from tokenbrake.limits.windows import place as placement
+    from tokenbrake.storage.spend import SettledSpend
+
+    path, budget = tmp_path / "state.json", total("team:a", "10")
+    first = await open_state(f"memory:///{path}", clock=clock)
+    await first.reserve("r", [budget], usd("5"))
+    await first.settle("r", usd("5"))
+    await first.close()
+    key = placement(budget, clock()).key
+    again = await open_state(f"memory:///{path}", clock=clock, settled={key: SettledSpend(usd_nanos("2"), keep_until=None)})
+    assert (await again.status([budget]))[0].spent == usd("5")
+    await again.close()
+
+
+def usd_nanos(amount: str) -> int:
+    from tokenbrake.limits import to_nanos
+
+    return to_nanos(usd(amount))

@@ -21,11 +21,15 @@ call (`session_settle`), and whose loop-detector trace is written by compare-and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, LimitStore,
                                      RateDecision, SlotAsk, StateUnavailable, Window, from_nanos, system_clock,
                                      to_nanos)
+
+if TYPE_CHECKING:
+    from tokenbrake.storage.spend import SettledSpend
 
 MEMORY_SCHEME = "memory://"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -38,9 +42,13 @@ __all__ = [
 
 
 async def open_state(url: str = MEMORY_SCHEME, *, clock: Clock = system_clock, snapshot: str | Path | None = None,
-                     save_every_s: float = 2.0, prefix: str | None = None, read_only: bool = False) -> LimitStore:
+                     save_every_s: float = 2.0, prefix: str | None = None, read_only: bool = False,
+                     settled: dict[str, SettledSpend] | None = None) -> LimitStore:
     """The store `url` names, opened (a snapshot loaded, a Redis connection checked).
-    `read_only` keeps an in-process store from ever writing its snapshot."""
+    `read_only` keeps an in-process store from ever writing its snapshot. `settled`: the
+    counters' spend as the ledger has it (storage/spend.py), which a gateway's store takes at
+    start where it holds less: in process, what the previous process held in flight is gone
+    with it (its journal recorded those calls)."""
     if url.startswith(MEMORY_SCHEME):
         from tokenbrake.limits.memory import MemoryStore
 
@@ -48,7 +56,7 @@ async def open_state(url: str = MEMORY_SCHEME, *, clock: Clock = system_clock, s
         if path and snapshot is not None:
             raise ValueError("give the snapshot path in the URL or as snapshot=, not both")
         return await MemoryStore.open(snapshot or path or None, clock=clock, save_every_s=save_every_s,
-                                      read_only=read_only)
+                                      read_only=read_only, settled=settled)
     if url.startswith(REDIS_SCHEMES):
         from tokenbrake.limits.redis_state import DEFAULT_PREFIX, RedisStore
 

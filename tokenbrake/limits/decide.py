@@ -57,6 +57,7 @@ def counter_status(counter: BudgetCounter, placement: Placement, spent: int, res
                          hard=counter.hard)
 
 
-def build_grant(amount: int | None, want: Decimal, counters: list[CounterStatus], tight: int | None) -> Grant:
+def build_grant(amount: int | None, want: Decimal, counters: list[CounterStatus], tight: int | None,
+                held_on: tuple = (), placed_at: float = 0.0) -> Grant:
     return Grant(amount=None if amount is None else from_nanos(amount), want=want, counters=counters,
-                 tightest=None if tight is None else counters[tight])
+                 tightest=None if tight is None else counters[tight], held_on=held_on, placed_at=placed_at)

@@ -110,14 +110,21 @@ class MemoryStore(MemorySessions):
 
     @classmethod
     async def open(cls, path: str | Path | None = None, *, clock: Clock = system_clock,
-                   save_every_s: float = 2.0, read_only: bool = False) -> MemoryStore:
+                   save_every_s: float = 2.0, read_only: bool = False,
+                   settled: dict[str, Any] | None = None) -> MemoryStore:
         """`read_only`: load the snapshot but never write it (a CLI looking at a running
-        gateway's state must not overwrite it with its own copy)."""
+        gateway's state must not overwrite it with its own copy). `settled`: each counter's
+        spend as the ledger has it (storage/spend.SettledSpend by storage key); a gateway
+        starting takes it where the snapshot holds less, and lets go of what the snapshot
+        held in flight: that process is gone, and its journal recorded those calls."""
         store = cls(clock, Path(path) if path else None, save_every_s)
         if store._path is not None:
             state = await asyncio.to_thread(snapshot.load, store._path)
             if state is not None:
                 store._restore(state)
+        if settled is not None:
+            store._take_settled(settled)
+        if store._path is not None:
             if read_only:
                 store._path = None
             else:
@@ -148,7 +155,8 @@ class MemoryStore(MemorySessions):
             if amount is not None:
                 self._hold(request_id, amount, now + ttl_s, places, stored, now)
         rows = [(s.spent, s.reserved) for s in stored]
-        return build_grant(amount, want, self._statuses(counters, places, stored), tightest(counters, rows))
+        return build_grant(amount, want, self._statuses(counters, places, stored), tightest(counters, rows),
+                           tuple(places), now)
 
     def _hold(self, request_id: str, amount: int, expiry: float, places: list[Placement],
               stored: list[_Counter], now: float) -> None:
@@ -320,6 +328,21 @@ class MemoryStore(MemorySessions):
             "marks": dict(self._marks),
             "sessions": self._dump_sessions(),
         }
+
+    def _take_settled(self, settled: dict[str, Any]) -> None:
+        for counter in self._counters.values():
+            counter.holds.clear()
+            counter.expiries.clear()
+            counter.reserved = 0
+        self._reservations.clear()
+        self._slots.clear()
+        for key, spend in settled.items():
+            counter = self._counters.setdefault(key, _Counter())
+            if spend.nanos > counter.spent:
+                counter.spent = spend.nanos
+                counter.spend_log = deque(spend.log)
+            counter.keep(spend.keep_until)
+        self._dirty = True
 
     def _restore(self, state: dict[str, Any]) -> None:
         for key, saved in state["counters"].items():

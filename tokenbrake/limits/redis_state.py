@@ -79,7 +79,7 @@ class RedisStore(RedisSessions):
         reply = await self._reserve(keys=[*keys, self._prefix + "reservation:" + request_id], args=args)
         rows = _rows(reply[1:])
         return build_grant(reply[0] if reply[0] >= 0 else None, want, _statuses(counters, places, rows),
-                           tightest(counters, [(spent, reserved) for spent, reserved, _ in rows]))
+                           tightest(counters, [(spent, reserved) for spent, reserved, _ in rows]), tuple(places), now)
 
     async def settle(self, request_id: str, actual: Decimal) -> bool:
         if actual < 0:

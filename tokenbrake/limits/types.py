@@ -89,12 +89,16 @@ class Grant:
     (clamped to the tightest budget's headroom), or None (refused: nothing was reserved).
     `counters` are the statuses after the reservation, in the order asked; `tightest` is the
     hard counter with the least headroom (None without hard counters), so a refusal or clamp
-    can name the budget, what it has spent and when it resets."""
+    can name the budget, what it has spent and when it resets. `held_on`: where each counter
+    is stored (windows.Placement), as placed at `placed_at`, so the settled cost can be
+    recorded against the same counters."""
 
     amount: Decimal | None
     want: Decimal
     counters: list[CounterStatus]
     tightest: CounterStatus | None
+    held_on: tuple[Any, ...] = ()
+    placed_at: float = 0.0
 
     @property
     def granted(self) -> bool:

@@ -31,6 +31,14 @@ class Placement:
     resets_at: datetime | None  # calendar: the period's end
     keep_s: float | None  # from now, how long the stored counter must be kept; None: forever
 
+    def kept_until(self, placed_at: float, settled_at: float) -> float | None:
+        """Until when (epoch seconds) a cost settled at `settled_at` on the counter placed at
+        `placed_at` is read again; None: forever. A rolling window's spend drops out of it a
+        window after it was settled."""
+        if self.rolling_s:
+            return settled_at + self.rolling_s + KEEP_AFTER_S
+        return None if self.keep_s is None else placed_at + self.keep_s
+
 
 @lru_cache(maxsize=64)
 def _zone(name: str) -> ZoneInfo:

@@ -37,6 +37,7 @@ class UpstreamFailure(Exception):
         retryable: bool = False,
         timed_out: bool = False,
         retry_after_s: float | None = None,
+        shutting_down: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -44,14 +45,30 @@ class UpstreamFailure(Exception):
         self.retryable = retryable
         self.timed_out = timed_out
         self.retry_after_s = retry_after_s
+        self.shutting_down = shutting_down  # cut by the gateway's shutdown, not the upstream's fault
+        self.sent = True
+
+
+SHUTTING_DOWN = ("the gateway is shutting down and cut this call after server.graceful_shutdown_s; "
+                 "what was delivered so far is recorded. Send it again: another replica, or this one "
+                 "once restarted, will serve it")
+
+
+def shutting_down(*, sent: bool) -> UpstreamFailure:
+    """`sent`: the call was under way (the upstream may have spent tokens on it); else it
+    never left the gateway."""
+    failure = UpstreamFailure(SHUTTING_DOWN, status=503, shutting_down=True)
+    failure.sent = sent
+    return failure
 
 
 class UpstreamStream:
     """An open upstream SSE response: `read()` its bytes as they come; always `release()`."""
 
-    def __init__(self, upstream: str, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, upstream: str, response: aiohttp.ClientResponse, provider: Provider | None = None) -> None:
         self._upstream = upstream
         self._response = response
+        self._provider = provider
 
     async def read(self) -> bytes:
         """The bytes of the next read from the socket, as the upstream sent them (a relay that
@@ -62,6 +79,8 @@ class UpstreamStream:
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise UpstreamFailure(f"upstream {self._upstream} stalled mid-stream", timed_out=True) from exc
         except aiohttp.ClientError as exc:
+            if self._provider is not None and self._provider.stopping:
+                raise shutting_down(sent=True) from exc
             raise UpstreamFailure(f"upstream {self._upstream} broke off the stream ({_describe(exc)})") from exc
 
     async def arrived(self) -> bytes:
@@ -106,6 +125,7 @@ class Provider:
             total=None, connect=config.timeout_s, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s
         )
         self._session: aiohttp.ClientSession | None = None
+        self.stopping = False  # set by `cut`: no call starts, the ones in flight were cut
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -146,7 +166,7 @@ class Provider:
         self, endpoint: Endpoint, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> UpstreamStream:
         payload = orjson.dumps(self.wire_body(endpoint, body))
-        return UpstreamStream(self.name, await self._call("POST", endpoint, payload, stream=True, headers=headers))
+        return UpstreamStream(self.name, await self._call("POST", endpoint, payload, stream=True, headers=headers), self)
 
     async def list_models(self) -> dict[str, Any]:
         return orjson.loads(await self._call("GET", Endpoint.MODELS, None, stream=False))
@@ -155,10 +175,19 @@ class Provider:
         if self._session is not None:
             await self._session.close()
 
+    async def cut(self) -> None:
+        """At shutdown, once the grace period is over: every call in flight is cut (its
+        connection closed, so its request records what it got and answers with an error),
+        and none starts."""
+        self.stopping = True
+        await self.aclose()
+
     async def _call(
         self, method: str, endpoint: Endpoint, data: bytes | None, *, stream: bool, headers: dict[str, str] | None = None
     ) -> Any:
         """The open response when `stream`, else the whole body; either only for a 200."""
+        if self.stopping:
+            raise shutting_down(sent=False)
         try:
             response = await self.session.request(method, self.urls[endpoint], data=data, headers=headers)
             if response.status != 200:
@@ -177,6 +206,8 @@ class Provider:
                 f"could not connect to upstream {self.name} ({_describe(exc)})", retryable=True
             ) from exc
         except aiohttp.ClientError as exc:
+            if self.stopping:
+                raise shutting_down(sent=True) from exc
             raise UpstreamFailure(f"upstream {self.name} failed ({_describe(exc)})", retryable=True) from exc
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -62,6 +62,16 @@ def build_app(config: Config) -> ASGIApp:
         exception_handlers={HTTPException: http_error},
     )
     return FastDoors(app, HOT_DOORS)
+
+
+def cut_in_flight(app: FastDoors) -> Callable[[], Awaitable[None]]:
+    """What shutdown calls once its grace period is over: the app's upstream calls cut."""
+    async def cut() -> None:
+        state = getattr(app.app.state, "tokenbrake", None)
+        if state is not None:
+            await state.cut_upstreams()
+
+    return cut
 
 
 def tune_garbage_collector() -> None:

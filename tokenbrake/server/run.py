@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import uvicorn
 
 from tokenbrake.server.coalesce import CoalescingHttpToolsProtocol
+from tokenbrake.server.shutdown import CUT_GRACE_S, GracefulServer
+
+STARTUP_FAILURE = 3  # uvicorn.run's exit status when the server never started
 
 
-def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_level: str = "warning") -> None:
+def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_level: str = "warning",
+        cut=None) -> None:
     """Serves until SIGINT/SIGTERM; then stops accepting, lets requests in flight finish
-    (up to `graceful_shutdown_s`) and runs the app's shutdown."""
-    uvicorn.run(
+    (up to `graceful_shutdown_s`), cuts the rest (`cut()`, see shutdown.py) and runs the
+    app's shutdown."""
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -24,6 +30,10 @@ def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_lev
         # Nothing here reads the client's address or scheme, which is all the X-Forwarded-*
         # headers would change; uvicorn would otherwise look for them in every request.
         proxy_headers=False,
-        timeout_graceful_shutdown=graceful_shutdown_s,
+        timeout_graceful_shutdown=graceful_shutdown_s + (CUT_GRACE_S if cut is not None else 0),
         timeout_keep_alive=30,
     )
+    server = uvicorn.Server(config) if cut is None else GracefulServer(config, graceful_shutdown_s, cut)
+    server.run()
+    if not server.started:  # it never served: a port in use, a start-up that failed
+        sys.exit(STARTUP_FAILURE)

@@ -31,7 +31,7 @@ from tokenbrake.alerts import Alerts
 from tokenbrake.budgets import (Applied, ApplicableMemo, BudgetCache, PossibleCall, affordable_output, refusal,
                                worst_case)
 from tokenbrake.config import BudgetConfig, Config
-from tokenbrake.core import Endpoint, RequestContext, Target
+from tokenbrake.core import BudgetHold, Endpoint, RequestContext, Target
 from tokenbrake.limits import Clock, CounterStatus, Grant, LimitStore, system_clock
 from tokenbrake.pricing import PriceBook
 from tokenbrake.scopes import budget_values
@@ -69,7 +69,6 @@ class Budgets:
         self.budgets = budgets or BudgetCache(config)
         self.clock = clock
         self.targets = build_targets(config)
-        self._holds: dict[str, tuple[list[Applied], list[CounterStatus]]] = {}  # request id -> reserved on
         self._applicable = ApplicableMemo(self.settings.timezone)
 
     async def before(self, ctx: RequestContext) -> None:
@@ -90,7 +89,7 @@ class Budgets:
         if not grant.granted:
             tight = _owner(applied, grant.tightest)
             raise refusal(tight, grant.tightest, size.floor, datetime.fromtimestamp(self.clock(), UTC))
-        self._holds[ctx.request_id] = (applied, grant.counters)
+        ctx.budget_hold = BudgetHold(grant, applied)
         tokens = size.cap
         if grant.clamped:
             affordable = affordable_output(self.prices, size.calls, size.input_tokens, grant.amount, size.output)
@@ -114,16 +113,16 @@ class Budgets:
             self._switch(ctx, downgrade, budgets)
 
     async def after(self, ctx: RequestContext) -> None:
-        hold = self._holds.pop(ctx.request_id, None)
-        if hold is None:
+        hold = ctx.budget_hold
+        if hold is None or hold.settled_at is not None:
             return
         cost = ctx.total_cost  # a cascade's earlier calls too
         # One reservation settles every counter it holds at one amount, so a model's budget is
         # charged the whole request, also the calls other models made for it. That over-counts
         # a model the request could reach but did not, and never under-counts one it did.
+        hold.settled_at = self.clock()  # the ledger row charges it, whether or not the store answers
         await self.limits.settle(ctx.request_id, cost)
-        applied, seen = hold
-        self._observe(applied, seen, cost)  # spent then, plus this call: a floor under the spend now
+        self._observe(hold.applied, hold.grant.counters, cost)  # spent then, plus this call: a floor under the spend now
 
     # -- what applies, and what it may cost
 

@@ -13,3 +13,5 @@ class PriceCall:
     async def after(self, ctx: RequestContext) -> None:
         if ctx.usage is not None and ctx.served is not None:
             ctx.cost = self.prices.cost(ctx.served.name, ctx.usage)
+        elif ctx.usage_unseen and ctx.budget_hold is not None:
+            ctx.cost = ctx.budget_hold.grant.amount  # cut before its usage came: the worst case it reserved

@@ -51,15 +51,31 @@ class LedgerRow:
     completion: str | None = None
     saved_usd: Decimal | None = None  # routed calls: the cost saved against the model asked for
     loop_suspected: str | None = None  # the loop kind a session's detector saw in this call
+    usage_unseen: bool = False  # its gateway died mid-call: charged at the reserved worst case
+    charges: tuple[Charge, ...] = ()  # what it settled on each budget counter, kept with the row
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A request's settled cost on one budget counter (its storage key, limits/windows.py), in
+    nano-USD. Written with the ledger row, so a counter's spend can be rebuilt from the
+    database; `keep_until` (epoch seconds; None: forever) is when nothing reads it again."""
+
+    counter_key: str
+    nanos: int
+    at: float
+    keep_until: float | None
 
 
 _NAMES = ("request_id", "ts", "key_name", "team", "user_name", "session_id", "tags", "requested_model",
           "served_model", "provider", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
           "reasoning_tokens", "cost_usd", "latency_ms", "status", "error", "stream", "endpoint", "front_door",
-          "prompt", "completion", "saved_usd", "loop_suspected")
+          "prompt", "completion", "saved_usd", "loop_suspected", "usage_unseen")
 _COLUMNS = ", ".join(_NAMES)
 _ONE_ROW = f"({', '.join('?' for _ in _NAMES)})"
 _TAG_ROW = "(?, ?, ?)"
+_CHARGE_COLUMNS = "request_id, counter_key, nanos, at, keep_until"
+_CHARGE_ROW = "(?, ?, ?, ?, ?)"
 # A batch goes in as few statements as it can. SQLite's driver lets go of the GIL around
 # every statement it runs and must take it back after, and a thread waiting for the GIL slows
 # the event loop that holds it: row by row, a busy gateway's writer thread would be waiting
@@ -105,7 +121,7 @@ def _values(row: LedgerRow, dialect: Dialect) -> tuple:
         dialect.money(Decimal(row.cost_usd).quantize(MONEY_PLACES)), float(row.latency_ms), row.status, row.error,
         bool(row.stream), row.endpoint, row.front_door, row.prompt, row.completion,
         None if row.saved_usd is None else dialect.money(Decimal(row.saved_usd).quantize(MONEY_PLACES)),
-        row.loop_suspected,
+        row.loop_suspected, bool(row.usage_unseen),
     )
 
 
@@ -118,7 +134,7 @@ def _row(values: tuple) -> LedgerRow:
     (request_id, ts, key_name, team, user, session, tags, requested_model, served_model, provider,
      input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
      cost_usd, latency_ms, status, error, stream, endpoint, front_door, prompt, completion, saved_usd,
-     loop_suspected) = values
+     loop_suspected, usage_unseen) = values
     return LedgerRow(
         request_id=request_id, ts=to_datetime(ts), key_name=key_name, team=team, user=user, session=session,
         tags=json.loads(tags), requested_model=requested_model, served_model=served_model, provider=provider,
@@ -127,6 +143,7 @@ def _row(values: tuple) -> LedgerRow:
         latency_ms=latency_ms, status=status, error=error, stream=bool(stream), endpoint=endpoint,
         front_door=front_door, prompt=prompt, completion=completion,
         saved_usd=None if saved_usd is None else to_decimal(saved_usd), loop_suspected=loop_suspected,
+        usage_unseen=bool(usage_unseen),
     )
 
 
@@ -141,9 +158,11 @@ class Ledger:
         dialect = self._backend.dialect
         values = [_values(row, dialect) for row in rows]
         tags = [(row.request_id, str(key), str(value)) for row in rows for key, value in row.tags.items()]
+        charges = [(row.request_id, c.counter_key, c.nanos, c.at, c.keep_until) for row in rows for c in row.charges]
         limit = self._backend.max_parameters
         await self._backend.write_batch(_inserts("ledger", _COLUMNS, _ONE_ROW, values, limit)
-                                        + _inserts("ledger_tags", "request_id, key, value", _TAG_ROW, tags, limit))
+                                        + _inserts("ledger_tags", "request_id, key, value", _TAG_ROW, tags, limit)
+                                        + _inserts("budget_charges", _CHARGE_COLUMNS, _CHARGE_ROW, charges, limit))
 
     async def rows(self, limit: int = 100) -> list[LedgerRow]:
         """The most recent rows first."""

@@ -134,6 +134,28 @@ def m004_routing(d: Dialect) -> list[str]:
     ]
 
 
+@migration
+def m005_durable_spend(d: Dialect) -> list[str]:
+    """What each settled request charged each budget counter, written in the same transaction
+    as its ledger row, so a restart rebuilds every counter's spend from the database (the
+    ledger is the truth for settled spend); and the flag of a row whose usage was never seen
+    (its gateway died mid-call, so it was charged at its reserved worst case)."""
+    t = d.types
+    return [
+        f"ALTER TABLE ledger ADD COLUMN usage_unseen {t['bool']} NOT NULL DEFAULT FALSE",
+        f"""CREATE TABLE budget_charges (
+            request_id TEXT NOT NULL,
+            counter_key TEXT NOT NULL,
+            nanos {t['bigint']} NOT NULL,
+            at {t['float']} NOT NULL,
+            keep_until {t['float']},
+            PRIMARY KEY (request_id, counter_key)
+        )""",
+        "CREATE INDEX budget_charges_counter ON budget_charges (counter_key, at)",
+        "CREATE INDEX budget_charges_keep ON budget_charges (keep_until)",
+    ]
+
+
 async def migrate(backend: Backend) -> list[str]:
     """Applies the migrations not yet recorded; returns their names."""
     dialect = backend.dialect

@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
+from collections.abc import Callable
 from itertools import islice
 
 from tokenbrake.storage.ledger import Ledger, LedgerRow
@@ -28,7 +29,9 @@ MAX_PENDING = 100_000
 
 class LedgerWriter:
     def __init__(self, ledger: Ledger, flush_interval_s: float = 0.5, batch_size: int = 500,
-                 max_pending: int = MAX_PENDING) -> None:
+                 max_pending: int = MAX_PENDING, on_written: Callable[[int], None] | None = None) -> None:
+        """`on_written(n)` is told after each batch that `n` more rows, the oldest queued, are
+        in the database (the journal then lets go of them)."""
         if flush_interval_s <= 0 or batch_size <= 0 or max_pending <= 0:
             raise ValueError("flush_interval_s, batch_size and max_pending must be positive")
         self.ledger = ledger
@@ -42,6 +45,7 @@ class LedgerWriter:
         self._closed = False
         self._over_limit = False
         self._failing = False
+        self._on_written = on_written
 
     @property
     def pending(self) -> int:
@@ -78,22 +82,28 @@ class LedgerWriter:
                 for _ in batch:  # only now: a failed write leaves the batch queued
                     self._pending.popleft()
                 remaining -= len(batch)
+                if self._on_written is not None:
+                    self._on_written(len(batch))
             if len(self._pending) < self.max_pending:
                 self._over_limit = False
 
-    async def close(self) -> None:
-        """Stops the background task and writes everything still queued."""
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Stops the background task and writes everything still queued, giving up after
+        `timeout_s` (a database that is down must not hold the shutdown for ever)."""
         self._closed = True
+        try:
+            await asyncio.wait_for(self._stop_and_flush(), timeout_s)
+        except Exception:
+            log.critical("ledger writer closing: %d rows could not be written", len(self._pending), exc_info=True)
+            raise
+
+    async def _stop_and_flush(self) -> None:
         if self._task is not None:
             async with self._write_lock:  # never cancel it in the middle of a write
                 self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        try:
-            await self.flush()
-        except Exception:
-            log.critical("ledger writer closing: %d rows could not be written", len(self._pending), exc_info=True)
-            raise
+        await self.flush()
 
     async def _run(self) -> None:
         while True:

@@ -1,0 +1,136 @@
+"""What the fault tests share: a gateway in front of its own slow emulator, load from threads
+driving the official SDK, and the ledger and the emulator's journal read back to check the
+promise (spend within the cap; every call that reached the upstream in the ledger)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import openai
+import yaml
+
+from tokenbrake.launch import ChildServer, free_port
+from tokenbrake.storage import LedgerRow, open_database
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+SLOW = "[[emulator: tokens=40 ttft_ms=150 tps=60]]"  # about 0.8 s a call: several always in flight
+
+
+def fault_config(emulator_url: str, database: str, folder: Path, **extra) -> dict:
+    config = {
+        "database": database,
+        "server": {"graceful_shutdown_s": 1},
+        "ledger": {"flush_interval_s": 0.2, "journal_dir": str(folder / "journal")},
+        "upstreams": {"emu": {"kind": "openai", "base_url": emulator_url + "/v1", "provider": "openai"}},
+        "models": {"gpt-4o": {"upstream": "emu"}},
+        "auth": {"require_keys": False},
+    }
+    return config | extra
+
+
+def write_config(folder: Path, config: dict) -> Path:
+    path = folder / "tokenbrake.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_gateway(config_path: Path, port: int | None = None) -> ChildServer:
+    return ChildServer(["serve", "--config", str(config_path)], port=port, quiet=True)
+
+
+@dataclass
+class Load:
+    """Threads each sending one call after another (every other one streamed), each call with
+    an end user of its own (`u-N`), so the ledger and the emulator's journal can be matched
+    call by call. Errors (refusals, a gateway that is down) are counted, never raised."""
+
+    url: str
+    threads: int = 8
+    body_text: str = "hello " + SLOW
+    max_tokens: int = 64
+    sent: int = 0
+    answered: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Load:
+        self._workers = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(self.threads)]
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=30)
+
+    def _run(self, worker: int) -> None:
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, timeout=20)
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            user = f"u-{worker}-{n}-{secrets.token_hex(3)}"
+            with self._lock:
+                self.sent += 1
+            try:
+                self._call(client, user, stream=n % 2 == 0)
+                with self._lock:
+                    self.answered += 1
+            except (openai.APIError, httpx.HTTPError) as exc:
+                with self._lock:
+                    self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
+                time.sleep(0.05)
+
+    def _call(self, client: openai.OpenAI, user: str, stream: bool) -> None:
+        messages = [{"role": "user", "content": self.body_text}]
+        if not stream:
+            client.chat.completions.create(model="gpt-4o", messages=messages, user=user, max_tokens=self.max_tokens)
+            return
+        for _ in client.chat.completions.create(model="gpt-4o", messages=messages, user=user,
+                                                max_tokens=self.max_tokens, stream=True):
+            pass
+
+
+def ledger_rows(database_url: str) -> list[LedgerRow]:
+    async def read() -> list[LedgerRow]:
+        db = await open_database(database_url)
+        try:
+            return await db.ledger.rows(limit=1_000_000)
+        finally:
+            await db.close()
+
+    return asyncio.run(read())
+
+
+def upstream_users(emulator: ChildServer) -> set[str]:
+    """The end user of every call that reached the emulator."""
+    records = httpx.get(emulator.url + "/_emulator/requests", timeout=10).json()
+    return {r["body"]["user"] for r in records if r["body"] and r["body"].get("user")}
+
+
+def total_cost(rows: list[LedgerRow]) -> Decimal:
+    return sum((row.cost_usd for row in rows), Decimal(0))
+
+
+def postgres_schema_url() -> tuple[str, str]:
+    schema = f"tb_fault_{secrets.token_hex(6)}"
+    return f"{POSTGRES_URL}?schema={schema}", schema
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+__all__ = ["ChildServer", "free_port"]
