@@ -76,7 +76,7 @@ class AppState:
         """Shutdown's last resort: every upstream call in flight cut, none started (each
         request records what it got and answers with an error)."""
         for provider in self.providers.values():
-            await provider.cut()
+            provider.cut()
 
     async def aclose(self) -> None:
         """After the requests in flight have finished: flush the ledger, close everything."""

@@ -58,6 +58,7 @@ class Load:
     sent: int = 0
     answered: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)  # what each error said
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _workers: list[threading.Thread] = field(default_factory=list)
@@ -82,12 +83,13 @@ class Load:
             with self._lock:
                 self.sent += 1
             try:
-                self._call(client, user, stream=n % 2 == 0)
+                self._call(client, user, stream=(worker + n) % 2 == 0)
                 with self._lock:
                     self.answered += 1
             except (openai.APIError, httpx.HTTPError) as exc:
                 with self._lock:
                     self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
+                    self.messages.append(f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")
                 time.sleep(0.05)
 
     def _call(self, client: openai.OpenAI, user: str, stream: bool) -> None:

@@ -54,6 +54,34 @@ SHUTTING_DOWN = ("the gateway is shutting down and cut this call after server.gr
                  "once restarted, will serve it")
 
 
+class OpenCalls:
+    """The tasks with an upstream call open, so that shutdown can cut them: each is cancelled
+    with `CUT`, and the call it is waiting on turns that into `shutting_down()`, an upstream
+    failure every path above already records and answers. Closing the connections instead
+    would not do: a response half-read does not notice its connection closed."""
+
+    CUT = "tokenbrake: cut by shutdown"
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task] = set()
+        self.stopping = False
+
+    def cut(self) -> None:
+        self.stopping = True
+        for task in list(self.tasks):
+            task.cancel(self.CUT)
+
+    def was_cut(self, cancelled: asyncio.CancelledError) -> bool:
+        """Whether `cancelled` is the cut's (then the task's cancellation is taken back, since
+        the call ends in a failure instead)."""
+        if not (self.stopping and cancelled.args and cancelled.args[0] == self.CUT):
+            return False
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return True
+
+
 def shutting_down(*, sent: bool) -> UpstreamFailure:
     """`sent`: the call was under way (the upstream may have spent tokens on it); else it
     never left the gateway."""
@@ -65,10 +93,13 @@ def shutting_down(*, sent: bool) -> UpstreamFailure:
 class UpstreamStream:
     """An open upstream SSE response: `read()` its bytes as they come; always `release()`."""
 
-    def __init__(self, upstream: str, response: aiohttp.ClientResponse, provider: Provider | None = None) -> None:
+    def __init__(self, upstream: str, response: aiohttp.ClientResponse, open_calls: OpenCalls | None = None) -> None:
         self._upstream = upstream
         self._response = response
-        self._provider = provider
+        self._open_calls = open_calls
+        self._task = asyncio.current_task()
+        if open_calls is not None and self._task is not None:
+            open_calls.tasks.add(self._task)
 
     async def read(self) -> bytes:
         """The bytes of the next read from the socket, as the upstream sent them (a relay that
@@ -79,9 +110,11 @@ class UpstreamStream:
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise UpstreamFailure(f"upstream {self._upstream} stalled mid-stream", timed_out=True) from exc
         except aiohttp.ClientError as exc:
-            if self._provider is not None and self._provider.stopping:
-                raise shutting_down(sent=True) from exc
             raise UpstreamFailure(f"upstream {self._upstream} broke off the stream ({_describe(exc)})") from exc
+        except asyncio.CancelledError as cancelled:
+            if self._open_calls is not None and self._open_calls.was_cut(cancelled):
+                raise shutting_down(sent=True) from None
+            raise
 
     async def arrived(self) -> bytes:
         """Bytes that have reached us but were not read, without waiting for more.
@@ -103,6 +136,8 @@ class UpstreamStream:
         pool; one left half-read (the client went away) is closed, since what is left of it
         cannot be reused."""
         self._response.release()
+        if self._open_calls is not None:
+            self._open_calls.tasks.discard(self._task)
 
 
 class Provider:
@@ -125,7 +160,7 @@ class Provider:
             total=None, connect=config.timeout_s, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s
         )
         self._session: aiohttp.ClientSession | None = None
-        self.stopping = False  # set by `cut`: no call starts, the ones in flight were cut
+        self.open_calls = OpenCalls()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -166,7 +201,8 @@ class Provider:
         self, endpoint: Endpoint, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> UpstreamStream:
         payload = orjson.dumps(self.wire_body(endpoint, body))
-        return UpstreamStream(self.name, await self._call("POST", endpoint, payload, stream=True, headers=headers), self)
+        response = await self._call("POST", endpoint, payload, stream=True, headers=headers)
+        return UpstreamStream(self.name, response, self.open_calls)
 
     async def list_models(self) -> dict[str, Any]:
         return orjson.loads(await self._call("GET", Endpoint.MODELS, None, stream=False))
@@ -175,19 +211,20 @@ class Provider:
         if self._session is not None:
             await self._session.close()
 
-    async def cut(self) -> None:
+    def cut(self) -> None:
         """At shutdown, once the grace period is over: every call in flight is cut (its
-        connection closed, so its request records what it got and answers with an error),
-        and none starts."""
-        self.stopping = True
-        await self.aclose()
+        request records what it got and answers with an error), and none starts."""
+        self.open_calls.cut()
 
     async def _call(
         self, method: str, endpoint: Endpoint, data: bytes | None, *, stream: bool, headers: dict[str, str] | None = None
     ) -> Any:
         """The open response when `stream`, else the whole body; either only for a 200."""
-        if self.stopping:
+        open_calls = self.open_calls
+        if open_calls.stopping:
             raise shutting_down(sent=False)
+        task = asyncio.current_task()
+        open_calls.tasks.add(task)  # type: ignore[arg-type]
         try:
             response = await self.session.request(method, self.urls[endpoint], data=data, headers=headers)
             if response.status != 200:
@@ -206,9 +243,13 @@ class Provider:
                 f"could not connect to upstream {self.name} ({_describe(exc)})", retryable=True
             ) from exc
         except aiohttp.ClientError as exc:
-            if self.stopping:
-                raise shutting_down(sent=True) from exc
             raise UpstreamFailure(f"upstream {self.name} failed ({_describe(exc)})", retryable=True) from exc
+        except asyncio.CancelledError as cancelled:
+            if open_calls.was_cut(cancelled):
+                raise shutting_down(sent=True) from None
+            raise
+        finally:
+            open_calls.tasks.discard(task)  # a stream's is added again by its UpstreamStream
 
 
 def _status_failure(name: str, response: aiohttp.ClientResponse, content: bytes, hint: str = "") -> UpstreamFailure:
