@@ -134,6 +134,17 @@ def m004_routing(d: Dialect) -> list[str]:
     ]
 
 
+@migration
+def m005_tenants(d: Dialect) -> list[str]:
+    """Whether a key requires an end user on every request (`keys create --require-user`), and
+    whether a run-time user or tag budget is one counter across tenants (`across_tenants`)."""
+    t = d.types
+    return [
+        f"ALTER TABLE virtual_keys ADD COLUMN require_user {t['bool']} NOT NULL DEFAULT FALSE",
+        f"ALTER TABLE budgets ADD COLUMN across_tenants {t['bool']} NOT NULL DEFAULT FALSE",
+    ]
+
+
 async def migrate(backend: Backend) -> list[str]:
     """Applies the migrations not yet recorded; returns their names."""
     dialect = backend.dialect
