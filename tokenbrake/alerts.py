@@ -23,6 +23,7 @@ import aiohttp
 from tokenbrake.config import AlertsConfig, BudgetConfig
 from tokenbrake.limits import BudgetCounter, Clock, CounterStatus, LimitStore, system_clock
 from tokenbrake.limits.windows import place
+from tokenbrake.scopes import describe_counter
 
 log = logging.getLogger("tokenbrake.alerts")
 MAX_REMEMBERED = 100_000  # claimed marks kept per process before the memo is cleared
@@ -83,7 +84,8 @@ class Alerts:
             if mark in self._claimed:
                 continue
             alert = Alert(budget, status.key, share, spent, spot.key, status.resets_at)
-            message = (f"budget {budget.scope} ({budget.period}) for {status.key} reached {share * 100:g}% of "
+            counter = describe_counter(budget.scope, status.key)
+            message = (f"budget {budget.scope} ({budget.period}) for {counter} reached {share * 100:g}% of "
                        f"{budget.amount_usd}: spent {spent}")
             ttl = spot.rolling_s or spot.keep_s  # to the period's end (None: a total budget, never)
             self.notify(mark, ttl, message, alert.as_json())

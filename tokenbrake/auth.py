@@ -89,4 +89,4 @@ async def authenticate(headers: dict[str, str], keys: KeyCache) -> Attribution:
                            code="invalid_api_key")
     if key.revoked:
         raise GatewayError(ErrorKind.AUTHENTICATION, f"API key '{key.name}' has been revoked.", code="revoked_api_key")
-    return Attribution(key_name=key.name, team=key.team, allowed_models=key.models)
+    return Attribution(key_name=key.name, team=key.team, allowed_models=key.models, require_user=key.require_user)

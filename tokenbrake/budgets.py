@@ -5,9 +5,9 @@ The budgets in force are the config's, overlaid by those set at run time in the 
 them every `budgeting.refresh_s`, so the request path never reads the database.
 
 Each budget becomes a `BudgetCounter` (limits/) per request: its scope names the counter
-(`user:*` one per user), its period the window, its mode whether it refuses (`hard`,
-`downgrade`) or only counts and alerts (`soft`). The Budgets stage (stages/budgets.py)
-reserves on them.
+(`user:*` one per user; a user's or tag's within the key's tenant, scopes.py), its period
+the window, its mode whether it refuses (`hard`, `downgrade`) or only counts and alerts
+(`soft`). The Budgets stage (stages/budgets.py) reserves on them.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from decimal import Decimal
 
 from pydantic import ValidationError
 
-from tokenbrake.config import BudgetConfig, Config, describe_validation_error
+from tokenbrake.config import TENANT_SCOPE_KINDS, BudgetConfig, Config, describe_validation_error
 from tokenbrake.core import ErrorKind, GatewayError
 from tokenbrake.limits import BudgetCounter, CounterStatus, LimitStore, Window
 from tokenbrake.limits.windows import period
 from tokenbrake.pricing import PriceBook
 from tokenbrake.reports import plain, usd
 from tokenbrake.routing.checks import grader_tokens
-from tokenbrake.scopes import ByScopeValues, counter_keys
+from tokenbrake.scopes import ByScopeValues, counter_keys, describe_counter, split_tenant
 from tokenbrake.storage import Database
 
 log = logging.getLogger("tokenbrake.budgets")
@@ -55,7 +55,7 @@ def applicable(budgets: list[BudgetConfig], values: dict[str, list[str]], tz: st
     smaller amount wins."""
     chosen: dict[tuple[str, Window], Applied] = {}
     for budget in budgets:
-        for key in counter_keys(budget.scope, values):
+        for key in counter_keys(budget.scope, values, budget.across_tenants):
             counter = BudgetCounter(key, budget.amount_usd, window(budget, tz), hard=budget.mode != "soft")
             held = chosen.get((key, counter.window))
             if held is None or (budget.amount_usd, not counter.hard) < (held.budget.amount_usd, not held.counter.hard):
@@ -143,7 +143,8 @@ def refusal(applied: Applied, status: CounterStatus, need: Decimal, now: datetim
     resets = "it never resets (period: total)" if status.resets_at is None else \
         f"it resets at {status.resets_at.isoformat(timespec='seconds')} (in {wait}s)"
     held = f", {usd(status.reserved)} held by requests in flight" if status.reserved else ""
-    message = (f"Budget {describe(applied.budget)} for {status.key} cannot pay for this request: "
+    counter = describe_counter(applied.budget.scope, status.key)
+    message = (f"Budget {describe(applied.budget)} for {counter} cannot pay for this request: "
                f"spent {usd(status.spent)} of {usd(status.limit)}{held}; this request needs at least {usd(need)}; "
                f"{resets}.")
     headers = {"retry-after": str(wait)} if wait is not None else {}
@@ -217,35 +218,56 @@ async def stored_budgets(db: Database, config: Config) -> list[BudgetConfig]:
 
 async def report(config: Config, db: Database, limits: LimitStore, now: float | None = None) -> list[dict]:
     """Each budget in force with its spend this period: spent, reserved, remaining, resets at.
-    A `*` scope has one counter per member (`user:*`: per user); the members listed are those
-    the ledger shows spending this period (the biggest first)."""
+    A `*` scope has one counter per member (`user:*`: per user), and a user or tag scope one
+    per tenant too (unless across_tenants); those listed are the ones the ledger shows
+    spending this period (the biggest first), each with its tenant."""
     stored = await stored_budgets(db, config)
     from_db = {(b.scope, b.period) for b in stored}
     now = time.time() if now is None else now
     rows = []
     for budget in merge(list(config.budgets), stored):
         win = window(budget, config.budgeting.timezone)
-        names = [budget.scope] if not budget.scope.endswith(":*") else await _members(budget.scope, win, db, now)
-        counters = [BudgetCounter(name, budget.amount_usd, win, hard=budget.mode != "soft") for name in names]
+        counters = [BudgetCounter(name, budget.amount_usd, win, hard=budget.mode != "soft")
+                    for name in await _counters(budget, win, db, now)]
         statuses = await limits.status(counters) if counters else []
         rows.append({
             **budget.model_dump(mode="json"),
             "source": "runtime" if (budget.scope, budget.period) in from_db else "config",
-            "counters": [{"counter": s.key, "spent_usd": plain(s.spent), "reserved_usd": plain(s.reserved),
-                          "remaining_usd": plain(s.remaining),
-                          "resets_at": s.resets_at.isoformat() if s.resets_at else None} for s in statuses],
+            "counters": [_counter_view(budget, s) for s in statuses],
         })
     return rows
 
 
-async def _members(scope: str, win: Window, db: Database, now: float) -> list[str]:
-    """The counters of a `*` scope that spent in the current period, from the ledger."""
-    kind = scope.partition(":")[0]
+def _counter_view(budget: BudgetConfig, status: CounterStatus) -> dict:
+    tenant, counter = split_tenant(budget.scope, status.key)
+    return {"counter": counter, "tenant": tenant, "spent_usd": plain(status.spent),
+            "reserved_usd": plain(status.reserved), "remaining_usd": plain(status.remaining),
+            "resets_at": status.resets_at.isoformat() if status.resets_at else None}
+
+
+def _per_tenant(budget: BudgetConfig) -> bool:
+    return budget.scope.partition(":")[0] in TENANT_SCOPE_KINDS and not budget.across_tenants
+
+
+async def _counters(budget: BudgetConfig, win: Window, db: Database, now: float) -> list[str]:
+    """The budget's counters that spent in the current period, from the ledger; a scope that
+    names one counter for everyone, that one."""
+    kind, _, name = budget.scope.partition(":")
+    if name != "*" and not _per_tenant(budget):
+        return [budget.scope]
+    since = _period_start(win, now)
+    if not _per_tenant(budget):
+        groups = await db.ledger.usage(kind, since=since)
+        return [f"{kind}:{g.group}" for g in groups if g.group and g.group != "(none)"][:MAX_LISTED_MEMBERS]
+    spenders = await db.ledger.spenders_by_tenant(kind, since=since)
+    return [key for tenant, member in spenders
+            for key in counter_keys(budget.scope, {"tenant": [tenant] if tenant else [], kind: [member]})
+            ][:MAX_LISTED_MEMBERS]
+
+
+def _period_start(win: Window, now: float) -> datetime | None:
     if win.kind == "total":
-        since = None
-    elif win.kind == "rolling":
-        since = datetime.fromtimestamp(now - float(win.seconds), UTC)
-    else:
-        since = period(win, now)[0]
-    groups = await db.ledger.usage(kind, since=since)
-    return [f"{kind}:{g.group}" for g in groups if g.group and g.group != "(none)"][:MAX_LISTED_MEMBERS]
+        return None
+    if win.kind == "rolling":
+        return datetime.fromtimestamp(now - float(win.seconds), UTC)
+    return period(win, now)[0]

@@ -86,16 +86,19 @@ def _print_key(key, as_json: bool, plaintext: str | None = None) -> None:
         click.echo(json.dumps(view))
         return
     for field, value in view.items():
-        click.echo(f"{field:<11} {', '.join(value) if isinstance(value, list) else ('-' if value is None else value)}")
+        click.echo(f"{field:<12} {', '.join(value) if isinstance(value, list) else ('-' if value is None else value)}")
 
 
 @keys.command("create")
 @click.option("--name", required=True, help="A unique name for the key.")
 @click.option("--team", default=None, help="The team (or project) its spend is attributed to.")
 @click.option("--models", default=None, help="Comma-separated models it may use [default: all].")
+@click.option("--require-user", is_flag=True,
+              help="Refuse its requests that name no end user (user, metadata.user_id or X-Tokenbrake-User).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_option
-def keys_create(name: str, team: str | None, models: str | None, as_json: bool, config_path: str) -> None:
+def keys_create(name: str, team: str | None, models: str | None, require_user: bool, as_json: bool,
+                config_path: str) -> None:
     """Create a key and print it. It is shown this once; only its hash is kept."""
     allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
     config = _load(config_path)
@@ -103,7 +106,8 @@ def keys_create(name: str, team: str | None, models: str | None, as_json: bool, 
     if unknown:
         raise click.ClickException(f"--models: not configured: {', '.join(unknown)}")
     try:
-        plaintext, key = _with_database(config_path, lambda db: db.keys.create(name, team=team, models=allowed))
+        plaintext, key = _with_database(config_path, lambda db: db.keys.create(name, team=team, models=allowed,
+                                                                               require_user=require_user))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _print_key(key, as_json, plaintext)
@@ -124,10 +128,12 @@ def keys_list(as_json: bool, config_path: str) -> None:
     if as_json:
         click.echo(json.dumps([key_view(k) for k in found]))
         return
-    click.echo(f"{'name':<20} {'team':<14} {'prefix':<14} {'status':<8} models")
+    click.echo(f"{'name':<20} {'team':<14} {'prefix':<14} {'status':<8} {'user':<9} models")
     for key in found:
         status = "revoked" if key.revoked else "active"
-        click.echo(f"{key.name:<20} {key.team or '-':<14} {key.key_prefix:<14} {status:<8} {', '.join(key.models) if key.models else 'all'}")
+        user = "required" if key.require_user else "optional"
+        click.echo(f"{key.name:<20} {key.team or '-':<14} {key.key_prefix:<14} {status:<8} {user:<9} "
+                   f"{', '.join(key.models) if key.models else 'all'}")
 
 
 @keys.command("show")
@@ -169,9 +175,11 @@ def budgets() -> None:
 @click.option("--downgrade-to", default=None, help="With --mode downgrade: the cheaper model to serve.")
 @click.option("--downgrade-below", default=None, help="With --mode downgrade: below this remainder (USD).")
 @click.option("--alert-at", default="0.5,0.8,1.0", show_default=True, help="Shares of the amount that alert.")
+@click.option("--across-tenants", is_flag=True,
+              help="A user: or tag: scope: one counter shared by every tenant [default: one per key's team or key].")
 @config_option
 def budgets_set(scope: str, amount: str, period: str, rolling_s: float | None, mode: str, downgrade_to: str | None,
-                downgrade_below: str | None, alert_at: str, config_path: str) -> None:
+                downgrade_below: str | None, alert_at: str, across_tenants: bool, config_path: str) -> None:
     """Create a budget, or replace the one with the same scope and period."""
     from tokenbrake.budgets import parse_budget
 
@@ -180,11 +188,12 @@ def budgets_set(scope: str, amount: str, period: str, rolling_s: float | None, m
         shares = [float(share) for share in alert_at.split(",") if share.strip()]
         budget = parse_budget({"scope": scope, "amount_usd": amount, "period": period, "rolling_s": rolling_s,
                                "mode": mode, "downgrade_to": downgrade_to, "downgrade_below_usd": downgrade_below,
-                               "alert_at": shares}, config)
+                               "alert_at": shares, "across_tenants": across_tenants}, config)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _with_database(config_path, lambda db: db.budgets.set(budget))
-    click.echo(f"budget {budget.scope} ({budget.period}): ${budget.amount_usd}, {budget.mode}")
+    across = ", across tenants" if budget.across_tenants else ""
+    click.echo(f"budget {budget.scope} ({budget.period}): ${budget.amount_usd}, {budget.mode}{across}")
 
 
 @budgets.command("list")
@@ -219,8 +228,10 @@ def budgets_list(as_json: bool, config_path: str) -> None:
                f"{'remaining':>12}  resets at")
     for row in rows:
         for n, counter in enumerate(row["counters"] or [{}]):
-            name = row["scope"] if n == 0 and counter.get("counter") in (None, row["scope"]) else "  " + counter["counter"]
-            if name.startswith("  ") and n == 0:  # a `*` budget: its own line, then one per member
+            own = n == 0 and counter.get("counter") in (None, row["scope"]) and not counter.get("tenant")
+            tenant = f" in {counter['tenant']}" if counter.get("tenant") else ""
+            name = row["scope"] if own else f"  {counter['counter']}{tenant}"
+            if name.startswith("  ") and n == 0:  # a `*` or per-tenant budget: its own line, then one per member
                 click.echo(f"{row['scope']:<24} {row['period']:<8} {row['mode']:<9} {row['amount_usd']:>10}")
             click.echo(f"{name:<24} {row['period']:<8} {row['mode']:<9} {row['amount_usd']:>10} "
                        f"{counter.get('spent_usd', '-'):>12} {counter.get('reserved_usd', '-'):>12} "

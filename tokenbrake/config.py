@@ -152,6 +152,17 @@ def check_scope(scope: str) -> str:
     return scope
 
 
+# Scope kinds whose names the client asserts (X-Tokenbrake-User, X-Tokenbrake-Tags): counted
+# per tenant (the key's team, or the key), so one tenant's `alice` never spends another's.
+TENANT_SCOPE_KINDS = ("user", "tag")
+
+
+def check_across_tenants(scope: str, across_tenants: bool) -> None:
+    if across_tenants and scope.partition(":")[0] not in TENANT_SCOPE_KINDS:
+        raise ValueError(f"across_tenants: only user: and tag: scopes count per tenant; {scope!r} is one counter "
+                         f"for everyone already (remove across_tenants)")
+
+
 Period = Literal["minute", "hour", "day", "week", "month", "total", "rolling"]
 
 
@@ -164,10 +175,14 @@ class BudgetConfig(Strict):
     downgrade_to: str | None = None  # the cheaper model served in downgrade mode…
     downgrade_below_usd: Decimal | None = Field(None, ge=0)  # …once the remainder is below this
     alert_at: list[float] = [0.5, 0.8, 1.0]  # shares of the amount that fire an alert, once a period
+    # user: and tag: scopes count per tenant (the key's team, or the key); true: one counter
+    # shared by every tenant's user (or tag) of that name.
+    across_tenants: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> BudgetConfig:
         check_scope(self.scope)
+        check_across_tenants(self.scope, self.across_tenants)
         if (self.period == "rolling") != (self.rolling_s is not None):
             raise ValueError("rolling_s is required with period: rolling, and only then")
         if self.mode == "downgrade" and (self.downgrade_to is None or self.downgrade_below_usd is None):
@@ -186,10 +201,12 @@ class LimitConfig(Strict):
     concurrent: int | None = Field(None, gt=0)
     max_input_tokens: int | None = Field(None, gt=0)  # refused above
     max_output_tokens: int | None = Field(None, gt=0)  # clamped to
+    across_tenants: bool = False  # as a budget's: user: and tag: counters shared by every tenant
 
     @model_validator(mode="after")
     def _check(self) -> LimitConfig:
         check_scope(self.scope)
+        check_across_tenants(self.scope, self.across_tenants)
         return self
 
 

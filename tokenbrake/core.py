@@ -144,6 +144,7 @@ class Attribution:
     key_name: str | None = None
     team: str | None = None
     allowed_models: list[str] | None = None  # None: every model
+    require_user: bool = False  # the key refuses requests that name no end user
     user: str | None = None  # the application's end user
     session: str | None = None  # an agent session, scoped to its key
     tags: dict[str, str] = field(default_factory=dict)

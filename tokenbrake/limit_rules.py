@@ -3,8 +3,9 @@
 A limit entry (config.LimitConfig) sets any of rate limits and per-request caps on a scope.
 For one setting (`requests_per_minute`, `max_input_tokens`, ...) a request falls under every
 entry that sets it and whose scope it is in; `user:*` names one counter per user
-(`user:alice`). When two entries name the same counter (`user:*` and `user:alice`), the
-smaller value wins, so a counter is checked once, against its tightest value.
+(`user:alice`, within the key's tenant unless `across_tenants`: scopes.py). When two entries
+name the same counter (`user:*` and `user:alice`), the smaller value wins, so a counter is
+checked once, against its tightest value.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tokenbrake.config import LimitConfig
-from tokenbrake.scopes import ByScopeValues, counter_keys
+from tokenbrake.scopes import ByScopeValues, counter_keys, describe_counter, split_tenant
 
 Setting = Literal["requests_per_minute", "tokens_per_minute", "concurrent", "max_input_tokens", "max_output_tokens"]
 
@@ -23,13 +24,14 @@ class AppliedLimit:
     """One setting of one limit entry as it applies to a request."""
 
     scope: str  # as configured: `user:*`
-    key: str  # the counter it names for this request: `user:alice`
+    key: str  # the counter it names for this request: `team:search/user:alice`
     setting: Setting
     value: int
 
     def describe(self) -> str:
-        """`team:search`, or `user:alice (limit user:*)`."""
-        return self.key if self.key == self.scope else f"{self.key} (limit {self.scope})"
+        """`team:search`, `user:alice in team:search`, or `user:alice in team:search (limit user:*)`."""
+        shown = describe_counter(self.scope, self.key)
+        return shown if split_tenant(self.scope, self.key)[1] == self.scope else f"{shown} (limit {self.scope})"
 
 
 def setting_in(limits: list[LimitConfig], *settings: Setting) -> list[LimitConfig]:
@@ -44,7 +46,7 @@ def applicable(limits: list[LimitConfig], setting: Setting, values: dict[str, li
         value = getattr(limit, setting)
         if value is None:
             continue
-        for key in counter_keys(limit.scope, values):
+        for key in counter_keys(limit.scope, values, limit.across_tenants):
             held = chosen.get(key)
             if held is None or value < held.value:
                 chosen[key] = AppliedLimit(limit.scope, key, setting, value)

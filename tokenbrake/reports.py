@@ -15,6 +15,7 @@ def key_view(key: VirtualKey) -> dict[str, Any]:
         "name": key.name,
         "team": key.team,
         "models": key.models,
+        "require_user": key.require_user,
         "key_prefix": key.key_prefix,
         "created_at": key.created_at.isoformat(),
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,

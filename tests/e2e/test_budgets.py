@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from conftest import MASTER_KEY, create_key, gateway_config, write_config
+from tokenbrake.reports import usd
 from tokenbrake.launch import ChildServer
 from tokenbrake.storage import open_database
 
@@ -327,3 +328,65 @@ def test_the_admin_api_sets_and_lists_budgets_with_their_spend(emulator, tmp_pat
     assert listed["user:*"]["mode"] == "soft" and listed["user:*"]["source"] == "runtime"
     [ana] = listed["user:*"]["counters"]  # a `*` budget lists the members that spent this period
     assert ana["counter"] == "user:ana" and Decimal(ana["spent_usd"]) == Decimal(counter["spent_usd"])
+
+
+def spend_until_refused(call) -> str:
+    """Calls until the budget refuses; the refusal's message."""
+    for _ in range(10):
+        try:
+            call()
+        except (openai.RateLimitError, anthropic.RateLimitError) as refused:
+            return refused.message
+    pytest.fail("the budget never refused")
+
+
+def test_one_tenants_end_user_never_spends_the_budget_of_another_tenants_user_of_that_name(emulator, tmp_path):
+    """Key A says its user is alice; key B (another team) has a user alice too. A spending
+    all its alice's `user:*` budget leaves B's alice whole, and B's refusal shows B's spend."""
+    config, path, _ = budget_setup(emulator, tmp_path, "memory://",
+                                   [{"scope": "user:*", "amount_usd": "0.40", "period": "month"}])
+    red, blue = create_key(path, "red-app", "--team", "red"), create_key(path, "blue-app", "--team", "blue")
+    with start(path) as gateway:
+        oa = openai.OpenAI(base_url=gateway.url + "/v1", api_key=red, max_retries=0,
+                           default_headers={"X-Tokenbrake-User": "alice"})
+        an = anthropic.Anthropic(base_url=gateway.url, api_key=blue, max_retries=0)
+        red_refusal = spend_until_refused(lambda: oa.chat.completions.create(
+            model="metered", max_tokens=40, messages=user("[[emulator: tokens=40]]")))
+
+        def blue_call():
+            return an.messages.create(model="metered-claude", max_tokens=40, metadata={"user_id": "alice"},
+                                      messages=user("[[emulator: tokens=40]]"))
+
+        assert blue_call().usage.output_tokens == 40  # whole: red's spend took nothing from it
+        blue_refusal = spend_until_refused(blue_call)
+        listed = {(c["counter"], c["tenant"]): Decimal(c["spent_usd"]) for c in admin_budgets(gateway.url)[0]["counters"]}
+    blue_spent, _ = ledger_cost(config["database"], "blue-app")
+    red_spent, _ = ledger_cost(config["database"], "red-app")
+    assert "for user:alice in team:red cannot pay" in red_refusal
+    assert f"for user:alice in team:blue cannot pay for this request: spent {usd(blue_spent)} of $0.40" in blue_refusal
+    assert "red" not in blue_refusal
+    assert listed == {("user:alice", "team:red"): red_spent, ("user:alice", "team:blue"): blue_spent}
+    assert Decimal("0.3") < blue_spent <= Decimal("0.40") and Decimal("0.3") < red_spent <= Decimal("0.40")
+    printed = cli(path, "list").stdout  # the operator's table: one line per tenant's alice
+    assert "  user:alice in team:red " in printed and "  user:alice in team:blue " in printed
+
+
+def test_a_budget_across_tenants_counts_every_tenants_user_of_that_name_together(emulator, tmp_path):
+    """Set at run time with `budgets set --across-tenants`: one counter for every tenant's alice."""
+    _, path, _ = budget_setup(emulator, tmp_path, "memory://", [])
+    done = cli(path, "set", "--scope", "user:alice", "--amount", "0.20", "--across-tenants")
+    assert done.returncode == 0 and "across tenants" in done.stdout, done.stderr
+    [stored] = json.loads(cli(path, "list", "--json").stdout)
+    assert (stored["scope"], stored["across_tenants"]) == ("user:alice", True)
+    red, blue = create_key(path, "red-app", "--team", "red"), create_key(path, "blue-app")
+    with start(path) as gateway:
+        def call(key):
+            return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0).chat.completions.create(
+                model="metered", max_tokens=40, user="alice", messages=user("[[emulator: tokens=40]]"))
+
+        call(red)  # ~$0.175 of $0.20
+        with pytest.raises(openai.RateLimitError) as refused:
+            call(blue)
+        [row] = admin_budgets(gateway.url)
+    assert "Budget user:alice (month) for user:alice cannot pay for this request: spent $0.1" in refused.value.message
+    assert [(c["counter"], c["tenant"]) for c in row["counters"]] == [("user:alice", None)]

@@ -1,5 +1,9 @@
 """Virtual keys, the admin API and attribution, through the official SDKs."""
 
+import json
+import subprocess
+import sys
+
 import anthropic
 import httpx
 import openai
@@ -95,3 +99,45 @@ def test_user_session_and_tags_are_attributed(gateway, make_key, admin):
 def test_malformed_tags_header_is_a_clear_error(openai_client):
     with pytest.raises(openai.BadRequestError, match="X-Tokenbrake-Tags"):
         openai_client.chat.completions.create(model="small", messages=user("x"), extra_headers={"X-Tokenbrake-Tags": "oops"})
+
+
+def test_a_key_that_requires_an_end_user_refuses_requests_naming_none_and_serves_the_rest(gateway, make_key, admin):
+    key = make_key("needs-user", "--team", "strict", "--require-user")
+    make_key("no-user-needed", "--team", "strict")
+    oa = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    an = anthropic.Anthropic(base_url=gateway.url, api_key=key, max_retries=0)
+    with pytest.raises(openai.BadRequestError, match=r"'needs-user' requires an end user.*request's `user` field "
+                                                     r"or in the X-Tokenbrake-User header"):
+        oa.chat.completions.create(model="small", messages=user("x"))
+    with pytest.raises(anthropic.BadRequestError, match=r"requires an end user.*`metadata.user_id` field"):
+        an.messages.create(model="small", max_tokens=5, messages=user("x"))
+    assert oa.chat.completions.create(model="small", messages=user("x"), user="alice").choices
+    assert an.messages.create(model="small", max_tokens=5, messages=user("x"), metadata={"user_id": "bob"}).content
+    assert oa.chat.completions.create(model="small", messages=user("x"),
+                                      extra_headers={"X-Tokenbrake-User": "carol"}).choices
+    assert admin("GET", "/admin/keys/needs-user").json()["require_user"] is True
+    listed = {k["name"]: k["require_user"] for k in admin("GET", "/admin/keys").json()["data"]}
+    assert listed["needs-user"] is True and listed["no-user-needed"] is False
+
+
+def test_keys_list_and_show_say_whether_a_key_requires_an_end_user(make_key, gateway_config_path):
+    make_key("shown-strict", "--require-user")
+
+    def cli(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "tokenbrake.cli", "keys", *args, "--config", str(gateway_config_path)],
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+
+    [line] = [line for line in cli("list").splitlines() if line.startswith("shown-strict ")]
+    assert " required " in line
+    assert json.loads(cli("show", "shown-strict", "--json"))["require_user"] is True
+    assert "require_user True" in cli("show", "shown-strict")
+
+
+def test_the_admin_api_creates_a_key_that_requires_an_end_user(gateway, admin):
+    created = admin("POST", "/admin/keys", json={"name": "via-admin-strict", "require_user": True})
+    assert created.status_code == 201 and created.json()["require_user"] is True
+    with pytest.raises(openai.BadRequestError, match="requires an end user"):
+        openai.OpenAI(base_url=gateway.url + "/v1", api_key=created.json()["key"], max_retries=0
+                      ).chat.completions.create(model="small", messages=user("x"))
+    bad = admin("POST", "/admin/keys", json={"name": "via-admin-bad", "require_user": "yes"})
+    assert bad.status_code == 400 and "'require_user'" in bad.json()["error"]["message"]

@@ -31,6 +31,7 @@ LIMITS = [
     {"scope": "model:capped", "max_output_tokens": 30},
     {"scope": "model:capped-local", "max_output_tokens": 30},
     {"scope": "user:shared", "requests_per_minute": 4},
+    {"scope": "user:tenants", "requests_per_minute": 1},
 ]
 
 
@@ -45,6 +46,7 @@ class Setup:
         config["limits"] = LIMITS
         self.path = write_config(folder, config)
         self.key = create_key(self.path, "limited", "--team", "rl")
+        self.other_key = create_key(self.path, "other-tenant")  # no team: a tenant of its own
         self.gateway = self.start()
 
     def start(self) -> ChildServer:
@@ -88,13 +90,25 @@ def test_requests_over_the_rpm_limit_are_each_sdks_rate_limit_error(setup):
     with pytest.raises(openai.RateLimitError) as refused:
         oa.chat.completions.create(model="gpt-4o", max_tokens=5, user="rpm", messages=said("three"))
     message, headers = refused.value.message, refused.value.response.headers
-    assert "Rate limit reached for user:rpm on requests per minute (requests_per_minute): Limit 2, Used 2" in message
+    assert "Rate limit reached for user:rpm in team:rl on requests per minute (requests_per_minute): Limit 2, Used 2" in message
     assert "Please try again in" in message
     assert 0 < int(headers["retry-after"]) <= 60
     assert headers["x-ratelimit-limit-requests"] == "2" and headers["x-ratelimit-remaining-requests"] == "0"
     with pytest.raises(anthropic.RateLimitError, match="requests_per_minute") as refused_too:
         an.messages.create(model="claude-fast", max_tokens=5, metadata={"user_id": "rpm"}, messages=said("four"))
     assert int(refused_too.value.response.headers["retry-after"]) > 0
+
+
+def test_another_tenants_end_user_of_the_same_name_is_not_held_to_this_ones_rate(setup):
+    mine = setup.openai()
+    theirs = openai.OpenAI(base_url=setup.gateway.url + "/v1", api_key=setup.other_key, max_retries=0)
+    mine.chat.completions.create(model="gpt-4o", max_tokens=5, user="tenants", messages=said("one"))
+    with pytest.raises(openai.RateLimitError, match=r"for user:tenants in team:rl on requests per minute"):
+        mine.chat.completions.create(model="gpt-4o", max_tokens=5, user="tenants", messages=said("two"))
+    assert theirs.chat.completions.create(model="gpt-4o", max_tokens=5, user="tenants", messages=said("one")).choices
+    with pytest.raises(openai.RateLimitError, match=r"for user:tenants in key:other-tenant on requests") as refused:
+        theirs.chat.completions.create(model="gpt-4o", max_tokens=5, user="tenants", messages=said("two"))
+    assert "Used 1" in refused.value.message  # its own request only, not the other tenant's too
 
 
 def test_every_response_carries_openai_style_rate_limit_headers(setup):
@@ -132,7 +146,7 @@ async def test_concurrent_requests_beyond_the_limit_are_refused_until_one_finish
                                                     messages=said("[[emulator: tokens=20 tps=20]]"))
 
         held = [await slow_stream(), await slow_stream()]  # both admitted: their headers have arrived
-        with pytest.raises(openai.RateLimitError, match=r"Concurrency limit reached for user:conc: at most 2"):
+        with pytest.raises(openai.RateLimitError, match=r"Concurrency limit reached for user:conc in team:rl: at most 2"):
             await slow_stream()
         await asyncio.gather(*(drain(stream) for stream in held))
         await oa.chat.completions.create(model="gpt-4o", max_tokens=5, user="conc", messages=said("admitted again"))
@@ -167,7 +181,7 @@ def test_input_over_the_cap_is_refused_stating_the_count_and_the_cap(setup):
     with pytest.raises(openai.BadRequestError) as refused:
         setup.openai().chat.completions.create(model="gpt-4o", max_tokens=5, user="paster", messages=said(document))
     assert refused.value.code == "context_length_exceeded"
-    assert "more than the 100 allowed per request for user:paster (max_input_tokens)" in refused.value.message
+    assert "more than the 100 allowed per request for user:paster in team:rl (max_input_tokens)" in refused.value.message
     assert int(refused.value.message.split(" has ")[1].split()[0]) > 100
     with pytest.raises(anthropic.BadRequestError, match=r"This request has \d+ input tokens, more than the 100"):
         setup.anthropic().messages.create(model="claude-fast", max_tokens=5, metadata={"user_id": "paster"},

@@ -20,6 +20,7 @@ from tokenbrake.limits import Window
 from tokenbrake.limits.memory import MemoryStore
 from tokenbrake.pricing import PriceBook
 from tokenbrake.reports import usd
+from tokenbrake.scopes import budget_values, split_tenant
 from tokenbrake.stages.budgets import Budgets, ThresholdDowngrade
 from tokenbrake.stages.resolve_model import build_targets
 
@@ -86,6 +87,86 @@ def test_remembered_budgets_are_those_the_request_counts_against_until_the_budge
     reloaded = [budget("team:search", "0.5"), budget("model:big")]  # BudgetCache's next list
     assert [(a.counter.key, a.budget.amount_usd) for a in memo(reloaded, VALUES)] == [
         ("team:search", Decimal("0.5")), ("model:big", Decimal(1))]
+
+
+# -- tenants: end users and tags are the client's word, so each tenant counts its own
+
+def alice_of(**who) -> dict[str, list[str]]:
+    return budget_values(RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, body={}, headers={},
+                                        who=Attribution(user="alice", tags={"feature": "chat"}, **who)), ["big"])
+
+
+def test_two_keys_of_different_teams_count_the_same_user_in_two_counters():
+    per_user = [budget("user:*"), budget("user:alice"), budget("tag:*"), budget("tag:feature=chat")]
+    a = applicable(per_user, alice_of(key_name="a", team="red"), "UTC")
+    b = applicable(per_user, alice_of(key_name="b", team="blue"), "UTC")
+    assert [x.counter.key for x in a] == ["team:red/user:alice", "team:red/tag:feature=chat"]
+    assert [x.counter.key for x in b] == ["team:blue/user:alice", "team:blue/tag:feature=chat"]
+
+
+def test_two_keys_of_one_team_share_its_users_counters():
+    [a] = applicable([budget("user:*")], alice_of(key_name="a", team="red"), "UTC")
+    [b] = applicable([budget("user:*")], alice_of(key_name="b", team="red"), "UTC")
+    assert a.counter == b.counter
+
+
+def test_a_key_with_no_team_is_its_own_tenant():
+    keys = [applicable([budget("user:*")], alice_of(key_name=name), "UTC")[0].counter.key for name in ("bot", "cron")]
+    assert keys == ["key:bot/user:alice", "key:cron/user:alice"]
+    [team] = applicable([budget("user:*")], alice_of(key_name="x", team="bot"), "UTC")
+    assert team.counter.key == "team:bot/user:alice"  # a team and a key of one name are two tenants
+
+
+def test_a_rule_across_tenants_counts_every_tenants_user_in_one_counter():
+    shared = [budget("user:*", across_tenants=True), budget("tag:feature=chat", across_tenants=True)]
+    a = applicable(shared, alice_of(key_name="a", team="red"), "UTC")
+    b = applicable(shared, alice_of(key_name="b"), "UTC")
+    assert [x.counter.key for x in a] == [x.counter.key for x in b] == ["user:alice", "tag:feature=chat"]
+
+
+def test_a_per_tenant_and_an_across_tenants_budget_both_hold():
+    found = applicable([budget("user:*", "5"), budget("user:*", "50", across_tenants=True)],
+                       alice_of(key_name="a", team="red"), "UTC")
+    assert [(x.counter.key, x.counter.limit) for x in found] == [("team:red/user:alice", 5), ("user:alice", 50)]
+
+
+def test_key_team_model_and_global_counters_are_those_they_always_were():
+    found = applicable([budget("global"), budget("key:*"), budget("team:red"), budget("model:big")],
+                       alice_of(key_name="a", team="red"), "UTC")
+    assert [x.counter.key for x in found] == ["global", "key:a", "team:red", "model:big"]
+
+
+def test_an_anonymous_request_has_no_tenant():
+    [found] = applicable([budget("user:*")], alice_of(), "UTC")
+    assert found.counter.key == "user:alice"
+
+
+def test_a_tenant_name_cannot_be_made_to_meet_another_tenants_counter():
+    """The client picks the user; a team named `a/user:b` and user `c` must not land where
+    team `a` and user `b/user:c` do."""
+    [odd] = applicable([budget("user:*")], {"tenant": ["team:a/user:b"], "user": ["c"]}, "UTC")
+    [plain_] = applicable([budget("user:*")], {"tenant": ["team:a"], "user": ["b/user:c"]}, "UTC")
+    assert odd.counter.key != plain_.counter.key
+    assert split_tenant("user:*", odd.counter.key) == ("team:a/user:b", "user:c")
+    assert split_tenant("user:*", plain_.counter.key) == ("team:a", "user:b/user:c")
+
+
+def test_across_tenants_is_refused_on_a_scope_that_is_one_counter_for_everyone():
+    with pytest.raises(ValueError, match="across_tenants: only user: and tag: scopes count per tenant"):
+        budget("team:red", across_tenants=True)
+
+
+async def test_one_tenants_alice_never_spends_anothers_and_a_refusal_shows_only_its_own_spend():
+    h = Harness([{"scope": "user:*", "amount_usd": "0.18"}])  # one call's worst case: $0.168
+    red, blue, blue_again = h.request(team="red"), h.request(team="blue"), h.request(team="blue")
+    red.who.user = blue.who.user = blue_again.who.user = "alice"
+    await h.call(red, output_tokens=40)
+    blue_first = await h.call(blue, output_tokens=40)
+    assert blue_first.body["max_tokens"] == 40  # whole: red's spend took nothing from blue's alice
+    with pytest.raises(GatewayError) as refused:
+        await h.stage.before(blue_again)
+    assert f"for user:alice in team:blue cannot pay for this request: spent {usd(blue_first.cost)} of $0.18;" in \
+        refused.value.message
 
 
 def test_budgets_set_at_run_time_replace_the_configs_of_the_same_scope_and_period():

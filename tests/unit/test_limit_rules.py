@@ -64,3 +64,34 @@ def test_remembered_limits_are_those_the_request_falls_under_for_each_setting():
     assert [(a.key, a.value) for a in bob["requests_per_minute"]] == [
         ("team:search", 10), ("user:bob", 2), ("tag:feature=chat", 10), ("tag:env=prod", 10)]
     assert [a.key for a in bob["concurrent"]] == ["model:big"]
+
+
+def test_user_and_tag_limits_count_per_tenant_unless_across_tenants():
+    red, blue = {**VALUES, "tenant": ["team:red"]}, {**VALUES, "tenant": ["key:bot"]}
+    per_tenant = [rpm("user:*"), rpm("tag:env=prod")]
+    assert [a.key for a in applicable(per_tenant, "requests_per_minute", red)] == [
+        "team:red/user:ana", "team:red/tag:env=prod"]
+    assert [a.key for a in applicable(per_tenant, "requests_per_minute", blue)] == [
+        "key:bot/user:ana", "key:bot/tag:env=prod"]
+    shared = [LimitConfig(scope="user:*", requests_per_minute=10, across_tenants=True)]
+    assert [a.key for a in applicable(shared, "concurrent", red)] == []
+    assert applicable(shared, "requests_per_minute", red) == applicable(shared, "requests_per_minute", blue)
+    assert applicable(shared, "requests_per_minute", red)[0].key == "user:ana"
+
+
+def test_a_tenants_counter_is_described_with_its_tenant():
+    values = {**VALUES, "tenant": ["team:search"]}
+    [star] = applicable([rpm("user:*")], "requests_per_minute", values)
+    [named] = applicable([rpm("user:ana")], "requests_per_minute", values)
+    assert star.describe() == "user:ana in team:search (limit user:*)"
+    assert named.describe() == "user:ana in team:search"
+
+
+def test_the_tenant_of_a_request_is_its_keys_team_or_else_its_key():
+    def tenant(**who) -> list[str]:
+        return scope_values(RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, body={}, headers={},
+                                           who=Attribution(**who)))["tenant"]
+
+    assert tenant(key_name="k1", team="search") == ["team:search"]
+    assert tenant(key_name="k1") == ["key:k1"]
+    assert tenant() == []

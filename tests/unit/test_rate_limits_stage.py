@@ -38,7 +38,7 @@ def request(max_tokens: int | None = 10, endpoint: Endpoint = Endpoint.CHAT, **w
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
     ctx = RequestContext(format=Format.OPENAI, endpoint=endpoint, body=body, headers={},
-                         who=Attribution(key_name="k1", team="search", **who))
+                         who=Attribution(**({"key_name": "k1", "team": "search"} | who)))
     ctx.requested_model, ctx.targets = "big", [Target("big", "u", Format.OPENAI, "big")]
     return ctx
 
@@ -115,6 +115,21 @@ async def test_concurrency_refuses_beyond_the_limit_until_a_request_finishes(sto
     assert refused.value.headers["retry-after"] == "1"
     await limits.after(held[0])
     await admit(limits, request(user="ana"))
+
+
+async def test_another_tenants_user_of_the_same_name_has_a_rate_of_their_own(store):
+    limits = stage(store, {"scope": "user:*", "requests_per_minute": 1})
+    await admit(limits, request(user="ana"))
+    await admit(limits, request(user="ana", team=None))  # key k1 with no team: a tenant apart from team search
+    with pytest.raises(GatewayError, match=r"for user:ana in team:search \(limit user:\*\) on requests per minute"):
+        await admit(limits, request(user="ana"))
+
+
+async def test_a_limit_across_tenants_counts_every_tenants_user_together(store):
+    limits = stage(store, {"scope": "user:*", "requests_per_minute": 1, "across_tenants": True})
+    await admit(limits, request(user="ana"))
+    with pytest.raises(GatewayError, match=r"for user:ana \(limit user:\*\) on requests per minute"):
+        await admit(limits, request(user="ana", team="ads"))
 
 
 async def test_a_request_refused_by_a_rate_limit_gives_its_slot_back(store):

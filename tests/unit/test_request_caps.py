@@ -45,7 +45,7 @@ async def test_input_over_the_cap_is_refused_stating_the_count_the_cap_and_the_s
 
 
 async def test_the_tightest_input_cap_wins_and_names_its_scope():
-    with pytest.raises(GatewayError, match=r"the 50 allowed per request for user:ana \(limit user:\*\)"):
+    with pytest.raises(GatewayError, match=r"the 50 allowed per request for user:ana in team:search \(limit user:\*\)"):
         await caps({"scope": "team:search", "max_input_tokens": 100},
                    {"scope": "user:*", "max_input_tokens": 50}).before(chat(said("word " * 80), user="ana"))
 

@@ -27,3 +27,10 @@ async def test_a_budget_can_be_deleted(db):
     assert await db.budgets.delete("global", "month") is True
     assert await db.budgets.delete("global", "month") is False
     assert await db.budgets.list() == []
+
+
+async def test_a_budget_across_tenants_is_stored_so_and_setting_it_again_replaces_that(db):
+    await db.budgets.set(BudgetConfig(scope="user:*", amount_usd=Decimal(1), across_tenants=True))
+    assert [b.across_tenants for b in await db.budgets.list()] == [True]
+    await db.budgets.set(BudgetConfig(scope="user:*", amount_usd=Decimal(1)))
+    assert [b.across_tenants for b in await db.budgets.list()] == [False]

@@ -142,3 +142,12 @@ async def test_the_memo_of_matched_keys_stays_bounded(db, monkeypatch):
         assert len(ring._verified) <= 2
     for plaintext, key in created:  # forgotten ones are matched again
         assert ring.verify(plaintext) == key
+
+
+async def test_a_key_that_requires_an_end_user_says_so_wherever_it_is_read(db):
+    plaintext, created = await db.keys.create("strict", team="search", require_user=True)
+    await db.keys.create("lenient")
+    assert created.require_user
+    assert (await db.keys.load_ring()).verify(plaintext).require_user
+    assert (await db.keys.get("strict")).require_user and not (await db.keys.get("lenient")).require_user
+    assert [(k.name, k.require_user) for k in await db.keys.list()] == [("lenient", False), ("strict", True)]

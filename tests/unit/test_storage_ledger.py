@@ -157,3 +157,18 @@ def test_sqlite_stores_times_as_fixed_width_iso_8601_in_utc(moment):
     as_utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     assert SQLITE.timestamp(moment) == as_utc.isoformat(timespec="microseconds")
     assert len(SQLITE.timestamp(moment)) == 32  # the day is its first ten characters, and text sorts as time
+
+
+async def test_user_and_tag_spenders_are_told_apart_by_tenant_the_biggest_first(db):
+    await db.ledger.write([
+        ledger_row(1, team="red", user="alice", tags={"f": "chat"}, cost_usd=Decimal("0.3")),
+        ledger_row(2, team="blue", user="alice", tags={"f": "chat"}, cost_usd=Decimal("0.5")),
+        ledger_row(3, team=None, key_name="bot", user="alice", cost_usd=Decimal("0.1")),
+        ledger_row(4, team=None, key_name=None, user="alice", cost_usd=Decimal("0.05")),
+        ledger_row(5, team="red", user=None, cost_usd=Decimal("9")),  # no user: no user counter
+        ledger_row(6, team="red", user="alice", ts=datetime(2026, 10, 1, tzinfo=UTC), cost_usd=Decimal("7")),
+    ])
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    assert await db.ledger.spenders_by_tenant("user", since=since) == [
+        ("team:blue", "alice"), ("team:red", "alice"), ("key:bot", "alice"), (None, "alice")]
+    assert await db.ledger.spenders_by_tenant("tag", since=since) == [("team:blue", "f=chat"), ("team:red", "f=chat")]

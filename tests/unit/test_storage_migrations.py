@@ -1,10 +1,12 @@
 import os
 import stat
+from datetime import UTC, datetime
 
 import pytest
 from storage_backends import PG_URL, Place, db, dump, pg_place, place, sqlite_place  # noqa: F401
 
-from tokenbrake.storage import open_database
+from tokenbrake.storage import migrations, open_database
+from tokenbrake.storage.database import connect
 from tokenbrake.storage.migrations import MIGRATIONS, applied_migrations, migrate
 
 
@@ -77,3 +79,32 @@ async def test_postgres_url_can_name_the_schema(form, pg_place: Place):
 async def test_postgres_schema_name_must_be_a_plain_identifier():
     with pytest.raises(ValueError, match="schema"):
         await open_database(PG_URL, schema="x; DROP TABLE y")
+
+
+async def test_keys_and_budgets_made_before_tenants_read_back_as_they_behaved(place: Place, monkeypatch):
+    """A database from before m005_tenants: its keys require no end user, and its run-time
+    budgets count per tenant (the new default, which is what the column's default says)."""
+    before = [name for name, _ in MIGRATIONS].index("m005_tenants")
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:before])
+    backend = await connect(place.url, place.schema)
+    try:
+        await migrate(backend)
+        async with backend.transaction() as tx:
+            await tx.execute("INSERT INTO virtual_keys (key_id, name, team, models, salt, key_hash, key_prefix, "
+                             "created_at) VALUES ('abcdefgh', 'old', 'search', NULL, '00', '00', 'tb-abcdefgh…', ?)",
+                             (datetime.now(UTC),))
+            await tx.execute("INSERT INTO budgets (scope, period, rolling_s, amount_usd, mode, downgrade_to, "
+                             "downgrade_below_usd, alert_at, updated_at) VALUES ('user:*', 'day', NULL, 5, 'hard', "
+                             "NULL, NULL, '[1.0]', ?)", (datetime.now(UTC),))
+    finally:
+        await backend.close()
+    monkeypatch.undo()
+    db = await place.open()
+    try:
+        assert MIGRATIONS[before][0] in await applied_migrations(db.backend)
+        [key] = await db.keys.list()
+        [budget] = await db.budgets.list()
+        assert (key.name, key.require_user) == ("old", False)
+        assert (budget.scope, budget.across_tenants) == ("user:*", False)
+    finally:
+        await db.close()

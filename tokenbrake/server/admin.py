@@ -66,12 +66,15 @@ async def create_key(request: Request) -> ASGIApp:
         return _bad("'team': expected a string")
     if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
         return _bad("'models': expected an array of model names")
+    require_user = body.get("require_user", False)
+    if not isinstance(require_user, bool):
+        return _bad("'require_user': expected true or false")
     state = _state(request)
     unknown = [m for m in models or [] if m not in state.config.models]
     if unknown:
         return _bad(f"'models': not configured here: {', '.join(unknown)}")
     try:
-        plaintext, key = await state.database.keys.create(name, team=team, models=models)
+        plaintext, key = await state.database.keys.create(name, team=team, models=models, require_user=require_user)
     except ValueError as exc:
         return error_response(Format.OPENAI, GatewayError(ErrorKind.INVALID_REQUEST, str(exc), status=409))
     if state.keys is not None:

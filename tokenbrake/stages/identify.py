@@ -1,11 +1,14 @@
-"""Who the request is for: its virtual key and team, end user, agent session and tags."""
+"""Who the request is for: its virtual key and team, end user, agent session and tags.
+
+A key created with `--require-user` refuses a request that names no end user (400): per-user
+budgets and limits count only requests that say whose they are."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tokenbrake.auth import KeyCache, authenticate
-from tokenbrake.core import Attribution, ErrorKind, Format, GatewayError, RequestContext
+from tokenbrake.core import Attribution, Endpoint, ErrorKind, Format, GatewayError, RequestContext
 
 USER_HEADER = "x-tokenbrake-user"
 SESSION_HEADER = "x-tokenbrake-session"
@@ -25,6 +28,18 @@ class Identify:
         who.session = _bounded("session", ctx.headers.get(SESSION_HEADER) or in_body)
         who.tags = parse_tags(ctx.headers.get(TAGS_HEADER))
         ctx.who = who
+        if who.require_user and not who.user and ctx.endpoint is not Endpoint.COUNT_TOKENS:  # counting costs nothing
+            raise user_required(ctx, who)
+
+
+def user_required(ctx: RequestContext, who: Attribution) -> GatewayError:
+    """The 400 for a request without an end user on a key that requires one, saying how to
+    send it in the client's own format."""
+    field = "metadata.user_id" if ctx.format is Format.ANTHROPIC else "user"
+    return GatewayError(ErrorKind.INVALID_REQUEST,
+                        f"API key '{who.key_name}' requires an end user on every request, and this one names none: "
+                        f"send the end user's id in the request's `{field}` field or in the X-Tokenbrake-User header.",
+                        param=field, code="end_user_required")
 
 
 def body_user(body: dict[str, Any]) -> str | None:

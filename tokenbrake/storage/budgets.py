@@ -13,15 +13,16 @@ from datetime import UTC, datetime
 from tokenbrake.config import BudgetConfig
 from tokenbrake.storage.backend import Backend, to_decimal
 
-_COLUMNS = "scope, period, rolling_s, amount_usd, mode, downgrade_to, downgrade_below_usd, alert_at"
+_COLUMNS = ("scope, period, rolling_s, amount_usd, mode, downgrade_to, downgrade_below_usd, alert_at,"
+            " across_tenants")
 
 
 def _budget(row: tuple) -> BudgetConfig:
-    scope, period, rolling_s, amount, mode, downgrade_to, downgrade_below, alert_at = row
+    scope, period, rolling_s, amount, mode, downgrade_to, downgrade_below, alert_at, across_tenants = row
     return BudgetConfig(scope=scope, period=period, rolling_s=rolling_s, amount_usd=to_decimal(amount), mode=mode,
                         downgrade_to=downgrade_to,
                         downgrade_below_usd=None if downgrade_below is None else to_decimal(downgrade_below),
-                        alert_at=json.loads(alert_at))
+                        alert_at=json.loads(alert_at), across_tenants=bool(across_tenants))
 
 
 class BudgetStore:
@@ -31,14 +32,14 @@ class BudgetStore:
     async def set(self, budget: BudgetConfig) -> BudgetConfig:
         """Creates the budget, or replaces the one with the same scope and period."""
         values = (budget.scope, budget.period, budget.rolling_s, budget.amount_usd, budget.mode, budget.downgrade_to,
-                  budget.downgrade_below_usd, json.dumps(budget.alert_at), datetime.now(UTC))
+                  budget.downgrade_below_usd, json.dumps(budget.alert_at), budget.across_tenants, datetime.now(UTC))
         async with self._backend.transaction() as tx:
             await tx.execute(
-                f"INSERT INTO budgets ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO budgets ({_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (scope, period) DO UPDATE SET rolling_s = excluded.rolling_s,"
                 " amount_usd = excluded.amount_usd, mode = excluded.mode, downgrade_to = excluded.downgrade_to,"
                 " downgrade_below_usd = excluded.downgrade_below_usd, alert_at = excluded.alert_at,"
-                " updated_at = excluded.updated_at",
+                " across_tenants = excluded.across_tenants, updated_at = excluded.updated_at",
                 values,
             )
         return budget

@@ -38,6 +38,7 @@ class VirtualKey:
     created_at: datetime
     revoked_at: datetime | None
     key_prefix: str  # public, for listings: "tb-<id>…"
+    require_user: bool = False  # every request must name its end user
 
     @property
     def revoked(self) -> bool:
@@ -103,37 +104,39 @@ def _new_key() -> tuple[str, str]:
     return key_id, secrets.token_urlsafe(SECRET_BYTES)
 
 
-_COLUMNS = "name, team, models, created_at, revoked_at, key_prefix"
+_COLUMNS = "name, team, models, created_at, revoked_at, key_prefix, require_user"
 
 
 def _key(row: tuple) -> VirtualKey:
-    name, team, models, created_at, revoked_at, key_prefix = row
+    name, team, models, created_at, revoked_at, key_prefix, require_user = row
     return VirtualKey(name=name, team=team, models=json.loads(models) if models is not None else None,
-                      created_at=to_datetime(created_at), revoked_at=to_datetime(revoked_at), key_prefix=key_prefix)
+                      created_at=to_datetime(created_at), revoked_at=to_datetime(revoked_at), key_prefix=key_prefix,
+                      require_user=bool(require_user))
 
 
 class KeyStore:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    async def create(self, name: str, team: str | None = None,
-                     models: list[str] | None = None) -> tuple[str, VirtualKey]:
+    async def create(self, name: str, team: str | None = None, models: list[str] | None = None,
+                     require_user: bool = False) -> tuple[str, VirtualKey]:
         """A new key: (plaintext, key). The plaintext exists only in the return value."""
         if not name:
             raise ValueError("a key needs a name")
         key_id, secret = _new_key()
         salt = secrets.token_bytes(SALT_BYTES)
         key = VirtualKey(name=name, team=team, models=list(models) if models is not None else None,
-                         created_at=datetime.now(UTC), revoked_at=None, key_prefix=f"{KEY_PREFIX}{key_id}…")
+                         created_at=datetime.now(UTC), revoked_at=None, key_prefix=f"{KEY_PREFIX}{key_id}…",
+                         require_user=require_user)
         try:
             async with self._backend.transaction() as tx:
                 if await tx.fetch("SELECT 1 FROM virtual_keys WHERE name = ?", (name,)):
                     raise ValueError(f"a key named {name!r} already exists")
                 await tx.execute(
-                    "INSERT INTO virtual_keys (key_id, name, team, models, salt, key_hash, key_prefix, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO virtual_keys (key_id, name, team, models, salt, key_hash, key_prefix, created_at,"
+                    " require_user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (key_id, name, team, json.dumps(key.models) if key.models is not None else None,
-                     salt.hex(), _digest(salt, secret).hex(), key.key_prefix, key.created_at),
+                     salt.hex(), _digest(salt, secret).hex(), key.key_prefix, key.created_at, require_user),
                 )
         except ValueError:
             raise

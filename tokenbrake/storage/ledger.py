@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from tokenbrake.storage.backend import Backend, Dialect, to_datetime, to_decimal
-from tokenbrake.storage.usage import UsageGroup, grouped, total
+from tokenbrake.storage.usage import UsageGroup, grouped, spenders_by_tenant, total
 
 MONEY_PLACES = Decimal("1e-10")
 
@@ -172,6 +172,10 @@ class Ledger:
     async def usage(self, by: str, since: datetime | None = None, until: datetime | None = None) -> list[UsageGroup]:
         """Requests, tokens and cost per group, most expensive first. See usage.py."""
         return await grouped(self._backend, by, since, until)
+
+    async def spenders_by_tenant(self, by: str, since: datetime | None = None) -> list[tuple[str | None, str]]:
+        """(tenant, user or tag) pairs by what they spent since then, the biggest first. See usage.py."""
+        return await spenders_by_tenant(self._backend, by, since)
 
     async def totals(self, since: datetime | None = None, until: datetime | None = None) -> UsageGroup:
         return await total(self._backend, since, until)

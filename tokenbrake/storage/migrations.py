@@ -135,7 +135,18 @@ def m004_routing(d: Dialect) -> list[str]:
 
 
 @migration
-def m005_durable_spend(d: Dialect) -> list[str]:
+def m005_tenants(d: Dialect) -> list[str]:
+    """Whether a key requires an end user on every request (`keys create --require-user`), and
+    whether a run-time user or tag budget is one counter across tenants (`across_tenants`)."""
+    t = d.types
+    return [
+        f"ALTER TABLE virtual_keys ADD COLUMN require_user {t['bool']} NOT NULL DEFAULT FALSE",
+        f"ALTER TABLE budgets ADD COLUMN across_tenants {t['bool']} NOT NULL DEFAULT FALSE",
+    ]
+
+
+@migration
+def m006_durable_spend(d: Dialect) -> list[str]:
     """What each settled request charged each budget counter, written in the same transaction
     as its ledger row, so a restart rebuilds every counter's spend from the database (the
     ledger is the truth for settled spend); and the flag of a row whose usage was never seen

@@ -76,3 +76,22 @@ async def total(backend: Backend, since: datetime | None, until: datetime | None
     where, params = _where(since, until)
     rows = await backend.fetch(f"SELECT {_measures(backend.dialect)} FROM ledger l{where}", params)
     return _group("total", *rows[0])
+
+
+# A row's tenant, as scopes.tenant_of has it: its key's team, else its key; NULL if anonymous.
+TENANT = ("CASE WHEN l.team IS NOT NULL AND l.team <> '' THEN 'team:' || l.team"
+          " WHEN l.key_name IS NOT NULL AND l.key_name <> '' THEN 'key:' || l.key_name END")
+
+
+async def spenders_by_tenant(backend: Backend, by: str, since: datetime | None) -> list[tuple[str | None, str]]:
+    """(tenant, group of `by`) pairs that cost something since then, most expensive first:
+    the counters of a per-tenant user or tag budget. Rows with no such group are left out."""
+    if by not in ("user", "tag"):
+        raise ValueError(f"only user and tag spend is counted per tenant, not {by!r}")
+    join = " JOIN ledger_tags t ON t.request_id = l.request_id" if by == "tag" else ""
+    where, params = _where(since, None)
+    rows = await backend.fetch(f"SELECT {TENANT}, {GROUPINGS[by]}, {backend.dialect.money_sum}(l.cost_usd)"
+                               f" FROM ledger l{join}{where} GROUP BY 1, 2", params)
+    found = sorted(((to_decimal(cost), tenant or "", str(group)) for tenant, group, cost in rows if group is not None),
+                   key=lambda row: (-row[0], row[1], row[2]))
+    return [(tenant or None, group) for _, tenant, group in found]
