@@ -89,7 +89,8 @@ class Pipeline:
         except GatewayError as error:
             return await self._refuse(ctx, ran, error)
         except StateUnavailable as exc:
-            log.error("request %s refused: shared state unavailable: %s", ctx.request_id, exc)
+            # One line per outage comes from the store (limits/redis_leases.py), not one a request.
+            log.debug("request %s refused: shared state unavailable: %s", ctx.request_id, exc)
             error = GatewayError(ErrorKind.OVERLOADED, "The gateway cannot reach its shared state (budgets, limits, "
                                  "sessions), so it cannot check this request against them and refuses it. "
                                  "Try again shortly.", status=503, code="state_unavailable", headers={"retry-after": "1"})

@@ -12,6 +12,7 @@ from tokenbrake.budgets import BudgetCache
 from tokenbrake.config import Config
 from tokenbrake.dispatch import Dispatcher
 from tokenbrake.journal import Journal, recover_folder
+from tokenbrake.journal.recover import lapsed_row
 from tokenbrake.limits import LimitStore, open_state
 from tokenbrake.metrics import Metrics
 from tokenbrake.pipeline import Pipeline, build_stages
@@ -50,7 +51,7 @@ class AppState:
         starts the ledger writer and opens upstream connection pools."""
         prices = PriceBook(config)
         database = await open_database(config.database)
-        await recover_folder(config.journal_dir, database.ledger, time.time())
+        recovered = await recover_folder(config.journal_dir, database.ledger, time.time())
         journal = Journal(config.journal_dir).open()
         writer = LedgerWriter(database.ledger, flush_interval_s=config.ledger.flush_interval_s,
                               batch_size=config.ledger.batch_size, on_written=journal.written)
@@ -59,6 +60,16 @@ class AppState:
         if keys is not None:
             await keys.start()
         limits = await open_state(config.state_url, settled=await settled_spend(database.backend, time.time()))
+
+        def record_lapsed(lapsed) -> None:  # shared state charged a dead gateway's reservations
+            for each in lapsed:
+                row = lapsed_row(each.request_id, each.nanos, each.note, each.counters, time.time())
+                journal.recorded(row.request_id, [row])
+                writer.add(row)
+
+        for row in recovered.unseen:  # shared state still holds their reservations: charged now, once
+            await limits.settle(row.request_id, row.cost_usd)
+        await limits.keep_in_step(lambda: settled_spend(database.backend, time.time()), record_lapsed)
         budgets = BudgetCache(config, database, config.budgeting.refresh_s)
         await budgets.start()
         state = cls(config=config, prices=prices, metrics=Metrics(), providers=build_providers(config),

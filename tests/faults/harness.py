@@ -20,6 +20,7 @@ from tokenbrake.launch import ChildServer, free_port
 from tokenbrake.storage import LedgerRow, open_database
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 SLOW = "[[emulator: tokens=40 ttft_ms=150 tps=60]]"  # about 0.8 s a call: several always in flight
 
 
@@ -32,10 +33,11 @@ def fault_config(emulator_url: str, database: str, folder: Path, **extra) -> dic
         "models": {"gpt-4o": {"upstream": "emu"}},
         "auth": {"require_keys": False},
     }
-    return config | extra
+    return config | {name: value for name, value in extra.items() if value is not None}
 
 
 def write_config(folder: Path, config: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "tokenbrake.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -133,6 +135,16 @@ def drop_schema(schema: str) -> None:
 
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def drop_redis_prefix(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 __all__ = ["ChildServer", "free_port"]

@@ -12,8 +12,8 @@ from decimal import Decimal
 
 import openai
 import pytest
-from harness import (Load, drop_schema, fault_config, ledger_rows, postgres_schema_url, start_gateway, total_cost,
-                     upstream_users, write_config)
+from harness import (REDIS_URL, Load, drop_redis_prefix, drop_schema, fault_config, ledger_rows, postgres_schema_url,
+                     start_gateway, total_cost, upstream_users, write_config)
 
 from tokenbrake.launch import ChildServer, free_port
 
@@ -28,14 +28,17 @@ def emulator():
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql+redis"])
+def backend(request, tmp_path):
+    """(database URL, state URL): the embedded default, PostgreSQL with no state, both shared."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        yield f"sqlite:///{tmp_path / 'ledger.db'}", None
         return
     url, schema = postgres_schema_url()
-    yield url
+    yield url, (f"{REDIS_URL}?prefix=tbfault-{schema}:" if request.param.endswith("redis") else None)
     drop_schema(schema)
+    if request.param.endswith("redis"):
+        drop_redis_prefix(f"tbfault-{schema}:")
 
 
 def kill_and_restart(gateway: ChildServer, config_path, port: int) -> ChildServer:
@@ -44,8 +47,9 @@ def kill_and_restart(gateway: ChildServer, config_path, port: int) -> ChildServe
     return start_gateway(config_path, port)
 
 
-def test_repeated_kill_9_never_overspends_a_hard_budget_nor_loses_a_call(emulator, database, tmp_path):
-    config = fault_config(emulator.url, database, tmp_path,
+def test_repeated_kill_9_never_overspends_a_hard_budget_nor_loses_a_call(emulator, backend, tmp_path):
+    database, state = backend
+    config = fault_config(emulator.url, database, tmp_path, state=state,
                           budgets=[{"scope": "global", "amount_usd": float(CAP), "period": "month"}])
     config_path, port = write_config(tmp_path, config), free_port()
     gateway = start_gateway(config_path, port)
@@ -79,3 +83,30 @@ def test_a_crashed_gateways_slots_are_free_after_the_restart(emulator, tmp_path)
     reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content and time.monotonic() - started < 5
     gateway.stop()
+
+
+def test_a_live_replica_charges_and_records_a_dead_ones_calls_in_flight_within_seconds(emulator, tmp_path):
+    url, schema = postgres_schema_url()
+    prefix = f"tbfault-{schema}:"
+    try:
+        config = fault_config(emulator.url, url, tmp_path, state=f"{REDIS_URL}?prefix={prefix}",
+                              budgets=[{"scope": "global", "amount_usd": 5, "period": "month"}])
+        survivor = start_gateway(write_config(tmp_path / "a", config | {"ledger": {"journal_dir": str(tmp_path / "ja")}}))
+        doomed = start_gateway(write_config(tmp_path / "b", config | {"ledger": {"journal_dir": str(tmp_path / "jb")}}))
+        with Load(doomed.url, threads=4, body_text="long [[emulator: tokens=400 tps=40]]"):
+            time.sleep(1.0)
+            doomed.process.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+        while time.monotonic() - killed < 20:  # never restarted: the survivor must do it
+            unseen = [row for row in ledger_rows(url) if row.usage_unseen]
+            if len(unseen) >= 4:
+                break
+            time.sleep(0.5)
+        took = time.monotonic() - killed
+        assert len(unseen) >= 4 and took < 16, f"{len(unseen)} unseen rows after {took:.1f}s"
+        assert all(row.cost_usd > 0 and row.status == 0 for row in unseen)
+        assert upstream_users(emulator) <= {row.user for row in ledger_rows(url)}
+        survivor.stop()
+    finally:
+        drop_schema(schema)
+        drop_redis_prefix(prefix)

@@ -33,7 +33,7 @@ async def test_every_key_is_prefixed_and_only_total_budgets_live_forever(place, 
     assert set(ttls) == {
         month, month + ":exp", "budget:key:k:total", "budget:key:k:total:exp",
         "budget:user:u:rolling:60s", "budget:user:u:rolling:60s:exp", "budget:user:u:rolling:60s:log",
-        "reservation:open", "rate:key:k", "rate:key:k:used", "slots:key:k",
+        "reservation:open", "rate:key:k", "rate:key:k:used", "slots:key:k", "leases:reservations",
     }
     forever = {key for key, ttl in ttls.items() if ttl < 0}
     assert forever == {"budget:key:k:total", "budget:key:k:total:exp"}

@@ -11,7 +11,7 @@ from test_rate_limits_stage import request
 
 from tokenbrake.config import parse_config
 from tokenbrake.core import Format, Reply
-from tokenbrake.limits import StateUnavailable, open_state
+from tokenbrake.limits import SlotAsk, open_state
 from tokenbrake.pipeline import Pipeline
 from tokenbrake.stages.rate_limits import RateLimits
 
@@ -50,6 +50,9 @@ class Proxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
+    async def restart(self, port: int) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+
     async def cut(self) -> None:
         self.server.close()
         for writer in self.writers:
@@ -87,7 +90,35 @@ async def test_redis_gone_is_a_503_in_the_clients_format_not_a_500(proxy):
             assert "cannot reach its shared state" in message
         assert reply.body["type"] == "error" and reply.body["error"]["type"] == "overloaded_error"
         assert len(served) == 1  # nothing went upstream unchecked
-        with pytest.raises(StateUnavailable):
-            await store.release_slot("conc:key:k1", "x")
+        waiting = store.leases.waiting
+        await store.release_slot("conc:key:k1", "x")  # no error: kept to retry once Redis answers
+        assert store.leases.waiting == waiting + 1
     finally:
         await store.close()
+
+
+async def test_settlements_and_releases_that_failed_land_once_redis_answers_again(proxy):
+    from limits_backends import total, usd
+
+    relay, port = proxy
+    store = await open_state(f"redis://127.0.0.1:{port}/0", prefix=f"tb-test-retry-{port}:")
+    budget = total("team:a", "10")
+    try:
+        await store.reserve("r1", [budget], usd("2"))
+        assert (await store.admit("r1", [SlotAsk("key:k", 1)], [], 900)).allowed
+        await relay.cut()
+        await store.settle("r1", usd("0.5"))  # Redis gone: queued, not lost
+        await store.release_slot("key:k", "r1")
+        assert store.leases.waiting == 2
+        await relay.restart(port)
+        await store.leases.tick(lambda: _nothing(), lambda lapsed: None)
+        assert store.leases.waiting == 0
+        [status] = await store.status([budget])
+        assert (status.spent, status.reserved) == (usd("0.5"), 0)  # the actual cost, not the worst case
+        assert (await store.admit("r2", [SlotAsk("key:k", 1)], [], 900)).allowed
+    finally:
+        await store.close()
+
+
+async def _nothing() -> dict:
+    return {}

@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from tokenbrake.core import RequestContext
+from tokenbrake.limits.types import to_nanos
 from tokenbrake.storage.ledger import Charge, LedgerRow
 
 START, ROW, END = "s", "r", "e"
@@ -112,3 +114,17 @@ def _row(values: list, charges: list) -> LedgerRow:
         if named[name] is not None:
             named[name] = Decimal(named[name])
     return LedgerRow(**named, charges=tuple(Charge(*charge) for charge in charges))
+
+
+def start_of(ctx: RequestContext, now: float) -> Start:
+    who, target, hold = ctx.who, ctx.targets[0] if ctx.targets else None, ctx.budget_hold
+    grant = hold.grant if hold is not None else None
+    return Start(
+        request_id=ctx.request_id, at=now, key_name=who.key_name, team=who.team, user=who.user,
+        session=who.session, tags=dict(who.tags), requested_model=ctx.requested_model or None,
+        model=target.name if target else "", upstream=target.upstream if target else "", stream=ctx.stream,
+        endpoint=ctx.endpoint.value, front_door=ctx.format.value,
+        reserved_nanos=to_nanos(grant.amount) if grant is not None else 0,
+        held_on=tuple(Held(p.key, p.rolling_s, p.keep_s) for p in grant.held_on) if grant is not None else (),
+        placed_at=grant.placed_at if grant is not None else now,
+    )

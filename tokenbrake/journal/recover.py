@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,6 +56,22 @@ def unseen_row(start: records.Start, now: float) -> LedgerRow:
         stream=start.stream, endpoint=start.endpoint, front_door=start.front_door, usage_unseen=True,
         charges=charges,
     )
+
+
+def lapsed_row(request_id: str, nanos: int, note: str, counters: list[tuple[str, float, float | None]],
+               now: float) -> LedgerRow:
+    """The unseen row of a reservation shared state charged because its gateway stopped
+    renewing it (limits/redis_leases.py): who it was for from the note its gateway left."""
+    try:
+        kind, _, start = records.parse(note.encode())
+    except ValueError:
+        kind, start = "", None
+    if kind != records.START or not isinstance(start, records.Start):
+        start = records.Start(request_id, now, None, None, None, None, {}, None, "", "", False, "chat", "openai", 0,
+                              (), now)
+    held = tuple(records.Held(key, rolling, None if keep is None else keep - start.placed_at)
+                 for key, rolling, keep in counters)
+    return unseen_row(replace(start, reserved_nanos=nanos, held_on=held), now)
 
 
 async def recover_folder(folder: str | Path, ledger: Ledger, now: float) -> Recovered:

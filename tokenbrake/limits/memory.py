@@ -94,6 +94,8 @@ class _RateLog:
 
 
 class MemoryStore(MemorySessions):
+    shared = False  # several gateways may hold state here at once
+
     def __init__(self, clock: Clock = system_clock, path: Path | None = None, save_every_s: float = 2.0) -> None:
         super().__init__()  # agent sessions (memory_sessions.py)
         self._clock = clock
@@ -141,7 +143,7 @@ class MemoryStore(MemorySessions):
         return counter
 
     async def reserve(self, request_id: str, counters: list[BudgetCounter], want: Decimal,
-                      floor: Decimal = Decimal(0), ttl_s: float = 600.0) -> Grant:
+                      floor: Decimal = Decimal(0), ttl_s: float = 600.0, note: str = "") -> Grant:
         check_reservation(counters, want, floor, ttl_s)
         now = self._clock()
         places = [place(counter, now) for counter in counters]
@@ -273,6 +275,10 @@ class MemoryStore(MemorySessions):
         return True
 
     # -- persistence
+
+    async def keep_in_step(self, ledger_spend, record) -> None:
+        """Nothing to do in process: the spend was taken from the ledger at `open`, and what a
+        dead process held went with it (its journal recorded it)."""
 
     async def close(self) -> None:
         if self._task is not None:

@@ -21,6 +21,7 @@ from redis import exceptions as redis_errors
 
 from tokenbrake.limits import scripts
 from tokenbrake.limits.decide import build_grant, check_reservation, counter_status, tightest
+from tokenbrake.limits.redis_leases import Leases, LedgerSpend, Record
 from tokenbrake.limits.redis_sessions import RedisSessions
 from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, RateDecision,
                                      SlotAsk, StateUnavailable, system_clock, to_nanos)
@@ -30,6 +31,8 @@ DEFAULT_PREFIX = "tokenbrake:"
 
 
 class RedisStore(RedisSessions):
+    shared = True  # several gateways may hold state here at once
+
     def __init__(self, client: aioredis.Redis, prefix: str = DEFAULT_PREFIX, clock: Clock = system_clock) -> None:
         self._client = client
         self._prefix = prefix
@@ -39,6 +42,7 @@ class RedisStore(RedisSessions):
         self._status = _guarded(client.register_script(scripts.STATUS))
         self._admit = _guarded(client.register_script(scripts.ADMIT))
         self._mark = _guarded(client.register_script(scripts.MARK_ONCE))
+        self.leases = Leases(client, prefix, clock)
         self._register_session_scripts(_guarded)  # agent sessions (redis_sessions.py)
 
     @classmethod
@@ -59,13 +63,19 @@ class RedisStore(RedisSessions):
             raise
         return cls(client, prefix, clock)
 
+    async def keep_in_step(self, ledger_spend: LedgerSpend, record: Record) -> None:
+        """A serving gateway's: counters raised to the ledger's spend, then leases renewed and
+        dead gateways' reservations charged and handed to `record` (redis_leases.py)."""
+        await self.leases.start(ledger_spend, record)
+
     async def close(self) -> None:
+        await self.leases.stop()
         await self._client.aclose()
 
     # -- budgets
 
     async def reserve(self, request_id: str, counters: list[BudgetCounter], want: Decimal,
-                      floor: Decimal = Decimal(0), ttl_s: float = 600.0) -> Grant:
+                      floor: Decimal = Decimal(0), ttl_s: float = 600.0, note: str = "") -> Grant:
         check_reservation(counters, want, floor, ttl_s)
         now = self._clock()
         places = [place(counter, now) for counter in counters]
@@ -76,16 +86,31 @@ class RedisStore(RedisSessions):
         for counter, p in zip(counters, places):
             args += [counter.limit_nanos if counter.hard else "", repr(p.rolling_s),
                      "" if p.keep_s is None else math.ceil(p.keep_s * 1000)]
-        reply = await self._reserve(keys=[*keys, self._prefix + "reservation:" + request_id], args=args)
+        args += [repr(self.leases.until()), note]
+        reply = await self._reserve(keys=[*keys, self._prefix + "reservation:" + request_id, self.leases.zset],
+                                    args=args)
+        if reply[0] >= 0:
+            self.leases.reservations.add(request_id)
         rows = _rows(reply[1:])
         return build_grant(reply[0] if reply[0] >= 0 else None, want, _statuses(counters, places, rows),
                            tightest(counters, [(spent, reserved) for spent, reserved, _ in rows]), tuple(places), now)
 
     async def settle(self, request_id: str, actual: Decimal) -> bool:
+        """Settles now, or, while Redis does not answer, once it does: the settlement is
+        queued and retried until it lands, its reservation's lease renewed meanwhile, so the
+        spend is neither lost nor charged at the worst case."""
         if actual < 0:
             raise ValueError("a cost is never negative")
-        reply = await self._settle(keys=[self._prefix + "reservation:" + request_id],
+        try:
+            return await self._settle_now(request_id, actual)
+        except StateUnavailable:
+            self.leases.retry(lambda: self._settle_now(request_id, actual))
+            return True
+
+    async def _settle_now(self, request_id: str, actual: Decimal) -> bool:
+        reply = await self._settle(keys=[self._prefix + "reservation:" + request_id, self.leases.zset],
                                    args=[repr(self._clock()), request_id, to_nanos(actual), int(KEEP_AFTER_S * 1000)])
+        self.leases.reservations.discard(request_id)
         return reply == 1
 
     async def release(self, request_id: str) -> bool:
@@ -101,15 +126,21 @@ class RedisStore(RedisSessions):
     # -- rate limits and concurrency
 
     async def release_slot(self, key: str, request_id: str) -> None:
+        """Frees the slot now, or once Redis answers again (its lease is no longer renewed,
+        so it lapses by itself within the lease in any case)."""
+        slots = self._prefix + "slots:" + key
+        self.leases.free_slot(slots, request_id)
         try:
-            await self._client.zrem(self._prefix + "slots:" + key, request_id)
-        except REDIS_FAILURES as exc:
-            raise StateUnavailable(f"Redis: {exc}") from exc
+            await self._client.zrem(slots, request_id)
+        except REDIS_FAILURES:
+            self.leases.retry(lambda: self._client.zrem(slots, request_id))
 
     async def admit(self, request_id: str, slots: list[SlotAsk], hits: list[HitAsk], slot_ttl_s: float) -> Admission:
         now = self._clock()
         keys = [self._prefix + "slots:" + slot.key for slot in slots]
-        args: list[str | int] = [repr(now), request_id, repr(now + slot_ttl_s), math.ceil(slot_ttl_s * 1000),
+        # A slot is held until its lease ends, which this gateway renews while the request runs.
+        until = min(now + slot_ttl_s, self.leases.until())
+        args: list[str | int] = [repr(now), request_id, repr(until), math.ceil(slot_ttl_s * 1000),
                                  secrets.token_hex(8), len(slots), *(int(slot.limit) for slot in slots)]
         for ask in hits:
             keys += [self._prefix + "rate:" + ask.key, self._prefix + "rate:" + ask.key + ":used"]
@@ -117,7 +148,10 @@ class RedisStore(RedisSessions):
         reply = await self._admit(keys=keys, args=args)
         if _text(reply[0]) == "slot":
             return Admission(int(reply[1]) - 1, [])
-        return Admission(None, [_decision(*reply[i:i + 4]) for i in range(1, len(reply), 4)])
+        admission = Admission(None, [_decision(*reply[i:i + 4]) for i in range(1, len(reply), 4)])
+        if admission.allowed and slots:
+            self.leases.hold_slots(keys[:len(slots)], request_id)
+        return admission
 
     async def mark_once(self, key: str, ttl_s: float | None) -> bool:
         now = self._clock()

@@ -72,13 +72,14 @@ local function keep(base, ms)
 end
 """
 
-# KEYS: counter keys..., reservation key. ARGV: now, request id, want, floor, expiry,
-# reservation TTL ms, reservation counters JSON, then per counter: limit ('' if soft),
-# rolling seconds (0 if not), keep ms ('' for ever).
+# KEYS: counter keys..., reservation key, the leases' sorted set. ARGV: now, request id, want,
+# floor, expiry, reservation TTL ms, reservation counters JSON, then per counter: limit ('' if
+# soft), rolling seconds (0 if not), keep ms ('' for ever); then the lease's end and the note
+# (who the request is for, to record it should its gateway die; redis_leases.py).
 # Returns: amount reserved (-1: refused), then per counter spent, reserved, oldest spend time.
 RESERVE = PRELUDE + r"""
-local n = #KEYS - 1
-local reservation = KEYS[#KEYS]
+local n = #KEYS - 2
+local reservation = KEYS[#KEYS - 1]
 local now, rid = tonumber(ARGV[1]), ARGV[2]
 local rows, head = {}, nil
 for i = 1, n do
@@ -105,8 +106,10 @@ if amount < 0 then
       if ARGV[o + 2] ~= '' then keep(base, tonumber(ARGV[o + 2])) end
       rows[i][2] = rows[i][2] + amount
     end
-    redis.call('HSET', reservation, 'amount', int(amount), 'counters', ARGV[7])
+    redis.call('HSET', reservation, 'amount', int(amount), 'counters', ARGV[7], 'note', ARGV[9 + 3 * n])
     redis.call('PEXPIRE', reservation, ARGV[6])
+    redis.call('ZADD', KEYS[#KEYS], ARGV[8 + 3 * n], rid)
+    extend(KEYS[#KEYS], tonumber(ARGV[6]))
   end
 end
 local reply = {amount}
@@ -118,7 +121,7 @@ end
 return reply
 """
 
-# KEYS: reservation key. ARGV: now, request id, actual cost, keep-after ms.
+# KEYS: reservation key, the leases' sorted set. ARGV: now, request id, actual cost, keep-after ms.
 # Returns 1 if it settled an open reservation, 0 if there was none (already settled).
 SETTLE = PRELUDE + r"""
 local raw = redis.call('HGET', KEYS[1], 'counters')
@@ -140,6 +143,7 @@ for _, counter in ipairs(cjson.decode(raw)) do
   if type(keep_until) == 'number' then keep(base, math.max((keep_until - now) * 1000, 1000)) end
 end
 redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], rid)
 return 1
 """
 

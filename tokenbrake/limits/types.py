@@ -203,8 +203,12 @@ class LimitStore(Protocol):
     """Budgets, rate limits and concurrency slots. Every operation is atomic: concurrent
     callers, in one process or across replicas sharing Redis, see a single order."""
 
+    shared: bool  # several gateways may hold state in it at once
+
     async def reserve(self, request_id: str, counters: list[BudgetCounter], want: Decimal,
-                      floor: Decimal = Decimal(0), ttl_s: float = 600.0) -> Grant: ...
+                      floor: Decimal = Decimal(0), ttl_s: float = 600.0, note: str = "") -> Grant: ...
+    # `note`: who the request is for (a journal start line), kept with a shared reservation so
+    # a live gateway can record it should this one die mid-call
 
     async def settle(self, request_id: str, actual: Decimal) -> bool: ...  # False: nothing open
 
@@ -242,5 +246,9 @@ class LimitStore(Protocol):
     async def session_set_status(self, key_name: str, session: str, stop: bool, reason: str | None = None,
                                  evidence: str | None = None,
                                  trace: dict[str, Any] | None = None) -> SessionRecord | None: ...
+
+    async def keep_in_step(self, ledger_spend: Any, record: Any) -> None: ...
+    # A serving gateway's, once: counters raised to the ledger's spend (`await ledger_spend()`),
+    # and, for shared state, what dead gateways held charged and handed to `record`
 
     async def close(self) -> None: ...

@@ -32,6 +32,7 @@ from tokenbrake.budgets import (Applied, ApplicableMemo, BudgetCache, PossibleCa
                                worst_case)
 from tokenbrake.config import BudgetConfig, Config
 from tokenbrake.core import BudgetHold, Endpoint, RequestContext, Target
+from tokenbrake.journal import records
 from tokenbrake.limits import Clock, CounterStatus, Grant, LimitStore, system_clock
 from tokenbrake.pricing import PriceBook
 from tokenbrake.scopes import budget_values
@@ -166,9 +167,12 @@ class Budgets:
         counters = [a.counter for a in applied]
         deadline = time.monotonic() + self.settings.max_wait_s
         floor, attempt = (size.want if self.settings.max_wait_s > 0 else size.floor), 0
+        # Shared state keeps who the request is for with its reservation: should this gateway
+        # die mid-call, a live one records it (limits/redis_leases.py).
+        note = records.start_line(records.start_of(ctx, self.clock())).decode() if self.limits.shared else ""
         while True:
             grant = await self.limits.reserve(ctx.request_id, counters, size.want, floor,
-                                              self.settings.reservation_ttl_s)
+                                              self.settings.reservation_ttl_s, note)
             if grant.granted:
                 return grant
             waiting = time.monotonic() < deadline and settling_frees(grant.counters, floor)
