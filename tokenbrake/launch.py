@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -38,10 +39,13 @@ class ChildServer:
     """`tokenbrake ARGS --port P` in a child process, healthy once the constructor returns."""
 
     def __init__(self, args: list[str], port: int | None = None, env: dict[str, str] | None = None,
-                 quiet: bool = False) -> None:
+                 quiet: bool = False, log: Path | None = None) -> None:
+        """`quiet`: its output discarded; `log`: appended to that file."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         output = subprocess.DEVNULL if quiet else None
+        if log is not None:
+            output = open(log, "ab")  # noqa: SIM115 (the child holds it; closed with the process)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tokenbrake.cli", *args, "--port", str(self.port)],
             env={**os.environ, **(env or {})},

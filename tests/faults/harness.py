@@ -43,8 +43,9 @@ def write_config(folder: Path, config: dict) -> Path:
     return path
 
 
-def start_gateway(config_path: Path, port: int | None = None) -> ChildServer:
-    return ChildServer(["serve", "--config", str(config_path)], port=port, quiet=True)
+def start_gateway(config_path: Path, port: int | None = None, log: Path | None = None) -> ChildServer:
+    return ChildServer(["serve", "--config", str(config_path)], port=port,
+                       quiet=log is None, log=log)
 
 
 @dataclass

@@ -191,3 +191,17 @@ async def test_negative_costs_are_rejected(store):
     await store.reserve("r1", [total("team:a", "1")], usd("1"))
     with pytest.raises(ValueError, match="never negative"):
         await store.settle("r1", usd("-1"))
+
+
+async def test_settled_reservations_leave_nothing_behind_in_process(tmp_path):
+    """Memory follows what is in flight: 10,000 settled reservations keep no trace."""
+    from tokenbrake.limits import open_state
+
+    store = await open_state("memory://")
+    budget = BudgetCounter("team:a", Decimal("1000"), Window("total"))
+    for n in range(10_000):
+        await store.reserve(f"r{n}", [budget], Decimal("0.01"), ttl_s=900)
+        await store.settle(f"r{n}", Decimal("0.001"))
+    [counter] = store._counters.values()
+    assert len(counter.holds) == 0 and len(counter.expiries) <= 8 and not store._reservations
+    await store.close()

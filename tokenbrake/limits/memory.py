@@ -67,6 +67,13 @@ class _Counter:
         self.reserved += amount
         heapq.heappush(self.expiries, (expiry, request_id))
 
+    def trim_expiries(self) -> None:
+        """Drops the heap's entries of settled holds once they are most of it, so a settled
+        reservation leaves nothing behind for long: memory follows what is in flight."""
+        if len(self.expiries) > 2 * len(self.holds) + 8:
+            self.expiries = [(expiry, rid) for rid, (_, expiry) in self.holds.items()]
+            heapq.heapify(self.expiries)
+
     def keep(self, until: float | None) -> None:
         """Keeps the counter at least `until` (epoch seconds); None: forever."""
         if until is None or self.keep_until is None:
@@ -183,6 +190,7 @@ class MemoryStore(MemorySessions):
             hold = counter.holds.pop(request_id, None)
             if hold is not None:  # else it expired and was reconciled already
                 counter.reserved -= hold[0]
+                counter.trim_expiries()
             counter.spent += cost
             if rolling_s and cost:
                 counter.spend_log.append((now, cost))
