@@ -1,0 +1,270 @@
+"""The promise under faults: each row of issue 14's table, rerun, with its figure.
+
+Runs the fault suite's scenarios (tests/faults/harness.py: real `tokenbrake serve` and
+`tokenbrake emulate` processes, load from threads driving the official OpenAI SDK) and
+prints one line each:
+
+- kill -9 three times under mixed streamed load against a hard budget, on each backend:
+  spend against the cap, calls that reached the upstream missing from the ledger, calls in
+  flight recorded as unseen;
+- a crash with every concurrency slot held: how long until the restarted gateway serves;
+- a replica killed, never restarted: how long until a live one has recorded its calls;
+- Redis paused (SIGSTOP) and restarted empty, on a redis-server of its own;
+- SIGTERM with generations longer than graceful_shutdown_s, and with the ledger locked;
+- a soak: RSS of the gateway after each stretch of load (flat memory), `--soak-s` long.
+
+    .venv/bin/python bench/faults.py [--soak-s 60] [--only kill,slots,replica,redis,sigterm,soak]
+
+Needs PostgreSQL and Redis on 127.0.0.1 (as the tests do) and redis-server on the PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "faults"))
+
+import openai  # noqa: E402
+from harness import (REDIS_URL, Load, drop_redis_prefix, drop_schema, fault_config, ledger_rows,  # noqa: E402
+                     postgres_schema_url, start_gateway, total_cost, upstream_users, write_config)
+from test_redis_outage import OwnRedis  # noqa: E402
+
+from tokenbrake.launch import ChildServer, free_port  # noqa: E402
+
+CAP = Decimal("0.02")
+
+
+def row(fault: str, figure: str, kept: bool) -> None:
+    print(f"| {fault} | {figure} | {'kept' if kept else 'BROKEN'} |", flush=True)
+
+
+def kill_9(emulator: ChildServer, folder: Path, backend: str) -> None:
+    schema = None
+    if backend == "sqlite":
+        database, state = f"sqlite:///{folder / 'ledger.db'}", None
+    else:
+        database, schema = postgres_schema_url()
+        state = f"{REDIS_URL}?prefix=tbbench-{schema}:" if backend.endswith("redis") else None
+    config = fault_config(emulator.url, database, folder, state=state,
+                          budgets=[{"scope": "global", "amount_usd": float(CAP), "period": "month"}])
+    path, port = write_config(folder, config), free_port()
+    gateway = start_gateway(path, port)
+    with Load(gateway.url):
+        for _ in range(3):
+            time.sleep(1.5)
+            gateway.process.send_signal(signal.SIGKILL)
+            gateway.process.wait()
+            gateway = start_gateway(path, port)
+        time.sleep(2)
+    gateway.stop()
+    rows = ledger_rows(database)
+    missing = len(upstream_users(emulator) - {r.user for r in rows})
+    unseen = sum(r.usage_unseen for r in rows)
+    spent = total_cost(rows)
+    row(f"kill -9 x3 under load, {backend}, ${CAP} hard cap",
+        f"spent ${spent:.4f} ({spent / CAP:.0%} of cap); {missing} upstream calls missing from the ledger; "
+        f"{unseen} in flight recorded as unseen", spent <= CAP and missing == 0)
+    if schema:
+        drop_schema(schema)
+        drop_redis_prefix(f"tbbench-{schema}:")
+
+
+def slots_after_crash(emulator: ChildServer, folder: Path) -> None:
+    config = fault_config(emulator.url, f"sqlite:///{folder / 'ledger.db'}", folder,
+                          limits=[{"scope": "global", "concurrent": 32}])
+    path, port = write_config(folder, config), free_port()
+    gateway = start_gateway(path, port)
+    with Load(gateway.url, threads=32, body_text="hold [[emulator: tokens=400 tps=40]]"):
+        time.sleep(2.5)
+        gateway.process.send_signal(signal.SIGKILL)
+        gateway.process.wait()
+        killed = time.monotonic()
+    gateway = start_gateway(path, port)
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+    while True:
+        try:
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+            break
+        except openai.RateLimitError:
+            time.sleep(0.1)
+    took = time.monotonic() - killed
+    gateway.stop()
+    row("kill -9 with 32 in flight, concurrent: 32", f"served again {took:.1f}s after the kill (restart included)",
+        took < 10)
+
+
+def replica(emulator: ChildServer, folder: Path) -> None:
+    url, schema = postgres_schema_url()
+    prefix = f"tbbench-{schema}:"
+    config = fault_config(emulator.url, url, folder, state=f"{REDIS_URL}?prefix={prefix}",
+                          budgets=[{"scope": "global", "amount_usd": 5, "period": "month"}])
+    survivor = start_gateway(write_config(folder / "a", config | {"ledger": {"journal_dir": str(folder / "ja")}}))
+    doomed = start_gateway(write_config(folder / "b", config | {"ledger": {"journal_dir": str(folder / "jb")}}))
+    with Load(doomed.url, threads=8, body_text="long [[emulator: tokens=400 tps=40]]"):
+        time.sleep(1.0)
+        doomed.process.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+    while time.monotonic() - killed < 30:
+        recorded = sum(r.usage_unseen for r in ledger_rows(url))
+        if recorded >= 8:
+            break
+        time.sleep(0.25)
+    took = time.monotonic() - killed
+    survivor.stop()
+    row("replica killed mid-stream, PostgreSQL + Redis, never restarted",
+        f"{recorded} of 8 calls in flight charged and recorded by the survivor after {took:.1f}s", recorded >= 8)
+    drop_schema(schema)
+    drop_redis_prefix(prefix)
+
+
+def redis_faults(emulator: ChildServer, folder: Path) -> None:
+    own = OwnRedis(folder)
+    url, schema = postgres_schema_url()
+    log = folder / "gateway.log"
+    config = fault_config(emulator.url, url, folder, state=f"redis://127.0.0.1:{own.port}/0?prefix=tb:",
+                          budgets=[{"scope": "global", "amount_usd": 5, "period": "month"}],
+                          limits=[{"scope": "global", "concurrent": 8}])
+    gateway = start_gateway(write_config(folder, config), log=log)
+    try:
+        with Load(gateway.url, threads=8, body_text="hi [[emulator: tokens=20 tps=40]]") as load:
+            time.sleep(1.0)
+            own.process.send_signal(signal.SIGSTOP)
+            time.sleep(10.0)
+            own.process.send_signal(signal.SIGCONT)
+        back = time.monotonic()
+        with Load(gateway.url, threads=8, body_text="x [[emulator: tokens=5]]") as after:
+            while after.answered < 50 and time.monotonic() - back < 30:
+                time.sleep(0.1)
+        text = log.read_text()
+        refused = load.errors.get("InternalServerError", 0)
+        spent, ledger = own.spent("tb:"), total_cost(ledger_rows(url))
+        row("Redis paused 10 s under load",
+            f"{refused} requests refused with 503 meanwhile; {after.errors.get('RateLimitError', 0)} slot refusals "
+            f"after; Redis spend ${spent:.4f} vs ledger ${ledger:.4f}; {text.count('Redis does not answer')} log "
+            f"line(s) for the outage, {text.count('Traceback')} tracebacks",
+            spent >= ledger and text.count("Traceback") == 0)
+        own.stop()
+        own.start()
+        restarted = time.monotonic()
+        while own.spent("tb:") < ledger and time.monotonic() - restarted < 15:
+            time.sleep(0.1)
+        row("Redis restarted without persistence",
+            f"spend rebuilt from the ledger after {time.monotonic() - restarted:.1f}s (${own.spent('tb:'):.4f}); "
+            f"warned at start: {'Redis persists nothing' in text}", own.spent("tb:") >= ledger)
+    finally:
+        gateway.stop()
+        own.stop()
+        drop_schema(schema)
+
+
+def sigterm(emulator: ChildServer, folder: Path) -> None:
+    database = f"sqlite:///{folder / 'ledger.db'}"
+    config = fault_config(emulator.url, database, folder,
+                          budgets=[{"scope": "global", "amount_usd": 5, "period": "month"}])
+    gateway = start_gateway(write_config(folder, config))
+    with Load(gateway.url, threads=16, body_text="write on [[emulator: tokens=400 tps=40]]", max_tokens=1000) as load:
+        time.sleep(1.5)
+        stopping = time.monotonic()
+        gateway.process.send_signal(signal.SIGTERM)
+        gateway.process.wait()
+        took = time.monotonic() - stopping
+    rows = ledger_rows(database)
+    missing = len(upstream_users(emulator) - {r.user for r in rows})
+    told = sum("shutting down" in m for m in load.messages)
+    row("SIGTERM, 16 generations longer than graceful_shutdown_s (1 s)",
+        f"exit after {took:.1f}s; {missing} calls missing from the ledger; {told} clients told 'shutting down'",
+        missing == 0 and took < 10)
+
+    locked_folder = folder / "locked"
+    locked_folder.mkdir()
+    path = locked_folder / "ledger.db"
+    config = fault_config(emulator.url, f"sqlite:///{path}", locked_folder)
+    config["ledger"]["shutdown_write_s"] = 5
+    config_path = write_config(locked_folder, config)
+    gateway = start_gateway(config_path)
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    with Load(gateway.url, threads=8, body_text="hi [[emulator: tokens=5]]") as load:
+        time.sleep(3)
+    stopping = time.monotonic()
+    gateway.process.send_signal(signal.SIGTERM)
+    gateway.process.wait()
+    took = time.monotonic() - stopping
+    locker.execute("ROLLBACK")
+    locker.close()
+    start_gateway(config_path).stop()
+    written = len(ledger_rows(f"sqlite:///{path}"))
+    row("SIGTERM while the ledger database is down (locked)",
+        f"exit after {took:.1f}s; {load.answered} calls answered, {written} in the ledger after the next start",
+        written >= load.answered and took < 15)
+
+
+def soak(emulator: ChildServer, folder: Path, seconds: float) -> None:
+    config = fault_config(emulator.url, f"sqlite:///{folder / 'ledger.db'}", folder,
+                          budgets=[{"scope": "user:*", "amount_usd": 1, "period": "month"}],
+                          limits=[{"scope": "key:*", "concurrent": 64, "requests_per_minute": 10**7}])
+    gateway = start_gateway(write_config(folder, config))
+    samples = []
+    with Load(gateway.url, threads=8, body_text="hi [[emulator: tokens=5]]") as load:
+        stretch = max(5.0, seconds / 6)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(stretch)
+            samples.append((load.answered, _rss_mb(gateway.process.pid)))
+    gateway.stop()
+    growth = samples[-1][1] - samples[1][1] if len(samples) > 2 else 0.0
+    row(f"soak {seconds:.0f}s, {load.answered} requests, a user:* budget (a counter per user)",
+        "RSS MB by requests: " + ", ".join(f"{n}: {mb:.0f}" for n, mb in samples) + f" (growth after warm-up {growth:+.0f} MB)",
+        growth < 30)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def kill_each_backend(emulator: ChildServer, folder: Path) -> None:
+    for backend in ("sqlite", "postgresql", "postgresql+redis"):
+        (folder / backend).mkdir()
+        own = ChildServer(["emulate"], quiet=True)
+        try:
+            kill_9(own, folder / backend, backend)
+        finally:
+            own.stop()
+
+
+SCENARIOS = {"kill": kill_each_backend, "slots": slots_after_crash, "replica": replica, "redis": redis_faults,
+             "sigterm": sigterm}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--soak-s", type=float, default=60.0)
+    parser.add_argument("--only", default=",".join([*SCENARIOS, "soak"]))
+    args = parser.parse_args()
+    only = args.only.split(",")
+    print(f"bench/faults.py at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    print("| fault | what happened | promise |\n| --- | --- | --- |")
+    for name in only:
+        emulator = ChildServer(["emulate"], quiet=True)  # its own: its journal is matched against one ledger
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                if name == "soak":
+                    soak(emulator, Path(folder), args.soak_s)
+                else:
+                    SCENARIOS[name](emulator, Path(folder))
+        finally:
+            emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
