@@ -1,7 +1,8 @@
 """Shared fixtures: real `tokenbrake emulate` and `tokenbrake serve` processes on loopback.
 
 End-to-end tests talk to them over real sockets with the official SDKs, as a user's
-application would. Each process is started once per test session.
+application would. Each process is started once per test session. PostgreSQL and Redis are
+the machine's, or throwaway ones started before collection (`services.py`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import services
 import yaml
 
 from tokenbrake.launch import ChildServer, free_port
+
+THROWAWAY = pytest.StashKey[list[services.Throwaway]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection, so that test modules read the URLs of servers that answer."""
+    if config.option.collectonly:
+        return
+    try:
+        config.stash[THROWAWAY] = services.provide()
+    except services.MissingServer as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    services.stop(config.stash.get(THROWAWAY, []))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"throwaway {server.name} at {server.url} ({server.replaces})" for server in config.stash.get(THROWAWAY, [])]
 
 
 def gateway_config(emulator_url: str, database_url: str) -> dict:
@@ -49,7 +71,6 @@ def gateway_config(emulator_url: str, database_url: str) -> dict:
 
 
 MASTER_KEY = "tb-master-e2e"
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 UPSTREAM_KEYS = {"TEST_UPSTREAM_OPENAI_KEY": "sk-upstream-openai", "TEST_UPSTREAM_ANTHROPIC_KEY": "sk-ant-upstream"}
 
 
@@ -103,15 +124,15 @@ def master_key() -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database of each kind: a SQLite file, or a new schema on the local PostgreSQL."""
+    """A fresh database of each kind: a SQLite file, or a new schema on the tests' PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
         return
     import psycopg
 
     schema = f"tb_e2e_{uuid.uuid4().hex[:12]}"
-    yield f"{POSTGRES_URL}?schema={schema}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+    yield f"{services.postgres_url()}?schema={schema}"
+    with psycopg.connect(services.postgres_url(), autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 

@@ -21,11 +21,13 @@ import pytest
 import redis
 
 from conftest import MASTER_KEY, create_key, gateway_config, write_config
+from services import redis_url
+
 from tokenbrake.reports import usd
 from tokenbrake.launch import ChildServer
 from tokenbrake.storage import open_database
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = redis_url()
 # $0.001 per input token, $0.004 per output token: a call of ~15 input and 40 output tokens
 # has a worst case of about $0.18.
 METERED = {"input_per_mtok": 1000, "output_per_mtok": 4000}

@@ -19,9 +19,10 @@ import pytest
 import redis
 
 from conftest import MASTER_KEY, create_key, gateway_config, write_config
+from services import redis_url
 from tokenbrake.launch import ChildServer
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = redis_url()
 LIMITS = [
     {"scope": "user:rpm", "requests_per_minute": 2},
     {"scope": "user:headers", "requests_per_minute": 50, "tokens_per_minute": 100_000},

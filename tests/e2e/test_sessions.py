@@ -22,11 +22,12 @@ import redis
 
 from agent_turns import SYSTEM, looping, messages, progressing, tools
 from conftest import MASTER_KEY, create_key, gateway_config, write_config
+from services import redis_url
 from test_budgets import Receiver
 from tokenbrake.core import Format
 from tokenbrake.launch import ChildServer
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = redis_url()
 RULES = [
     {"scope": "key:capped", "max_calls": 3},
     {"scope": "key:spender", "max_cost_usd": "0.002"},

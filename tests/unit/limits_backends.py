@@ -2,12 +2,12 @@
 snapshot in a temporary directory, and the real Redis with a random key prefix whose keys
 are deleted afterwards. Both are driven by a fake clock.
 
-Redis comes from TEST_REDIS_URL (default: the local server, database 0).
+Redis is the one `services.py` provides (TEST_REDIS_URL): the local server when it
+answers, else a throwaway one.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from services import redis_url
 
 from tokenbrake.limits import BudgetCounter, HitAsk, LimitStore, RateDecision, SlotAsk, Window, open_state
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = redis_url()
 
 
 class FakeClock:

@@ -1,13 +1,12 @@
 """Fixtures that run one storage test against every backend: SQLite in a temporary file and
 the real PostgreSQL, in a fresh schema per test that is dropped afterwards.
 
-PostgreSQL comes from TEST_POSTGRES_URL (default: the local server, trust auth), which
-`.ci/run` makes sure is up.
+PostgreSQL is the one `services.py` provides (TEST_POSTGRES_URL): the local server
+when it answers, else a throwaway one.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,10 +15,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from services import postgres_url
 
 from tokenbrake.storage import Database, LedgerRow, open_database
 
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = postgres_url()
 
 
 @dataclass

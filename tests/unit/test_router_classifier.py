@@ -15,7 +15,8 @@ HARD = [
 TOY = [(p, True) for p in EASY] + [(p, False) for p in HARD]
 
 
-@pytest.mark.parametrize("use_embedding", [False, True], ids=["features", "embedding"])
+@pytest.mark.parametrize("use_embedding", [False, pytest.param(True, marks=pytest.mark.embedding)],
+                         ids=["features", "embedding"])
 def test_a_router_trained_on_a_separable_set_ranks_hard_prompts_above_easy_ones(use_embedding):
     router = train_router(TOY, embedding=use_embedding, l2=1.0, l2_embedding=1.0)
     assert router.uses_embedding is use_embedding
@@ -24,7 +25,8 @@ def test_a_router_trained_on_a_separable_set_ranks_hard_prompts_above_easy_ones(
     assert max(easy) < 0.5 < min(hard)
 
 
-@pytest.mark.parametrize("use_embedding", [False, True], ids=["features", "embedding"])
+@pytest.mark.parametrize("use_embedding", [False, pytest.param(True, marks=pytest.mark.embedding)],
+                         ids=["features", "embedding"])
 def test_save_then_load_gives_identical_scores(tmp_path, use_embedding):
     router = train_router(TOY, embedding=use_embedding)
     path = tmp_path / "router.json"

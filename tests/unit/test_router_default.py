@@ -33,7 +33,9 @@ HARD = [
 ]
 
 
-@pytest.mark.parametrize("path", [classifier.DEFAULT_FEATURES_MODEL, classifier.DEFAULT_EMBEDDING_MODEL], ids=["features", "embedding"])
+@pytest.mark.parametrize("path", [classifier.DEFAULT_FEATURES_MODEL,
+                                  pytest.param(classifier.DEFAULT_EMBEDDING_MODEL, marks=pytest.mark.embedding)],
+                         ids=["features", "embedding"])
 def test_a_shipped_router_scores_hard_prompts_above_trivial_ones(path):
     router = Router.load(path)
     assert router.info["examples"] > 1000
@@ -42,14 +44,18 @@ def test_a_shipped_router_scores_hard_prompts_above_trivial_ones(path):
     assert all(0.0 <= s <= 1.0 for s in trivial + hard)
 
 
-def test_the_default_router_scores_features_and_the_embedding_one_is_shipped_by_name():
-    assert embedding.available()  # the test extra installs the router extra
+def test_the_default_router_scores_features_and_is_loaded_once():
     router = default_router()
-    assert router is default_router() is load_router(None)  # loaded once
+    assert router is default_router() is load_router(None)
     assert not router.uses_embedding
-    assert load_router("default-embedding").uses_embedding
     with pytest.raises(ValueError, match="no shipped router"):
         default_router("nonsense")
+
+
+@pytest.mark.embedding
+def test_the_embedding_router_is_shipped_by_name():
+    assert embedding.available()  # make test-router installs the router extra
+    assert load_router("default-embedding").uses_embedding
 
 
 def test_trained_on_gsm8k_the_router_beats_random_routing_on_mt_bench():
@@ -62,6 +68,7 @@ def test_trained_on_gsm8k_the_router_beats_random_routing_on_mt_bench():
     assert routed.cpt50 < chance.cpt50 - 0.1
 
 
+@pytest.mark.embedding
 def test_the_embedding_router_beats_random_on_held_out_mt_bench_questions():
     routed = cross_validated(routellm()["mt_bench"], folds=5, use_embedding=True)["mt_bench"]
     assert routed.apgr > 0.65  # measured 0.737 (5 folds, each question's turns in one fold); random 0.50

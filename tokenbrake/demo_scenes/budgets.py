@@ -9,10 +9,7 @@ its requests with the local model instead; when even that no longer fits, it fir
 
 from __future__ import annotations
 
-import click
-import openai
-
-from tokenbrake.demo_scenes import line
+from tokenbrake.demo_scenes import line, say
 
 TITLE = "Admission: an input cap, and a team budget that downgrades, clamps, then refuses"
 KEYS = [{"name": "research-app", "team": "research", "models": None}]
@@ -44,6 +41,8 @@ def document(words: int) -> str:
 
 
 def play(url: str, keys: dict[str, str]) -> None:
+    import openai  # here, not at the top: see demo_scenes/__init__.py
+
     client = openai.OpenAI(base_url=url + "/v1", api_key=keys["research-app"], max_retries=0)
 
     def paste_document() -> str:
@@ -52,8 +51,8 @@ def play(url: str, keys: dict[str, str]) -> None:
         return "unexpectedly served"
 
     line("dana pastes a 12,000-word contract → frontier", paste_document)
-    click.echo(f"  The team's budget: ${BUDGET_USD} a day, mode downgrade (to local once less than "
-               f"${DOWNGRADE_BELOW_USD} is left). Each call asks for {ASKED_TOKENS} output tokens.")
+    say(f"The team's budget: ${BUDGET_USD} a day, mode downgrade (to local once less than ${DOWNGRADE_BELOW_USD} "
+        f"is left). erik's calls each ask frontier for {ASKED_TOKENS} output tokens:")
     ask = [{"role": "user", "content": f"Draft the quarterly report. [[emulator: tokens={ASKED_TOKENS} tps=0]]"}]
     for call in range(1, 11):
         refused = []
@@ -61,11 +60,11 @@ def play(url: str, keys: dict[str, str]) -> None:
         def work() -> str:
             raw = client.chat.completions.with_raw_response.create(model="frontier", messages=ask,
                                                                    max_tokens=ASKED_TOKENS, user="erik")
-            reply = raw.parse()
+            tokens = raw.parse().usage.completion_tokens
             downgraded = raw.headers.get("x-tokenbrake-downgraded")
             note = f" (downgraded by budget {downgraded})" if downgraded else ""
-            clamped = " (max_tokens clamped to what is left)" if reply.usage.completion_tokens < ASKED_TOKENS else ""
-            return f"served by {reply.model}, {reply.usage.completion_tokens} tokens{note}{clamped}"
+            clamped = ", max_tokens clamped" if tokens < ASKED_TOKENS else ""
+            return f"served by {raw.headers['x-tokenbrake-served-by']}{note}, {tokens} tokens{clamped}"
 
         def attempt() -> str:
             try:
@@ -74,6 +73,6 @@ def play(url: str, keys: dict[str, str]) -> None:
                 refused.append(True)
                 raise
 
-        line(f"erik, call {call} → frontier", attempt)
+        line(f"call {call}", attempt, label_width=7)
         if refused:
             break

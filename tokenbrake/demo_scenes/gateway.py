@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import anthropic
-import openai
-
-from tokenbrake.demo_scenes import line as scene, short as _short
+from tokenbrake.demo_scenes import OUTCOME_WIDTH, line as scene, say, short
 
 TITLE = "The gateway: two front doors, two teams, one ledger"
 KEYS = [
@@ -38,26 +35,35 @@ def configure(raw: dict, emulator_url: str) -> None:
     })
 
 
+def _reply(text: str) -> str:
+    return short(text, OUTCOME_WIDTH)
+
+
 def play(url: str, keys: dict[str, str]) -> None:
+    import anthropic  # here, not at the top: see demo_scenes/__init__.py
+    import openai
+
     tags = {"X-Tokenbrake-Tags": "feature=search,env=demo"}
     search = openai.OpenAI(base_url=url + "/v1", api_key=keys["search-app"], max_retries=0, default_headers=tags)
     support_oa = openai.OpenAI(base_url=url + "/v1", api_key=keys["support-bot"], max_retries=0)
     support_an = anthropic.Anthropic(base_url=url, api_key=keys["support-bot"], max_retries=0,
                                      default_headers={"X-Tokenbrake-Session": "ticket-981"})
     ask = [{"role": "user", "content": "Summarise our refund policy in two sentences."}]
+    say("models: frontier (an emulated OpenAI API, priced as gpt-4o), claude-fast (an emulated Anthropic API, "
+        "priced as claude-3-5-haiku), local (a 3B model on a GPU at $0.90 an hour), text-embedding-3-small")
 
     def chat(client: openai.OpenAI, model: str, user: str) -> Callable[[], str]:
-        return lambda: _short(client.chat.completions.create(model=model, messages=ask, user=user).choices[0].message.content or "")
+        return lambda: _reply(client.chat.completions.create(model=model, messages=ask, user=user).choices[0].message.content or "")
 
     def stream() -> str:
         chunks = search.chat.completions.create(model="local", messages=ask, stream=True, user="ana")
-        return _short("".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
+        return _reply("".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
 
     def anthropic_to(model: str) -> Callable[[], str]:
         def call() -> str:
             message = support_an.messages.create(model=model, max_tokens=200, system="You are terse.", messages=ask,
                                                  metadata={"user_id": "ben"})
-            return _short(message.content[0].text)
+            return _reply(message.content[0].text)
         return call
 
     def tool_call() -> str:
@@ -72,7 +78,7 @@ def play(url: str, keys: dict[str, str]) -> None:
         long_ask = [{"role": "user", "content": "Write a long essay. [[emulator: tokens=400 tps=200]]"}]
         with search.chat.completions.create(model="frontier", messages=long_ask, stream=True, user="carl") as chunks:
             received = sum(1 for _, _ in zip(range(5), chunks))
-        return f"closed after {received} chunks; charged for what was produced"
+        return f"closed after {received} chunks; billed for what was sent"
 
     def embed() -> str:
         result = search.embeddings.create(model="text-embedding-3-small", input=["refund policy", "shipping times"])
@@ -94,6 +100,6 @@ def play(url: str, keys: dict[str, str]) -> None:
     scene("search-app, stream cancelled by the client", cancelled)
     scene("search-app, upstream keeps answering 503", upstream_down)
     scene("support-bot, Anthropic SDK → local (translated)", anthropic_to("local"))
-    scene("support-bot, Anthropic SDK → Claude", anthropic_to("claude-fast"))
-    scene("support-bot, OpenAI SDK → Claude (translated)", chat(support_oa, "claude-fast", "ben"))
-    scene("support-bot, OpenAI SDK → frontier (not allowed)", not_allowed)
+    scene("support-bot, Anthropic SDK → claude-fast", anthropic_to("claude-fast"))
+    scene("support-bot, OpenAI SDK → claude-fast (translated)", chat(support_oa, "claude-fast", "ben"))
+    scene("support-bot, OpenAI SDK → frontier (forbidden)", not_allowed)

@@ -9,13 +9,9 @@ ends with the share served locally and what the same calls would have cost all o
 
 from __future__ import annotations
 
-
-import click
-import openai
-
 from tokenbrake.config import parse_config
 from tokenbrake.core import Usage
-from tokenbrake.demo_scenes import gateway, line, short
+from tokenbrake.demo_scenes import LABEL_WIDTH, gateway, line, say, short
 from tokenbrake.pricing import PriceBook
 from tokenbrake.reports import money
 
@@ -58,10 +54,12 @@ def _prices() -> PriceBook:
 
 
 def play(url: str, keys: dict[str, str]) -> None:
+    import openai  # here, not at the top: see demo_scenes/__init__.py
+
     client = openai.OpenAI(base_url=url + "/v1", api_key=keys["helpdesk-app"], max_retries=0)
     prices, spent, frontier, local = _prices(), [], [], 0
-    click.echo(f"  strong_share {STRONG_SHARE}: prompts scoring like the top {STRONG_SHARE:.0%} of the router's "
-               f"training prompts go to frontier.")
+    say(f"strong_share {STRONG_SHARE}: prompts scoring like the top {STRONG_SHARE:.0%} of the router's "
+        f"training prompts go to frontier.")
 
     def ask(prompt: str, model: str = "auto") -> str:
         nonlocal local
@@ -76,13 +74,13 @@ def play(url: str, keys: dict[str, str]) -> None:
         return f"{score}{served}"
 
     for prompt in PROMPTS:
-        line(short(prompt, 48), lambda: ask(prompt))
-    click.echo("  A cascade on auto-json (local first, kept only if it is the JSON asked for):")
+        line(short(prompt, LABEL_WIDTH - 2), lambda: ask(prompt))
+    say("A cascade on auto-json (local first, kept only if it is the JSON asked for):")
     kept = TICKET + ' [[emulator: text="{\\"queue\\": \\"ops\\", \\"urgent\\": true}"]]'
     line("local answers valid JSON", lambda: ask(kept, "auto-json") + " (kept)")
     line("local answers prose", lambda: ask(TICKET + " [[emulator: text=\"It is urgent.\"]]", "auto-json")
-         + " (escalated; the rejected call is in the ledger too)")
+         + " (escalated; the local try is billed too)")
     total, all_frontier = sum(spent), sum(frontier)
-    click.echo(f"  Served locally: {local} of {len(spent)} calls ({local / len(spent):.0%}). Cost "
-               f"{money(total)} against {money(all_frontier)} all on frontier "
-               f"({1 - total / all_frontier:.0%} less; the rejected cascade call not included here).")
+    say(f"Served locally: {local} of {len(spent)} calls ({local / len(spent):.0%}). Cost {money(total)} against "
+        f"{money(all_frontier)} all on frontier ({1 - total / all_frontier:.0%} less; the rejected cascade call "
+        f"not included here).")
