@@ -15,7 +15,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, ValidationError, with_config
 
-# Tags are dropped from an error's path; field names never start with this.
+# Tags are dropped from an error's path: no field name starts with this (a free-form key
+# that does, in `metadata` or `logit_bias`, is left out of the path with them).
 TAG = "|"
 shape = with_config(ConfigDict(extra="allow", strict=True))
 
