@@ -131,6 +131,13 @@ def test_a_wrong_typed_body_sent_to_count_tokens_is_refused(clients, emulator):
     ), anthropic.BadRequestError, mark, "messages[0].content[0].text")
 
 
+def test_embeddings_input_of_mixed_types_is_refused_by_index(clients):
+    oa, _ = clients
+    with pytest.raises(openai.BadRequestError, match=r"'input\[1\]': expected a string, got number"):
+        oa.embeddings.create(model="text-embedding-3-small", input=["fine", 5])  # type: ignore[list-item]
+    assert oa.embeddings.create(model="text-embedding-3-small", input=["fine", "too"]).data
+
+
 def test_an_image_of_unknown_size_counts_against_the_input_cap(clients, emulator):
     oa, an = clients
     image = {"type": "image_url", "image_url": {"url": "https://example.test/cat.jpg"}}
