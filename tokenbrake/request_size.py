@@ -9,16 +9,19 @@ from typing import Any
 
 from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, Format, RequestContext
+from tokenbrake.media_tokens import image_rule
 from tokenbrake.tokens import count_request_input, count_text
 
 
 def input_tokens(ctx: RequestContext) -> int:
-    """The counted input of a chat request, or of an embeddings request's `input`."""
+    """The counted input of a chat request, or of an embeddings request's `input`. Images are
+    counted at the most that any model the request may be sent to bills for them."""
     if ctx.input_tokens is None:
         if ctx.endpoint is Endpoint.EMBEDDINGS:
             ctx.input_tokens = embedding_input_tokens(ctx.body.get("input"))
         else:
-            ctx.input_tokens = count_request_input(ctx.format.value, ctx.body)
+            images = list(dict.fromkeys(image_rule(t.kind.value, t.upstream_model) for t in ctx.targets))
+            ctx.input_tokens = count_request_input(ctx.format.value, ctx.body, images)
     return ctx.input_tokens
 
 
