@@ -1,20 +1,19 @@
 """Checking virtual keys without touching the database on the request path.
 
-Each gateway holds every key's salted hash in memory (a `KeyRing`) and reloads it in the
-background every `auth.refresh_s`; a key it does not know triggers one immediate reload (at
-most one a second), so a key created a moment ago on another replica works at once.
+Each gateway holds every key's salted hash in memory (a `KeyRing`), reloaded when the change
+channel says keys changed and every `auth.refresh_s` in any case (changes/); a key it does
+not know triggers one immediate reload (at most one every `MIN_RELOAD_INTERVAL_S`), so a key
+created a moment ago on another replica works at once. A reload that finds a key revoked
+flips its `KeyStanding`, which ends the key's running streams.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
-from tokenbrake.core import Attribution, ErrorKind, GatewayError
+from tokenbrake.core import Attribution, ErrorKind, GatewayError, KeyStanding
 from tokenbrake.storage import Database, KeyRing, VirtualKey
-
-log = logging.getLogger("tokenbrake.auth")
 
 # Unknown keys reload the ring at most this often; a burst of bad keys cannot hammer the
 # database, and a key created a moment ago is found after at most this long.
@@ -22,21 +21,13 @@ MIN_RELOAD_INTERVAL_S = 0.1
 
 
 class KeyCache:
-    def __init__(self, db: Database, refresh_s: float) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.refresh_s = refresh_s
         self.ring: KeyRing | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        await self.reload()
-        self._task = asyncio.create_task(self._refresh_forever())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        # One per key a request has used here (so bounded by the keys): shared by its requests.
+        self._standings: dict[str, KeyStanding] = {}
 
     async def reload(self) -> None:
         async with self._lock:
@@ -46,14 +37,16 @@ class KeyCache:
         started = time.monotonic()  # the ring holds every key created before this moment
         self.ring = await self.db.keys.load_ring()
         self._loaded_at = started
+        for name in self.ring.revoked():
+            if (standing := self._standings.get(name)) is not None:
+                standing.revoked = True
 
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_s)
-            try:
-                await self.reload()
-            except Exception:  # keep serving with the keys we have
-                log.exception("reloading keys failed; keeping the previous set")
+    def standing(self, key_name: str) -> KeyStanding:
+        """The standing of a key that passed `authenticate` (so not revoked as of the ring)."""
+        standing = self._standings.get(key_name)
+        if standing is None:
+            standing = self._standings[key_name] = KeyStanding()
+        return standing
 
     async def verify(self, presented: str) -> VirtualKey | None:
         key = self.ring.verify(presented) if self.ring else None

@@ -1,8 +1,9 @@
 """Budgets: which ones a request counts against, what it may cost, and the words of a refusal.
 
 The budgets in force are the config's, overlaid by those set at run time in the database
-(same scope and period: the database's wins). `BudgetCache` keeps them in memory and reloads
-them every `budgeting.refresh_s`, so the request path never reads the database.
+(same scope and period: the database's wins). `BudgetCache` keeps them in memory, reloaded
+when the change channel says budgets changed and every `budgeting.refresh_s` in any case
+(changes/), so the request path never reads the database.
 
 Each budget becomes a `BudgetCounter` (limits/) per request: its scope names the counter
 (`user:*` one per user; a user's or tag's within the key's tenant, scopes.py), its period
@@ -12,7 +13,6 @@ the window, its mode whether it refuses (`hard`, `downgrade`) or only counts and
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -153,40 +153,20 @@ def refusal(applied: Applied, status: CounterStatus, need: Decimal, now: datetim
 
 
 class BudgetCache:
-    """The budgets in force, in memory: the config's, overlaid by the database's, reloaded
-    every `refresh_s` (without a database, only the config's)."""
+    """The budgets in force, in memory: the config's, overlaid by the database's (without a
+    database, only the config's). A `Refresher` (changes/) calls `reload`."""
 
-    def __init__(self, config: Config, db: Database | None = None, refresh_s: float = 5.0) -> None:
+    def __init__(self, config: Config, db: Database | None = None) -> None:
         self.config = config
         self.db = db
-        self.refresh_s = refresh_s
         # Replaced on reload, never changed in place: the Budgets stage remembers what applies
         # to a request per list (ApplicableMemo).
         self.current: list[BudgetConfig] = list(config.budgets)
-        self._task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        await self.reload()
-        if self.db is not None:
-            self._task = asyncio.create_task(self._refresh_forever(), name="tokenbrake-budgets-refresh")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def reload(self) -> None:
         if self.db is None:
             return
         self.current = merge(list(self.config.budgets), await stored_budgets(self.db, self.config))
-
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_s)
-            try:
-                await self.reload()
-            except Exception:  # keep enforcing the budgets we have
-                log.exception("reloading budgets failed; keeping the previous set")
 
 
 def parse_budget(data: dict, config: Config) -> BudgetConfig:

@@ -71,6 +71,21 @@ def _with_database(config_path: str, work):
     return asyncio.run(go())
 
 
+def _changing(config_path: str, kind: str, work):
+    """`_with_database` for a change to keys or budgets: once it is committed, every gateway is
+    told (the change channel, changes/), so each applies it within a second."""
+    from tokenbrake.changes import publish_change
+
+    config = _load(config_path)
+
+    async def and_tell(db):
+        result = await work(db)
+        await publish_change(config, db, kind)
+        return result
+
+    return _with_database(config_path, and_tell)
+
+
 @main.group()
 def keys() -> None:
     """Virtual API keys: create, list, show, revoke. Only a salted hash of each key is stored."""
@@ -106,8 +121,8 @@ def keys_create(name: str, team: str | None, models: str | None, require_user: b
     if unknown:
         raise click.ClickException(f"--models: not configured: {', '.join(unknown)}")
     try:
-        plaintext, key = _with_database(config_path, lambda db: db.keys.create(name, team=team, models=allowed,
-                                                                               require_user=require_user))
+        plaintext, key = _changing(config_path, "keys", lambda db: db.keys.create(name, team=team, models=allowed,
+                                                                                  require_user=require_user))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _print_key(key, as_json, plaintext)
@@ -152,9 +167,9 @@ def keys_show(name: str, as_json: bool, config_path: str) -> None:
 @click.argument("name")
 @config_option
 def keys_revoke(name: str, config_path: str) -> None:
-    """Revoke a key; every gateway refuses it within auth.refresh_s."""
+    """Revoke a key; every gateway refuses it within a second, and ends its running streams."""
     try:
-        key = _with_database(config_path, lambda db: db.keys.revoke(name))
+        key = _changing(config_path, "keys", lambda db: db.keys.revoke(name))
     except KeyError:
         raise click.ClickException(f"no key named '{name}'") from None
     click.echo(f"revoked {key.name}")
@@ -162,7 +177,7 @@ def keys_revoke(name: str, config_path: str) -> None:
 
 @main.group()
 def budgets() -> None:
-    """Budgets set at run time: every gateway enforces them within budgeting.refresh_s."""
+    """Budgets set at run time: every gateway enforces them within a second."""
 
 
 @budgets.command("set")
@@ -191,7 +206,7 @@ def budgets_set(scope: str, amount: str, period: str, rolling_s: float | None, m
                                "alert_at": shares, "across_tenants": across_tenants}, config)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    _with_database(config_path, lambda db: db.budgets.set(budget))
+    _changing(config_path, "budgets", lambda db: db.budgets.set(budget))
     across = ", across tenants" if budget.across_tenants else ""
     click.echo(f"budget {budget.scope} ({budget.period}): ${budget.amount_usd}, {budget.mode}{across}")
 
@@ -244,7 +259,7 @@ def budgets_list(as_json: bool, config_path: str) -> None:
 @config_option
 def budgets_delete(scope: str, period: str, config_path: str) -> None:
     """Delete a budget set at run time (those in the config stay)."""
-    if not _with_database(config_path, lambda db: db.budgets.delete(scope, period)):
+    if not _changing(config_path, "budgets", lambda db: db.budgets.delete(scope, period)):
         raise click.ClickException(f"no run-time budget {scope} ({period})")
     click.echo(f"deleted {scope} ({period})")
 

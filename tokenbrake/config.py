@@ -120,8 +120,9 @@ class ModelConfig(Strict):
 class AuthConfig(Strict):
     # Off only for trying things out: every request is then anonymous and may use every model.
     require_keys: bool = True
-    # How often each replica reloads keys from the database (revocations made elsewhere take
-    # effect within this); an unknown key triggers an immediate reload.
+    # How often each replica reloads keys from the database whatever the change channel says
+    # (changes/ tells it at once; this bounds a change whose message was lost); an unknown key
+    # triggers an immediate reload.
     refresh_s: float = Field(5.0, gt=0)
 
 
@@ -293,7 +294,7 @@ class BudgetingConfig(Strict):
     # When requests in flight hold what a request needs, it waits up to this long for them to
     # settle (most settle below their worst case) before it is clamped or refused; 0: never wait.
     max_wait_s: float = Field(5.0, ge=0)
-    refresh_s: float = Field(5.0, gt=0)  # how often budgets set at run time are reloaded
+    refresh_s: float = Field(5.0, gt=0)  # budgets set at run time are reloaded this often, told or not
 
 
 class CheckConfig(Strict):

@@ -151,6 +151,16 @@ class Attribution:
 
 
 @dataclass(slots=True)
+class KeyStanding:
+    """Whether a request's key still stands, for as long as the request runs: one per key,
+    shared by its requests, flipped by the key cache when it learns the key was revoked and
+    read by a stream between chunks (relay.py), so a revocation ends running streams without
+    any I/O per chunk."""
+
+    revoked: bool = False
+
+
+@dataclass(slots=True)
 class PriorCall:
     """An upstream call made for a request before the one that served it (a cascade's
     rejected answer, or its grader's verdict): it cost money, so it is priced and recorded."""
@@ -186,6 +196,7 @@ class RequestContext:
     request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.perf_counter)
     who: Attribution = field(default_factory=Attribution)
+    key_standing: KeyStanding | None = None  # set by identification when the request has a key
     input_tokens: int | None = None  # counted once, by request_size.input_tokens
     requested_model: str = ""
     targets: list[Target] = field(default_factory=list)  # primary first, then fallbacks

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from tokenbrake import sse
-from tokenbrake.core import ErrorKind, Format, GatewayError, RequestContext, Target, Usage
+from tokenbrake.core import ErrorKind, Format, GatewayError, KeyStanding, RequestContext, Target, Usage
 from tokenbrake.dispatch import gateway_error
 from tokenbrake.errors import stream_error_event
 from tokenbrake.openai_chunks import Chunk, decode_chunks
@@ -168,6 +168,7 @@ class StreamRelay:
         self.finished = False  # the client got a complete stream, or an error event ending it
         self.closed = False
         self.passthrough = self.translation.translator is None and target.kind is Format.OPENAI
+        self.standing = ctx.key_standing or KeyStanding()  # no key: nothing to revoke
 
     def __aiter__(self) -> StreamRelay:
         return self
@@ -175,6 +176,8 @@ class StreamRelay:
     async def __anext__(self) -> bytes:
         if self.finished or self.closed:
             raise StopAsyncIteration
+        if self.standing.revoked:
+            return self._fail(revoked(self.ctx))
         out: list[bytes] = []
         try:
             while not out:
@@ -275,6 +278,12 @@ class StreamRelay:
                 return
             if isinstance(data, dict):
                 self.meter.observe(event.event, data)
+
+
+def revoked(ctx: RequestContext) -> GatewayError:
+    message = (f"API key '{ctx.who.key_name}' was revoked while this stream ran, so the gateway ended it: "
+               f"send further requests with a key that is not revoked.")
+    return GatewayError(ErrorKind.AUTHENTICATION, message, code="revoked_api_key")
 
 
 def _is_error(kind: Format, event: sse.SSEEvent, data: dict[str, Any]) -> bool:

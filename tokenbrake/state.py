@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tokenbrake.alerts import Alerts
 from tokenbrake.auth import KeyCache
 from tokenbrake.budgets import BudgetCache
+from tokenbrake.changes import BUDGETS, KEYS, Refresher, open_channel
 from tokenbrake.config import Config
 from tokenbrake.dispatch import Dispatcher
 from tokenbrake.journal import Journal, recover_folder
@@ -41,6 +42,7 @@ class AppState:
     limits: LimitStore  # budgets, rate limits, concurrency: in memory or Redis
     budgets: BudgetCache  # the config's budgets and those set at run time, reloaded
     alerts: Alerts  # budget thresholds, once per period, to the log and a webhook
+    refresher: Refresher  # reloads keys and budgets when the change channel says they changed
     pipeline: Pipeline | None = None
     examples: ExampleRecorder | None = None  # cascade outcomes kept for training the router
 
@@ -56,9 +58,9 @@ class AppState:
         writer = LedgerWriter(database.ledger, flush_interval_s=config.ledger.flush_interval_s,
                               batch_size=config.ledger.batch_size, on_written=journal.written)
         await writer.start()
-        keys = KeyCache(database, config.auth.refresh_s) if config.auth.require_keys else None
+        keys = KeyCache(database) if config.auth.require_keys else None
         if keys is not None:
-            await keys.start()
+            await keys.reload()
         limits = await open_state(config.state_url, settled=await settled_spend(database.backend, time.time()))
 
         def record_lapsed(lapsed) -> None:  # shared state charged a dead gateway's reservations
@@ -70,11 +72,16 @@ class AppState:
         for row in recovered.unseen:  # shared state still holds their reservations: charged now, once
             await limits.settle(row.request_id, row.cost_usd)
         await limits.keep_in_step(lambda: settled_spend(database.backend, time.time()), record_lapsed)
-        budgets = BudgetCache(config, database, config.budgeting.refresh_s)
-        await budgets.start()
+        budgets = BudgetCache(config, database)
+        await budgets.reload()
+        refresher = Refresher(open_channel(config, database))
+        if keys is not None:
+            refresher.follow(KEYS, keys.reload, config.auth.refresh_s)
+        refresher.follow(BUDGETS, budgets.reload, config.budgeting.refresh_s)
+        await refresher.start()
         state = cls(config=config, prices=prices, metrics=Metrics(), providers=build_providers(config),
                     database=database, writer=writer, journal=journal, keys=keys, limits=limits, budgets=budgets,
-                    alerts=Alerts(config.alerts, limits))
+                    alerts=Alerts(config.alerts, limits), refresher=refresher)
         dispatcher = Dispatcher(state.providers, config.retry_for)
         state.examples = ExampleRecorder(database)
         # The call: a cascade's tiers in turn for a request routed to one, else the plain call.
@@ -91,9 +98,7 @@ class AppState:
 
     async def aclose(self) -> None:
         """After the requests in flight have finished: flush the ledger, close everything."""
-        if self.keys is not None:
-            await self.keys.stop()
-        await self.budgets.stop()
+        await self.refresher.stop()
         await self.alerts.aclose()
         if self.examples is not None:
             await self.examples.close()

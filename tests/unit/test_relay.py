@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from tokenbrake.core import Endpoint, Format, RequestContext, Target
+from tokenbrake.core import Attribution, Endpoint, Format, KeyStanding, RequestContext, Target
 from tokenbrake.relay import StreamRelay
 from tokenbrake.tokens import count_text
 
@@ -112,3 +112,19 @@ async def test_an_error_the_upstream_reports_mid_stream_reaches_the_client_in_it
     assert first + b"\n\n" == event(text_chunk("so far"))
     assert "reported: the model is overloaded" in orjson.loads(error.removeprefix(b"data: "))["error"]["message"]
     assert ctx.error is not None and ctx.usage.output_tokens == count_text("so far")
+
+
+async def test_a_key_revoked_mid_stream_ends_the_stream_with_an_error_after_what_was_sent():
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    ctx = RequestContext(Format.OPENAI, Endpoint.CHAT, body, {}, stream=True, who=Attribution(key_name="gone"),
+                         key_standing=KeyStanding())
+    upstream = Reads([event(text_chunk("one")), event(text_chunk("two")), event(text_chunk("never")) + DONE])
+    stream = StreamRelay(ctx, TARGET, upstream, body)
+    sent = [await stream.__anext__(), await stream.__anext__()]
+    ctx.key_standing.revoked = True  # what the key cache does when a reload finds the key revoked
+    sent += [chunk async for chunk in stream]
+    await stream.aclose()
+    assert sent[:2] == [event(text_chunk("one")), event(text_chunk("two"))] and len(sent) == 3
+    error = orjson.loads(sent[2].removeprefix(b"data: "))["error"]
+    assert "API key 'gone' was revoked while this stream ran" in error["message"]
+    assert ctx.status == 401 and ctx.usage.output_tokens == count_text("onetwo") and upstream.released

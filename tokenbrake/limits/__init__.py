@@ -60,12 +60,13 @@ async def open_state(url: str = MEMORY_SCHEME, *, clock: Clock = system_clock, s
     if url.startswith(REDIS_SCHEMES):
         from tokenbrake.limits.redis_state import DEFAULT_PREFIX, RedisStore
 
-        url, url_prefix = _pop_prefix(url)
+        url, url_prefix = split_prefix(url)
         return await RedisStore.open(url, prefix=prefix or url_prefix or DEFAULT_PREFIX, clock=clock)
     raise ValueError(f"unsupported state URL {url.split('://')[0]!r}: use memory://[/PATH] or redis://HOST:PORT/DB")
 
 
-def _pop_prefix(url: str) -> tuple[str, str | None]:
+def split_prefix(url: str) -> tuple[str, str | None]:
+    """The Redis URL without its `prefix` query parameter, and that prefix."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = next((value for name, value in query if name == "prefix"), None)

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from tokenbrake import budgets, sessions
+from tokenbrake.changes import BUDGETS, KEYS
 from tokenbrake.auth import presented_key
 from tokenbrake.core import ErrorKind, Format, GatewayError
 from tokenbrake.reports import GROUPINGS, key_view, usage_view
@@ -77,8 +78,7 @@ async def create_key(request: Request) -> ASGIApp:
         plaintext, key = await state.database.keys.create(name, team=team, models=models, require_user=require_user)
     except ValueError as exc:
         return error_response(Format.OPENAI, GatewayError(ErrorKind.INVALID_REQUEST, str(exc), status=409))
-    if state.keys is not None:
-        await state.keys.reload()
+    await state.refresher.changed(KEYS)
     return JSONBytes({**key_view(key), "key": plaintext}, status_code=201)
 
 
@@ -99,8 +99,7 @@ async def revoke_key(request: Request) -> ASGIApp:
         key = await state.database.keys.revoke(request.path_params["name"])
     except KeyError:
         return error_response(Format.OPENAI, GatewayError(ErrorKind.NOT_FOUND, f"no key named '{request.path_params['name']}'"))
-    if state.keys is not None:
-        await state.keys.reload()
+    await state.refresher.changed(KEYS)
     return JSONBytes(key_view(key))
 
 
@@ -130,8 +129,8 @@ async def list_budgets(request: Request) -> ASGIApp:
 
 
 async def set_budget(request: Request) -> ASGIApp:
-    """Creates or replaces the budget of that scope and period; every gateway enforces it
-    within budgeting.refresh_s (this one at once)."""
+    """Creates or replaces the budget of that scope and period; this gateway enforces it at
+    once, every other within a second (told on the change channel)."""
     if refused := _refusal(request):
         return refused
     state = _state(request)
@@ -142,7 +141,7 @@ async def set_budget(request: Request) -> ASGIApp:
     except ValueError as exc:
         return _bad(str(exc))
     await state.database.budgets.set(budget)
-    await state.budgets.reload()
+    await state.refresher.changed(BUDGETS)
     return JSONBytes(budget.model_dump(mode="json"), status_code=201)
 
 
@@ -156,7 +155,7 @@ async def delete_budget(request: Request) -> ASGIApp:
     state = _state(request)
     if not await state.database.budgets.delete(scope, period):
         return error_response(Format.OPENAI, GatewayError(ErrorKind.NOT_FOUND, f"no run-time budget {scope} ({period})"))
-    await state.budgets.reload()
+    await state.refresher.changed(BUDGETS)
     return JSONBytes({"deleted": {"scope": scope, "period": period}})
 
 

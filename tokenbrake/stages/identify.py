@@ -22,7 +22,11 @@ class Identify:
         self.keys = keys  # None: keys are not required, every request is anonymous
 
     async def before(self, ctx: RequestContext) -> None:
-        who = await authenticate(ctx.headers, self.keys) if self.keys is not None else Attribution()
+        if self.keys is not None:
+            who = await authenticate(ctx.headers, self.keys)
+            ctx.key_standing = self.keys.standing(who.key_name)  # read by a stream between chunks
+        else:
+            who = Attribution()
         who.user = _bounded("user", ctx.headers.get(USER_HEADER) or body_user(ctx.body))
         in_body = body_session(ctx)  # taken out of the body even when the header names the session
         who.session = _bounded("session", ctx.headers.get(SESSION_HEADER) or in_body)

@@ -1,8 +1,9 @@
 """Budgets set at run time (`tokenbrake budgets set`, `POST /admin/budgets`).
 
 One row per (scope, period), holding a `BudgetConfig`; setting a budget again replaces it.
-Gateways read them all every `budgeting.refresh_s` and lay them over the config's own
-(tokenbrake/budgets.py), so a change takes effect everywhere without a restart.
+Gateways read them all when told they changed (changes/), and every `budgeting.refresh_s`
+in any case, and lay them over the config's own (tokenbrake/budgets.py), so a change takes
+effect everywhere without a restart.
 """
 
 from __future__ import annotations

@@ -84,6 +84,10 @@ class KeyRing:
             self._verified[presented] = key
         return key
 
+    def revoked(self) -> set[str]:
+        """The names of the revoked keys."""
+        return {entry.key.name for entry in self._entries.values() if entry.key.revoked}
+
     def _match(self, presented: str) -> VirtualKey | None:
         key_id, secret = _split(presented)
         entry = self._entries.get(key_id)
