@@ -29,7 +29,7 @@ from tokenbrake.yaml_file import load_yaml
 
 ENV_PREFIX = "TOKENBRAKE_"
 # TOKENBRAKE_* variables that are not config overrides.
-RESERVED_ENV = {"TOKENBRAKE_CONFIG", "TOKENBRAKE_MASTER_KEY"}
+RESERVED_ENV = {"TOKENBRAKE_CONFIG", "TOKENBRAKE_MASTER_KEY", "TOKENBRAKE_PROBE_KEY"}
 
 
 class ConfigError(ValueError):
@@ -46,6 +46,9 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
     # How long SIGTERM waits for requests in flight before closing them.
     graceful_shutdown_s: float = Field(30.0, ge=0)
+    # The environment variable holding a token /metrics then asks for (Authorization: Bearer
+    # TOKEN); unset: /metrics is open to whoever reaches the port.
+    metrics_token_env: str | None = None
 
 
 class RetryConfig(Strict):
@@ -460,12 +463,17 @@ class Config(Strict):
 
 def unset_key_envs(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
     """A warning for each upstream whose `api_key_env` names a variable that is not set: its
-    requests go without a key, and the provider will refuse them."""
+    requests go without a key, and the provider will refuse them; and for a metrics token
+    variable that is not set, which closes /metrics."""
     environ = os.environ if environ is None else environ
-    return [f"upstreams.{name}.api_key_env names {upstream.api_key_env}, which is not set: requests to "
-            f"{name} go without a key"
-            for name, upstream in config.upstreams.items()
-            if upstream.api_key_env and not environ.get(upstream.api_key_env)]
+    warnings = [f"upstreams.{name}.api_key_env names {upstream.api_key_env}, which is not set: requests to "
+                f"{name} go without a key"
+                for name, upstream in config.upstreams.items()
+                if upstream.api_key_env and not environ.get(upstream.api_key_env)]
+    token = config.server.metrics_token_env
+    if token and not environ.get(token):
+        warnings.append(f"server.metrics_token_env names {token}, which is not set: /metrics refuses every scrape")
+    return warnings
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
