@@ -88,18 +88,22 @@ def _with_database(config_path: str, work):
     """Opens the config's database, runs `await work(db)`, closes it; returns the result."""
     import asyncio
 
+    from tokenbrake.server.startup import StartupError, reach
     from tokenbrake.storage import open_database
 
     config = _load(config_path)
 
     async def go():
-        db = await open_database(config.database)
+        db = await reach("the database", config.database, lambda: open_database(config.database))
         try:
             return await work(db)
         finally:
             await db.close()
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()
@@ -239,12 +243,11 @@ def budgets_list(as_json: bool, config_path: str) -> None:
     import json
 
     from tokenbrake.budgets import report
-    from tokenbrake.limits import open_state
 
     config = _load(config_path)
 
     async def work(db):
-        limits = await open_state(config.state_url, read_only=True)
+        limits = await _open_state(config)
         try:
             return await report(config, db, limits)
         finally:
@@ -304,7 +307,7 @@ def _with_state(config_path: str, work, writing: bool = False):
     """Opens the config's state backend, runs `await work(store, config)`, closes it."""
     import asyncio
 
-    from tokenbrake.limits import open_state
+    from tokenbrake.server.startup import StartupError
     from tokenbrake.sessions import SessionNotFound
 
     config = _load(config_path)
@@ -313,7 +316,7 @@ def _with_state(config_path: str, work, writing: bool = False):
                                    f"API, GET /admin/sessions[/ID] or POST /admin/sessions/ID/stop|resume")
 
     async def go():
-        store = await open_state(config.state_url, read_only=True)
+        store = await _open_state(config)
         try:
             return await work(store, config)
         finally:
@@ -321,8 +324,16 @@ def _with_state(config_path: str, work, writing: bool = False):
 
     try:
         return asyncio.run(go())
-    except SessionNotFound as exc:
+    except (SessionNotFound, StartupError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+async def _open_state(config):
+    """The config's state backend, read-only; StartupError (one line) when it cannot be opened."""
+    from tokenbrake.limits import open_state
+    from tokenbrake.server.startup import reach
+
+    return await reach("the state backend (state:)", config.state_url, lambda: open_state(config.state_url, read_only=True))
 
 
 key_option = click.option("--key", "key_name", default=None, help="The key the session belongs to (needed only "

@@ -118,6 +118,13 @@ def test_a_store_that_cannot_be_reached_is_one_line_with_the_url_and_cause(folde
     assert took < 5
 
 
+def test_a_command_on_a_database_that_does_not_exist_is_one_line(folders):
+    conf, _ = folders
+    result = tokenbrake("keys", "list", cwd=conf, env={"TOKENBRAKE_DATABASE": NO_DATABASE})
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert 'database "tb_no_such_database" does not exist' in result.stderr
+
+
 def test_with_log_level_debug_a_failed_start_shows_its_traceback(folders):
     conf, _ = folders
     url = f"redis://127.0.0.1:{free_port()}/0"
