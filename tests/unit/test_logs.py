@@ -6,6 +6,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from tokenbrake.config import LogConfig
 from tokenbrake.logs import ACCESS_LOGGER, HoldRepeats, TextFormatter, start_logging
 
@@ -38,7 +40,16 @@ def test_an_access_line_quotes_values_that_would_forge_fields():
     assert "\n" not in line and "team" not in line
 
 
-def test_start_logging_writes_json_lines_from_its_own_thread():
+@pytest.fixture
+def tokenbrake_logger():
+    """The `tokenbrake` logger as it was, after start_logging has set it up for serve."""
+    logger = logging.getLogger("tokenbrake")
+    before = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = before
+
+
+def test_start_logging_writes_json_lines_from_its_own_thread(tokenbrake_logger):
     stream = io.StringIO()
     listener = start_logging(LogConfig(format="json"), "info", stream)
     try:
@@ -46,7 +57,6 @@ def test_start_logging_writes_json_lines_from_its_own_thread():
         logging.getLogger("tokenbrake.ledger").debug("not at info")
     finally:
         listener.stop()  # writes what is queued
-        logging.getLogger("tokenbrake").handlers.clear()
     (line,) = stream.getvalue().splitlines()
     assert json.loads(line) | {"time": None} == {"time": None, "level": "INFO", "logger": ACCESS_LOGGER,
                                                  "request_id": "r1", "status": 200}
