@@ -66,17 +66,16 @@ def serve(config_path: str, host: str | None, port: int | None, log_level: str) 
         listener.stop()
 
 
-def _checked(config_path: str, routers: bool = False):
-    """The config, with what needs no server checked: prices, key variables, and with
-    `routers` each route's router loaded (serve loads them once, at start-up)."""
+def _checked(config_path: str):
+    """The config, with what needs no server checked, as serve and check-config both do: every
+    model priced, each route's router loaded (the shipped ones are cached, so serve loads them
+    once), the key variables set."""
     from tokenbrake.pricing import PriceBook
     from tokenbrake.stages.route import Route
 
     config = _load(config_path)
     try:
-        prices = PriceBook(config)  # fails here, before listening, on a model with no price
-        if routers:
-            Route(config, prices)
+        Route(config, PriceBook(config))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     for warning in unset_key_envs(config):
@@ -442,7 +441,7 @@ def usage(by: str, since: str | None, as_json: bool, config_path: str) -> None:
 def check_config(file: str | None, config_path: str) -> None:
     """Validate a config (FILE, else --config's rule), its prices, its routes' routers and its
     URLs, as `serve` does, without starting or connecting to anything."""
-    config = _checked(file or config_path, routers=True)
+    config = _checked(file or config_path)
     click.echo(f"ok: {len(config.upstreams)} upstreams, {len(config.models)} models, {len(config.routes)} routes")
 
 

@@ -118,6 +118,14 @@ def test_a_store_that_cannot_be_reached_is_one_line_with_the_url_and_cause(folde
     assert took < 5
 
 
+def test_a_router_file_that_cannot_be_loaded_fails_serve_before_the_banner(folders, emulator):
+    conf, _ = folders
+    (conf / "tokenbrake.yaml").write_text(config_text(emulator.url, routes={
+        "auto": {"tiers": ["gpt-4o"], "router": "routers/missing.json"}}))
+    result, _ = failed_start(conf, "--port", str(free_port()))
+    assert_one_line(result, f"routes.auto.router: cannot load {conf / 'routers' / 'missing.json'}")
+
+
 def test_a_command_on_a_database_that_does_not_exist_is_one_line(folders):
     conf, _ = folders
     result = tokenbrake("keys", "list", cwd=conf, env={"TOKENBRAKE_DATABASE": NO_DATABASE})
