@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -143,13 +144,13 @@ def test_with_log_level_debug_a_failed_start_shows_its_traceback(folders):
 class Gateway:
     """`tokenbrake serve` started in the config's folder (no --config), its stderr in a file."""
 
-    def __init__(self, conf: Path) -> None:
+    def __init__(self, conf: Path, env: dict | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = conf / "serve.log"
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen([*CLI, "serve", "--port", str(self.port)], cwd=conf, stderr=self.log,
-                                        stdout=subprocess.DEVNULL)
+                                        stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
         wait_healthy(self.url + "/healthz", self.process)
 
     def stop(self) -> list[str]:
@@ -281,3 +282,27 @@ def test_an_unknown_model_looked_up_lists_the_models_and_a_client_leaving_mid_bo
     finally:
         lines = gateway.stop()
     assert not any("Traceback" in line or "ERROR" in line for line in lines), lines
+
+
+def test_the_admin_api_says_a_config_budget_lives_in_the_config_and_upstream_errors_are_plain(folders, emulator):
+    conf, _ = folders
+    text = config_text(emulator.url, budgets=[{"scope": "team:search", "amount_usd": 50, "period": "month"}])
+    raw = yaml.safe_load(text)
+    raw["upstreams"]["dead"] = {"kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1"}
+    raw["models"]["dead"] = {"upstream": "dead", "free": True}
+    raw["retry"] = {"attempts": 0}
+    (conf / "tokenbrake.yaml").write_text(yaml.safe_dump(raw))
+    key = create_key(conf / "tokenbrake.yaml", "plain-app")
+    gateway = Gateway(conf, env={"TOKENBRAKE_MASTER_KEY": "tb-master-first-hour"})
+    try:
+        deleted = httpx.delete(gateway.url + "/admin/budgets", params={"scope": "team:search", "period": "month"},
+                               headers={"authorization": "Bearer tb-master-first-hour"})
+        with openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0) as client:
+            with pytest.raises(openai.APIStatusError) as failed:
+                client.chat.completions.create(model="dead", messages=[{"role": "user", "content": "hi"}])
+    finally:
+        gateway.stop()
+    assert deleted.status_code == 404 and "is in the config file" in deleted.json()["error"]["message"]
+    message = failed.value.message
+    assert "could not connect to upstream dead (127.0.0.1:" in message and "connection refused" in message
+    assert "ssl:default" not in message
