@@ -183,6 +183,14 @@ def parse_budget(data: dict, config: Config) -> BudgetConfig:
 MAX_LISTED_MEMBERS = 100  # of a `*` budget, the biggest spenders this period
 
 
+def missing_runtime_budget(config: Config, scope: str, period: str) -> str:
+    """Why there is no run-time budget to delete: the one in force lives in the config, or none does."""
+    if any(budget.scope == scope and budget.period == period for budget in config.budgets):
+        return (f"budget {scope} ({period}) is in the config file, not set at run time: remove it from the "
+                f"config's budgets: and restart serve")
+    return f"no run-time budget {scope} ({period}): `tokenbrake budgets list` shows the budgets in force"
+
+
 async def stored_budgets(db: Database, config: Config) -> list[BudgetConfig]:
     """The budgets set at run time that this gateway can enforce (one that downgrades to a
     model it does not configure is logged and ignored)."""

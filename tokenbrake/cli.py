@@ -16,59 +16,94 @@ def main() -> None:
 
 
 def _load(path: str):
+    import os
+
+    if not os.path.exists(path):
+        raise click.ClickException(f"no config file {path}: give one with --config FILE or TOKENBRAKE_CONFIG "
+                                   f"(the default is ./tokenbrake.yaml)")
     try:
         return load_config(path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
+CONFIG_HELP = "YAML config file [default: TOKENBRAKE_CONFIG, else ./tokenbrake.yaml]."
+config_option = click.option("--config", "config_path", envvar="TOKENBRAKE_CONFIG", default="tokenbrake.yaml",
+                             help=CONFIG_HELP)
+
+
 @main.command()
-@click.option("--config", "config_path", envvar="TOKENBRAKE_CONFIG", required=True, help="YAML config file (or TOKENBRAKE_CONFIG).")
+@config_option
 @click.option("--host", default=None, help="Address to listen on [default: server.host, 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [default: server.port, 4000].")
-@click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]),
+              help="info: a line per request (the access log, unless log.access: false); debug: tracebacks too.")
 def serve(config_path: str, host: str | None, port: int | None, log_level: str) -> None:
     """Run the gateway: OpenAI- and Anthropic-compatible endpoints in front of the configured upstreams."""
-    from tokenbrake.pricing import PriceBook
+    import asyncio
+
+    from tokenbrake.logs import start_logging
     from tokenbrake.server.app import build_app, cut_in_flight
     from tokenbrake.server.run import run
+    from tokenbrake.server.startup import StartupError, check_reachable, listen
+
+    config = _checked(config_path)
+    server = config.server
+    host, port = host or server.host, port if port is not None else server.port
+    try:
+        sock = listen(host, port)
+        asyncio.run(check_reachable(config))
+    except StartupError as exc:
+        if log_level == "debug":
+            raise
+        raise click.ClickException(str(exc)) from None
+    listener = start_logging(config.log, log_level)
+    click.echo(f"tokenbrake gateway on http://{host}:{sock.getsockname()[1]} ({len(config.models)} models)", err=True)
+    try:
+        app = build_app(config)
+        run(app, host, port, graceful_shutdown_s=server.graceful_shutdown_s,
+            log_level=log_level if log_level in ("debug", "error") else "warning", sock=sock, cut=cut_in_flight(app))
+    finally:
+        listener.stop()
+
+
+def _checked(config_path: str):
+    """The config, with what needs no server checked, as serve and check-config both do: every
+    model priced, each route's router loaded (the shipped ones are cached, so serve loads them
+    once), the key variables set."""
+    from tokenbrake.pricing import PriceBook
+    from tokenbrake.stages.route import Route
 
     config = _load(config_path)
     try:
-        PriceBook(config)  # fails here, before listening, on a model with no price
+        Route(config, PriceBook(config))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    server = config.server
     for warning in unset_key_envs(config):
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"tokenbrake gateway on http://{host or server.host}:{port or server.port} ({len(config.models)} models)", err=True)
-    app = build_app(config)
-    run(app, host or server.host, port if port is not None else server.port,
-        graceful_shutdown_s=server.graceful_shutdown_s, log_level=log_level, cut=cut_in_flight(app))
-
-
-config_option = click.option(
-    "--config", "config_path", envvar="TOKENBRAKE_CONFIG", default="tokenbrake.yaml", show_default=True,
-    help="YAML config file (or TOKENBRAKE_CONFIG); its `database` is used.",
-)
+    return config
 
 
 def _with_database(config_path: str, work):
     """Opens the config's database, runs `await work(db)`, closes it; returns the result."""
     import asyncio
 
+    from tokenbrake.server.startup import StartupError, reach
     from tokenbrake.storage import open_database
 
     config = _load(config_path)
 
     async def go():
-        db = await open_database(config.database)
+        db = await reach("the database", config.database, lambda: open_database(config.database))
         try:
             return await work(db)
         finally:
             await db.close()
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _changing(config_path: str, kind: str, work):
@@ -100,6 +135,7 @@ def _print_key(key, as_json: bool, plaintext: str | None = None) -> None:
     if as_json:
         click.echo(json.dumps(view))
         return
+    view["models"] = view["models"] or "all"  # as `keys list` says
     for field, value in view.items():
         click.echo(f"{field:<12} {', '.join(value) if isinstance(value, list) else ('-' if value is None else value)}")
 
@@ -111,8 +147,9 @@ def _print_key(key, as_json: bool, plaintext: str | None = None) -> None:
 @click.option("--require-user", is_flag=True,
               help="Refuse its requests that name no end user (user, metadata.user_id or X-Tokenbrake-User).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the key: export TOKENBRAKE_KEY=$(tokenbrake keys create ... -q).")
 @config_option
-def keys_create(name: str, team: str | None, models: str | None, require_user: bool, as_json: bool,
+def keys_create(name: str, team: str | None, models: str | None, require_user: bool, as_json: bool, quiet: bool,
                 config_path: str) -> None:
     """Create a key and print it. It is shown this once; only its hash is kept."""
     allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
@@ -125,6 +162,9 @@ def keys_create(name: str, team: str | None, models: str | None, require_user: b
                                                                                   require_user=require_user))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if quiet:
+        click.echo(plaintext)
+        return
     _print_key(key, as_json, plaintext)
     if not as_json:
         click.echo("\nStore the key now: it cannot be shown again.", err=True)
@@ -168,11 +208,18 @@ def keys_show(name: str, as_json: bool, config_path: str) -> None:
 @config_option
 def keys_revoke(name: str, config_path: str) -> None:
     """Revoke a key; every gateway refuses it within a second, and ends its running streams."""
-    try:
-        key = _changing(config_path, "keys", lambda db: db.keys.revoke(name))
-    except KeyError:
-        raise click.ClickException(f"no key named '{name}'") from None
-    click.echo(f"revoked {key.name}")
+    async def work(db):
+        key = await db.keys.get(name)
+        if key is None:
+            raise click.ClickException(f"no key named '{name}' (tokenbrake keys list shows them)")
+        if key.revoked:
+            raise click.ClickException(f"key '{name}' is already revoked (since {key.revoked_at:%Y-%m-%d %H:%M} UTC)")
+        return await db.keys.revoke(name)
+
+    click.echo(f"revoked {_changing(config_path, 'keys', work).name}")
+
+
+PERIODS = ["minute", "hour", "day", "week", "month", "total", "rolling"]
 
 
 @main.group()
@@ -183,8 +230,7 @@ def budgets() -> None:
 @budgets.command("set")
 @click.option("--scope", required=True, help="global, or key|team|user|model|tag:NAME (NAME may be *).")
 @click.option("--amount", required=True, help="USD per period.")
-@click.option("--period", type=click.Choice(["minute", "hour", "day", "week", "month", "total", "rolling"]),
-              default="month", show_default=True)
+@click.option("--period", type=click.Choice(PERIODS), default="month", show_default=True)
 @click.option("--rolling-s", type=float, default=None, help="The window's length, with --period rolling.")
 @click.option("--mode", type=click.Choice(["hard", "soft", "downgrade"]), default="hard", show_default=True)
 @click.option("--downgrade-to", default=None, help="With --mode downgrade: the cheaper model to serve.")
@@ -221,12 +267,11 @@ def budgets_list(as_json: bool, config_path: str) -> None:
     import json
 
     from tokenbrake.budgets import report
-    from tokenbrake.limits import open_state
 
     config = _load(config_path)
 
     async def work(db):
-        limits = await open_state(config.state_url, read_only=True)
+        limits = await _open_state(config)
         try:
             return await report(config, db, limits)
         finally:
@@ -239,28 +284,39 @@ def budgets_list(as_json: bool, config_path: str) -> None:
     if as_json:
         click.echo(json.dumps(rows))
         return
-    click.echo(f"{'scope / counter':<24} {'period':<8} {'mode':<9} {'amount':>10} {'spent':>12} {'reserved':>12} "
-               f"{'remaining':>12}  resets at")
+    click.echo(f"{'scope / counter':<24} {'period':<8} {'mode':<9} {'from':<8} {'amount':>10} {'spent':>12} "
+               f"{'reserved':>12} {'remaining':>12}  resets at")
     for row in rows:
+        head = f"{row['period']:<8} {row['mode']:<9} {row['source']:<8} {_dollars(row['amount_usd']):>10}"
         for n, counter in enumerate(row["counters"] or [{}]):
             own = n == 0 and counter.get("counter") in (None, row["scope"]) and not counter.get("tenant")
             tenant = f" in {counter['tenant']}" if counter.get("tenant") else ""
             name = row["scope"] if own else f"  {counter['counter']}{tenant}"
             if name.startswith("  ") and n == 0:  # a `*` or per-tenant budget: its own line, then one per member
-                click.echo(f"{row['scope']:<24} {row['period']:<8} {row['mode']:<9} {row['amount_usd']:>10}")
-            click.echo(f"{name:<24} {row['period']:<8} {row['mode']:<9} {row['amount_usd']:>10} "
-                       f"{counter.get('spent_usd', '-'):>12} {counter.get('reserved_usd', '-'):>12} "
-                       f"{counter.get('remaining_usd', '-'):>12}  {counter.get('resets_at') or '-'}")
+                click.echo(f"{row['scope']:<24} {head}")
+            click.echo(f"{name:<24} {head} {_dollars(counter.get('spent_usd')):>12} "
+                       f"{_dollars(counter.get('reserved_usd')):>12} {_dollars(counter.get('remaining_usd')):>12}  "
+                       f"{counter.get('resets_at') or '-'}")
+
+
+def _dollars(amount: str | None) -> str:
+    from decimal import Decimal
+
+    from tokenbrake.reports import usd
+
+    return "-" if amount is None else usd(Decimal(amount))
 
 
 @budgets.command("delete")
 @click.option("--scope", required=True)
-@click.option("--period", required=True)
+@click.option("--period", required=True, type=click.Choice(PERIODS))
 @config_option
 def budgets_delete(scope: str, period: str, config_path: str) -> None:
     """Delete a budget set at run time (those in the config stay)."""
+    from tokenbrake.budgets import missing_runtime_budget
+
     if not _changing(config_path, "budgets", lambda db: db.budgets.delete(scope, period)):
-        raise click.ClickException(f"no run-time budget {scope} ({period})")
+        raise click.ClickException(missing_runtime_budget(_load(config_path), scope, period))
     click.echo(f"deleted {scope} ({period})")
 
 
@@ -277,7 +333,7 @@ def _with_state(config_path: str, work, writing: bool = False):
     """Opens the config's state backend, runs `await work(store, config)`, closes it."""
     import asyncio
 
-    from tokenbrake.limits import open_state
+    from tokenbrake.server.startup import StartupError
     from tokenbrake.sessions import SessionNotFound
 
     config = _load(config_path)
@@ -286,7 +342,7 @@ def _with_state(config_path: str, work, writing: bool = False):
                                    f"API, GET /admin/sessions[/ID] or POST /admin/sessions/ID/stop|resume")
 
     async def go():
-        store = await open_state(config.state_url, read_only=True)
+        store = await _open_state(config)
         try:
             return await work(store, config)
         finally:
@@ -294,8 +350,16 @@ def _with_state(config_path: str, work, writing: bool = False):
 
     try:
         return asyncio.run(go())
-    except SessionNotFound as exc:
+    except (SessionNotFound, StartupError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+async def _open_state(config):
+    """The config's state backend, read-only; StartupError (one line) when it cannot be opened."""
+    from tokenbrake.limits import open_state
+    from tokenbrake.server.startup import reach
+
+    return await reach("the state backend (state:)", config.state_url, lambda: open_state(config.state_url, read_only=True))
 
 
 key_option = click.option("--key", "key_name", default=None, help="The key the session belongs to (needed only "
@@ -390,24 +454,21 @@ def usage(by: str, since: str | None, as_json: bool, config_path: str) -> None:
         since_dt = parse_since(since, datetime.now(UTC)) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    groups = _with_database(config_path, lambda db: db.ledger.usage(by, since=since_dt))
-    click.echo(json.dumps(usage_view(by, groups)) if as_json else usage_table(by, groups))
+    async def work(db):  # by tag, a request is in each of its tags' rows: the total counts it once
+        groups = await db.ledger.usage(by, since=since_dt)
+        return groups, (await db.ledger.usage("model", since=since_dt) if by == "tag" else None)
+
+    groups, totals = _with_database(config_path, work)
+    click.echo(json.dumps(usage_view(by, groups, totals)) if as_json else usage_table(by, groups, totals))
 
 
 @main.command("check-config")
-@click.argument("config_path")
-def check_config(config_path: str) -> None:
-    """Validate a config file, its prices and its routes' routers without starting anything."""
-    from tokenbrake.pricing import PriceBook
-    from tokenbrake.stages.route import Route
-
-    config = _load(config_path)
-    try:
-        Route(config, PriceBook(config))  # loads each route's router, as the gateway will
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    for warning in unset_key_envs(config):
-        click.echo(f"warning: {warning}", err=True)
+@click.argument("file", required=False)
+@config_option
+def check_config(file: str | None, config_path: str) -> None:
+    """Validate a config (FILE, else --config's rule), its prices, its routes' routers and its
+    URLs, as `serve` does, without starting or connecting to anything."""
+    config = _checked(file or config_path)
     click.echo(f"ok: {len(config.upstreams)} upstreams, {len(config.models)} models, {len(config.routes)} routes")
 
 
@@ -453,8 +514,10 @@ def probe(models: tuple[str, ...], url: str, key: str) -> None:
     tool calls (each through both front doors), and the errors they must raise. Exits 1 if
     any check fails. Each check spends a few dozen of the model's tokens (a reasoning
     model's, a few hundred)."""
-    from tokenbrake.probe import run_probe
+    from tokenbrake.probe import run_probe, unreachable
 
+    if (reason := unreachable(url)) is not None:
+        raise click.ClickException(reason)
     outcomes = run_probe(url, key, list(models))
     width = max(len(outcome.model) for outcome in outcomes)
     for outcome in outcomes:
@@ -478,8 +541,7 @@ def router() -> None:
               help="Use the sentence embedding as well as the features [default: when tokenbrake[router] is installed].")
 @click.option("--from-ledger", is_flag=True, help="Train on the cascade outcomes kept in the config's database instead of DATA.")
 @click.option("--l2", type=float, default=None, help="Regularization of the features [default: 30].")
-@click.option("--config", "config_path", envvar="TOKENBRAKE_CONFIG", default="tokenbrake.yaml", show_default=True,
-              help="YAML config file (or TOKENBRAKE_CONFIG), for --from-ledger.")
+@config_option
 def router_train(data: str | None, out_path: str, embedding: bool | None, from_ledger: bool, l2: float | None,
                  config_path: str) -> None:
     """Train a router on DATA and write it to --out.
@@ -497,6 +559,9 @@ def router_train(data: str | None, out_path: str, embedding: bool | None, from_l
         from tokenbrake.routing.outcomes import labelled_examples
 
         examples = _with_database(config_path, labelled_examples)
+        if not examples:
+            raise click.ClickException("the ledger holds no routing examples: only routes with strategy: cascade "
+                                       "and keep_examples: true keep them (each cascade outcome's prompt and label)")
     else:
         try:
             examples = read_examples(data)

@@ -1,11 +1,14 @@
 """The YAML config: typed, validated at start-up, overridable from the environment.
 
 Every section rejects unknown keys, and every error names the key at fault
-(`models.small.price.input_per_mtok: ...`). Environment variables `TOKENBRAKE_A__B__C=value`
-override the key `a.b.c` (segments are matched case-insensitively against the keys the file
-already has, so `TOKENBRAKE_MODELS__GPT-4O__UPSTREAM` reaches `models.gpt-4o.upstream`);
-the value is read as a YAML scalar. Upstream API keys are never in the file: an upstream
-names the environment variable that holds its key.
+(`models.small.price.input_per_mtok: ...`); a key given twice in the file is refused.
+Environment variables `TOKENBRAKE_A__B__C=value` override the key `a.b.c`: segments are
+matched against the keys the file already has case-insensitively and with `_` standing for
+any character a shell variable cannot hold (`TOKENBRAKE_MODELS__GPT_4O__UPSTREAM` reaches
+`models.gpt-4o.upstream`); the value is read as YAML, so `TOKENBRAKE_MODELS='{"gpt-4o": ...}'`
+sets a whole section. Relative file paths in the config (the SQLite database, the state's
+snapshot, a route's router) are relative to the config file's folder. Upstream API keys are
+never in the file: an upstream names the environment variable that holds its key.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tokenbrake.yaml_file import load_yaml
+
 ENV_PREFIX = "TOKENBRAKE_"
 # TOKENBRAKE_* variables that are not config overrides.
-RESERVED_ENV = {"TOKENBRAKE_CONFIG", "TOKENBRAKE_MASTER_KEY"}
+RESERVED_ENV = {"TOKENBRAKE_CONFIG", "TOKENBRAKE_MASTER_KEY", "TOKENBRAKE_PROBE_KEY"}
 
 
 class ConfigError(ValueError):
@@ -40,6 +46,9 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
     # How long SIGTERM waits for requests in flight before closing them.
     graceful_shutdown_s: float = Field(30.0, ge=0)
+    # The environment variable holding a token /metrics then asks for (Authorization: Bearer
+    # TOKEN); unset: /metrics is open to whoever reaches the port.
+    metrics_token_env: str | None = None
 
 
 class RetryConfig(Strict):
@@ -137,6 +146,7 @@ class LedgerConfig(Strict):
     shutdown_write_s: float = Field(10.0, gt=0)  # on shutdown, how long to try writing queued rows
 
 
+STATE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")  # as tokenbrake.limits.open_state reads them
 SCOPE_KINDS = ("global", "key", "team", "user", "model", "tag")
 
 
@@ -209,6 +219,16 @@ class LimitConfig(Strict):
         check_scope(self.scope)
         check_across_tenants(self.scope, self.across_tenants)
         return self
+
+
+class LogConfig(Strict):
+    """What `serve` writes to stderr: its messages, and a line per request (the access log)."""
+
+    access: bool = True  # one line per request, at level info (never prompt text or key material)
+    format: Literal["text", "json"] = "text"
+    # The same error (logger and message) is written once per this many seconds; the next
+    # one written says how many were held back.
+    repeat_s: float = Field(60.0, ge=0)
 
 
 class AlertsConfig(Strict):
@@ -413,6 +433,7 @@ class Config(Strict):
     budgets: list[BudgetConfig] = []
     limits: list[LimitConfig] = []
     alerts: AlertsConfig = AlertsConfig()
+    log: LogConfig = LogConfig()
     sessions: SessionsConfig = SessionsConfig()  # per-session limits and loop detection
     upstreams: dict[str, UpstreamConfig]
     models: dict[str, ModelConfig]
@@ -442,8 +463,15 @@ class Config(Strict):
     @model_validator(mode="after")
     def _check_references(self) -> Config:
         check_routes(self)
-        if not self.database.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        if not self.database.startswith(("sqlite:///", "postgresql://", "postgres://")) or self.database == "sqlite:///":
             raise ValueError(f"database: expected sqlite:///PATH or postgresql://..., got {self.database!r}")
+        if self.state is not None and not self.state.startswith(STATE_SCHEMES):
+            raise ValueError(f"state: expected memory://, memory:///PATH or redis://HOST:PORT/DB, got {self.state!r}")
+        if self.state is not None and self.state.startswith(STATE_SCHEMES[1:3]):
+            try:
+                urlsplit(self.state).port
+            except ValueError:
+                raise ValueError(f"state: {self.state!r} has a port that is not a number") from None
         for index, budget in enumerate(self.budgets):
             if budget.downgrade_to is not None and budget.downgrade_to not in self.models:
                 raise ValueError(f"budgets[{index}].downgrade_to: no model named {budget.downgrade_to!r}")
@@ -468,57 +496,95 @@ class Config(Strict):
 
 def unset_key_envs(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
     """A warning for each upstream whose `api_key_env` names a variable that is not set: its
-    requests go without a key, and the provider will refuse them."""
+    requests go without a key, and the provider will refuse them; and for a metrics token
+    variable that is not set, which closes /metrics."""
     environ = os.environ if environ is None else environ
-    return [f"upstreams.{name}.api_key_env names {upstream.api_key_env}, which is not set: requests to "
-            f"{name} go without a key"
-            for name, upstream in config.upstreams.items()
-            if upstream.api_key_env and not environ.get(upstream.api_key_env)]
+    warnings = [f"upstreams.{name}.api_key_env names {upstream.api_key_env}, which is not set: requests to "
+                f"{name} go without a key"
+                for name, upstream in config.upstreams.items()
+                if upstream.api_key_env and not environ.get(upstream.api_key_env)]
+    token = config.server.metrics_token_env
+    if token and not environ.get(token):
+        warnings.append(f"server.metrics_token_env names {token}, which is not set: /metrics refuses every scrape")
+    return warnings
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Reads, overrides from the environment and validates; raises ConfigError."""
+    """Reads, overrides from the environment and validates; raises ConfigError. Relative
+    paths in it are made relative to the file's folder (see `resolve_paths`)."""
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = load_yaml(Path(path).read_text()) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return parse_config(raw, os.environ if environ is None else environ)
+    return resolve_paths(parse_config(raw, os.environ if environ is None else environ), Path(path).resolve().parent)
 
 
 def parse_config(raw: dict[str, Any], environ: Mapping[str, str] | None = None) -> Config:
-    data = apply_env_overrides(raw, environ or {})
+    data, sources = apply_env_overrides(raw, environ or {})
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+        raise ConfigError(describe_validation_error(exc, sources)) from None
 
 
-def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+def resolve_paths(config: Config, folder: Path) -> Config:
+    """The config with its relative file paths made absolute against `folder` (the config
+    file's), so a command run from another directory opens the same database and snapshot."""
+    def absolute(prefix: str, url: str | None) -> str | None:
+        if url is None or not url.startswith(prefix) or url.startswith(prefix + "/") or url == prefix:
+            return url
+        return prefix + str(folder / url[len(prefix):])
+
+    routes = {name: route.model_copy(update={"router": absolute("", route.router) if route.router not in
+                                             (None, "default", "default-embedding") else route.router})
+              for name, route in config.routes.items()}
+    return config.model_copy(update={"database": absolute("sqlite:///", config.database),
+                                     "state": absolute("memory:///", config.state), "routes": routes})
+
+
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple, str]]:
+    """The config with each TOKENBRAKE_ variable applied, and which variable set which key
+    (so an error in a value the environment gave names the variable)."""
     data = _deep_copy(raw)
+    sources: dict[tuple, str] = {}
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
             continue
         path = name[len(ENV_PREFIX) :].split("__")
-        node = data
+        node, keys = data, []
         for segment in path[:-1]:
-            key = _match_key(node, segment)
+            key = _match_key(node, segment, name)
             child = node.get(key)
             if not isinstance(child, dict):
                 child = node[key] = {}
             node = child
-        node[_match_key(node, path[-1])] = yaml.safe_load(value) if value else value
-    return data
+            keys.append(key)
+        key = _match_key(node, path[-1], name)
+        try:
+            node[key] = yaml.safe_load(value) if value else value
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"environment variable {name}: its value is not valid YAML: {exc}") from None
+        sources[(*keys, key)] = name
+    return data, sources
 
 
-def _match_key(node: dict[str, Any], segment: str) -> str:
-    for key in node:
-        if key.lower() == segment.lower():
-            return key
-    return segment.lower()
+def _env_spelling(key: str) -> str:
+    """How a key can be written in a variable name: upper case, `_` for anything else."""
+    return re.sub(r"[^A-Z0-9_]", "_", key.upper())
+
+
+def _match_key(node: dict[str, Any], segment: str, variable: str) -> str:
+    matches = [key for key in node if isinstance(key, str) and key.lower() == segment.lower()]
+    if not matches:
+        matches = [key for key in node if isinstance(key, str) and _env_spelling(key) == segment.upper()]
+    if len(matches) > 1:
+        raise ConfigError(f"environment variable {variable}: {segment} matches several keys "
+                          f"({', '.join(matches)}): set the section as JSON instead")
+    return matches[0] if matches else segment.lower()
 
 
 def _deep_copy(value: Any) -> Any:
@@ -529,7 +595,7 @@ def _deep_copy(value: Any) -> Any:
     return value
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError, sources: Mapping[tuple, str] | None = None) -> str:
     lines = []
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"])
@@ -539,5 +605,17 @@ def describe_validation_error(exc: ValidationError) -> str:
             message = "required key is missing"
         else:
             message = error["msg"].removeprefix("Value error, ")
+        variable = _source(where or message.partition(":")[0], sources or {})
+        if variable is not None:
+            message += f" (set by the environment variable {variable})"
         lines.append(f"{where}: {message}" if where else message)
     return "invalid config: " + "; ".join(lines)
+
+
+def _source(where: str, sources: Mapping[tuple, str]) -> str | None:
+    """The variable that set the key at `where` (a dotted path) or a section above it."""
+    for path, variable in sources.items():
+        dotted = ".".join(map(str, path))
+        if where == dotted or where.startswith(dotted + ".") or where.startswith(dotted + "["):
+            return variable
+    return None

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from tokenbrake.core import RequestContext, Usage
@@ -59,6 +59,9 @@ class Metrics:
         self.tokens: Counter[tuple[str, ...]] = Counter()  # model, type
         self.cost: Counter[tuple[str, ...]] = Counter()  # model
         self.attempts: Counter[tuple[str, ...]] = Counter()  # upstream, outcome
+        self.saved: Counter[tuple[str, ...]] = Counter()  # model asked for, by (routing)
+        self.loops: Counter[tuple[str, ...]] = Counter()  # kind
+        self.sessions_stopped: Counter[tuple[str, ...]] = Counter()  # reason
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -86,13 +89,47 @@ class Metrics:
         yield _counter("tokenbrake_cost_usd", "Cost of upstream calls in USD.", ["model"], self.cost)
         yield _counter("tokenbrake_upstream_attempts", "Upstream calls made, by outcome.", ["upstream", "outcome"],
                        self.attempts)
+        # A gauge: a cascade that escalates costs more than the model asked for, a negative saving.
+        yield _counter("tokenbrake_saved_usd", "USD saved against the model asked for, net, by what saved it.",
+                       ["model", "by"], self.saved, GaugeMetricFamily)
+        yield _counter("tokenbrake_loops_suspected", "Calls the loop detector found repeating, by loop kind.",
+                       ["kind"], self.loops)
+        yield _counter("tokenbrake_sessions_stopped", "Agent sessions stopped by the gateway, by reason.", ["reason"],
+                       self.sessions_stopped)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, extra: list[Metric] | None = None) -> bytes:
+        """The registry's families, then `extra` (those gathered at scrape time: budgets)."""
+        return generate_latest(self.registry) + (generate_latest(_Families(extra)) if extra else b"")
 
 
-def _counter(name: str, documentation: str, label_names: list[str], counts: Counter) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, documentation, labels=label_names)
+class _Families:
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+def budget_families(rows: list[dict]) -> list[Metric]:
+    """Gauges of each budget counter in force (budgets.report's rows): spent, reserved, limit."""
+    labels = ["scope", "period", "mode", "source", "counter"]
+    spent = GaugeMetricFamily("tokenbrake_budget_spent_usd", "Settled spend this period, per budget counter.",
+                              labels=labels)
+    reserved = GaugeMetricFamily("tokenbrake_budget_reserved_usd", "Held by requests in flight, per budget counter.",
+                                 labels=labels)
+    limit = GaugeMetricFamily("tokenbrake_budget_limit_usd", "The budget's amount per period.", labels=labels)
+    for row in rows:
+        for counter in row["counters"]:
+            values = [row["scope"], row["period"], row["mode"], row["source"], counter["counter"]]
+            spent.add_metric(values, float(counter["spent_usd"]))
+            reserved.add_metric(values, float(counter["reserved_usd"]))
+            limit.add_metric(values, float(row["amount_usd"]))
+    return [spent, reserved, limit]
+
+
+def _counter(name: str, documentation: str, label_names: list[str], counts: Counter,
+             kind: type[Metric] = CounterMetricFamily) -> Metric:
+    family = kind(name, documentation, labels=label_names)
     for labels, value in counts.items():
         family.add_metric(list(labels), value)
     return family
@@ -118,3 +155,9 @@ class RecordMetrics:
             metrics.spent(model, ctx.usage, ctx.cost)
         for prior in ctx.prior_calls:  # a cascade's earlier calls (rejected answers, graders) cost money too
             metrics.spent(prior.target.name, prior.usage, prior.cost)  # (their attempts are in ctx.attempts)
+        if ctx.saved:
+            metrics.saved[(ctx.requested_model if ctx.targets or ctx.route else "unknown", "routing")] += float(ctx.saved)
+        if ctx.loop_suspected is not None:
+            metrics.loops[(ctx.loop_suspected,)] += 1
+            if ctx.error is not None and ctx.error.code == "session_stopped":  # this call's loop stopped it
+                metrics.sessions_stopped[("loop",)] += 1

@@ -27,6 +27,7 @@ Call = Callable[[RequestContext], Awaitable[Reply]]
 
 
 def build_stages(state: AppState) -> list[Stage]:
+    from tokenbrake.access_log import AccessLog
     from tokenbrake.metrics import RecordMetrics
     from tokenbrake.stages.allow_models import AllowModels
     from tokenbrake.stages.budgets import Budgets, ThresholdDowngrade
@@ -43,6 +44,7 @@ def build_stages(state: AppState) -> list[Stage]:
     budgets = Budgets(state.config, state.prices, state.limits, state.alerts, state.budgets)
     return [
         RecordMetrics(state.metrics),  # first in, last out: sees every outcome
+        *([AccessLog()] if state.config.log.access else []),  # after: a line per request, every outcome
         # after: one ledger row per upstream call, journaled and queued before the response ends
         RecordCall(state.writer, state.config.ledger.store_prompts, state.journal),
         Identify(state.keys),  # virtual key → team; end user, session, tags

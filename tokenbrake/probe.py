@@ -42,6 +42,19 @@ class Outcome:
     failure: str | None  # None: passed
 
 
+def unreachable(url: str) -> str | None:
+    """Why no gateway answers at `url` (so that a probe of nothing is one line, not a failed
+    check per model and front door), or None when its /healthz does."""
+    import httpx
+
+    try:
+        httpx.get(url.rstrip("/") + "/healthz", timeout=10).raise_for_status()
+    except httpx.HTTPError as exc:
+        reason = "connection refused" if isinstance(exc, httpx.ConnectError) else (str(exc) or type(exc).__name__)
+        return f"no gateway answers at {url} ({reason}): start one with `tokenbrake serve`, or give its address with --url"
+    return None
+
+
 def run_probe(url: str, key: str, models: list[str]) -> list[Outcome]:
     url = url.rstrip("/")
     oa = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=120)

@@ -16,13 +16,14 @@ def key_view(key: VirtualKey) -> dict[str, Any]:
         "team": key.team,
         "models": key.models,
         "require_user": key.require_user,
-        "key_prefix": key.key_prefix,
+        "key_prefix": key.key_prefix.rstrip("…"),  # stored with an ellipsis for tables; plain ASCII in JSON
         "created_at": key.created_at.isoformat(),
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
     }
 
 
-def usage_view(by: str, groups: list[UsageGroup]) -> dict[str, Any]:
+def usage_view(by: str, groups: list[UsageGroup], totals: list[UsageGroup] | None = None) -> dict[str, Any]:
+    """`totals`: groups that count each request once, when `groups` do not (by tag)."""
     rows = [
         {
             by: g.group,
@@ -35,23 +36,26 @@ def usage_view(by: str, groups: list[UsageGroup]) -> dict[str, Any]:
         }
         for g in groups
     ]
-    total = sum((g.cost_usd for g in groups), Decimal(0))
+    total = sum((g.cost_usd for g in totals or groups), Decimal(0))
     return {"by": by, "data": rows, "total_cost_usd": str(total)}
 
 
-def usage_table(by: str, groups: list[UsageGroup]) -> str:
+def usage_table(by: str, groups: list[UsageGroup], totals: list[UsageGroup] | None = None) -> str:
+    """One row per group and a total row; `totals`: groups that count each request once, when
+    `groups` do not (a request carries several tags, so tag rows do not add up)."""
     header = (f"{by:<28} {'requests':>9} {'errors':>7} {'input tok':>11} {'output tok':>11} {'cost USD':>14}"
               f" {'saved USD':>14}")
     lines = [header, "-" * len(header)]
     for g in groups:
         lines.append(f"{_fit(g.group, 28):<28} {g.requests:>9} {g.errors:>7} {g.input_tokens:>11} "
                      f"{g.output_tokens:>11} {money(g.cost_usd):>14} {money(g.saved_usd):>14}")
-    if by != "tag":  # a request carries several tags, so tag rows do not add up
-        lines.append("-" * len(header))
-        lines.append(f"{'total':<28} {sum(g.requests for g in groups):>9} {sum(g.errors for g in groups):>7} "
-                     f"{sum(g.input_tokens for g in groups):>11} {sum(g.output_tokens for g in groups):>11} "
-                     f"{money(sum((g.cost_usd for g in groups), Decimal(0))):>14} "
-                     f"{money(sum((g.saved_usd for g in groups), Decimal(0))):>14}")
+    counted = totals or groups
+    lines.append("-" * len(header))
+    lines.append(f"{'total' if totals is None else 'total (each request once)':<28} "
+                 f"{sum(g.requests for g in counted):>9} {sum(g.errors for g in counted):>7} "
+                 f"{sum(g.input_tokens for g in counted):>11} {sum(g.output_tokens for g in counted):>11} "
+                 f"{money(sum((g.cost_usd for g in counted), Decimal(0))):>14} "
+                 f"{money(sum((g.saved_usd for g in counted), Decimal(0))):>14}")
     return "\n".join(lines)
 
 

@@ -101,3 +101,25 @@ async def test_errors_refusals_and_a_cascades_earlier_calls():
     assert counter(got, "tokens", model="small", type="output") == 9  # the rejected answer
     assert counter(got, "cost_usd", model="small") == 0.0001
     assert counter(got, "cost_usd", model="big") == 0.03
+
+
+async def test_loops_and_the_sessions_they_stopped_are_counted():
+    metrics = Metrics()
+    warned = served(SMALL, Usage(input_tokens=5, output_tokens=5), "0.001", 0.01)
+    warned.loop_suspected = "repeated_call"
+    stopped = RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, body={}, headers={})
+    stopped.loop_suspected = "repeated_call"
+    stopped.error = GatewayError(ErrorKind.RATE_LIMIT, "stopped", code="session_stopped")
+    await record(metrics, warned, stopped)
+    got = samples(metrics)
+    assert counter(got, "loops_suspected", kind="repeated_call") == 2
+    assert counter(got, "sessions_stopped", reason="loop") == 1
+
+
+async def test_routing_savings_are_a_net_gauge_by_the_model_asked_for():
+    metrics = Metrics()
+    saved, escalated = (served(SMALL, Usage(input_tokens=5, output_tokens=5), "0.001", 0.01) for _ in range(2))
+    for ctx, amount in ((saved, "0.5"), (escalated, "-0.2")):
+        ctx.requested_model, ctx.saved = "auto", Decimal(amount)
+    await record(metrics, saved, escalated)
+    assert samples(metrics)[("tokenbrake_saved_usd", (("by", "routing"), ("model", "auto")))] == 0.3

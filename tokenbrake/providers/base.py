@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import ssl
 from typing import Any
 
 import aiohttp
@@ -240,7 +242,7 @@ class Provider:
             raise UpstreamFailure(f"upstream {self.name} did not answer in time", timed_out=True) from exc
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamFailure(
-                f"could not connect to upstream {self.name} ({_describe(exc)})", retryable=True
+                f"could not connect to upstream {self.name} ({_connect_failure(exc)})", retryable=True
             ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamFailure(f"upstream {self.name} failed ({_describe(exc)})", retryable=True) from exc
@@ -284,6 +286,21 @@ def _retry_after(value: str | None) -> float | None:
 
 def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
+    """`127.0.0.1:9: connection refused`, without aiohttp's `Cannot connect to host ... ssl:default
+    [...]` around it (a certificate's failure keeps aiohttp's words: they are the reason)."""
+    cause = exc.os_error
+    if isinstance(cause, ConnectionRefusedError):
+        reason = "connection refused: nothing listens there"
+    elif isinstance(cause, socket.gaierror):
+        reason = f"unknown host ({cause.strerror})"
+    elif isinstance(cause, OSError) and cause.strerror and not isinstance(cause, ssl.SSLError):
+        reason = cause.strerror
+    else:
+        return _describe(exc)
+    return f"{exc.host}:{exc.port}: {reason}"
 
 
 def build_providers(config: Config) -> dict[str, Provider]:

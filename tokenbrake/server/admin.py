@@ -154,7 +154,8 @@ async def delete_budget(request: Request) -> ASGIApp:
         return _bad("'scope' and 'period' are required query parameters")
     state = _state(request)
     if not await state.database.budgets.delete(scope, period):
-        return error_response(Format.OPENAI, GatewayError(ErrorKind.NOT_FOUND, f"no run-time budget {scope} ({period})"))
+        message = budgets.missing_runtime_budget(state.config, scope, period)
+        return error_response(Format.OPENAI, GatewayError(ErrorKind.NOT_FOUND, message))
     await state.refresher.changed(BUDGETS)
     return JSONBytes({"deleted": {"scope": scope, "period": period}})
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hmac
+import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -19,6 +22,8 @@ from tokenbrake.auth import authenticate
 from tokenbrake.server import admin, front_doors
 from tokenbrake.server.front_doors import JSONBytes, FrontDoor, error_response
 from tokenbrake.state import AppState
+
+log = logging.getLogger("tokenbrake.server")
 
 MODEL_OWNER = "tokenbrake"
 # Each request allocates thousands of short-lived objects (parsed JSON, the request context,
@@ -148,7 +153,8 @@ async def get_model(request: Request) -> ASGIApp:
     except GatewayError as error:
         return error_response(fmt, error)
     if name not in names:
-        return error_response(fmt, GatewayError(ErrorKind.NOT_FOUND, f"The model '{name}' does not exist on this gateway"))
+        return error_response(fmt, GatewayError(ErrorKind.NOT_FOUND, f"The model '{name}' does not exist on this gateway. "
+                                                f"Available models: {', '.join(names) or 'none'}", code="model_not_found"))
     return JSONBytes(model_entry(fmt, name))
 
 
@@ -157,8 +163,38 @@ async def healthz(request: Request) -> ASGIApp:
 
 
 async def metrics(request: Request) -> ASGIApp:
+    """Prometheus metrics, with each budget counter's spend gathered now; behind a bearer
+    token when `server.metrics_token_env` names one."""
     state: AppState = request.app.state.tokenbrake
-    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    if (refused := metrics_refusal(state.config.server.metrics_token_env, request.headers.get("authorization"))):
+        return Response(refused + "\n", status_code=401, media_type="text/plain",
+                        headers={"www-authenticate": "Bearer"})
+    return Response(state.metrics.render(await budget_gauges(state)), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def metrics_refusal(token_env: str | None, authorization: str | None) -> str | None:
+    """Why a scrape is refused, or None. A token variable that is not set refuses every scrape:
+    the operator asked for protection, so its absence must not open the endpoint."""
+    if token_env is None:
+        return None
+    expected = os.environ.get(token_env)
+    if not expected:
+        return f"/metrics is protected by server.metrics_token_env, but {token_env} is not set: set it and restart"
+    presented = (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        return f"/metrics needs the token in {token_env}: send Authorization: Bearer TOKEN"
+    return None
+
+
+async def budget_gauges(state: AppState) -> list:
+    from tokenbrake.budgets import report
+    from tokenbrake.metrics import budget_families
+
+    try:
+        return budget_families(await report(state.config, state.database, state.limits))
+    except Exception:  # the rest of the scrape is still worth having
+        log.warning("/metrics: the budgets' spend could not be read; scraped without it", exc_info=True)
+        return []
 
 
 SERVED = "/v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages and /v1/messages/count_tokens"

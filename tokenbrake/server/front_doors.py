@@ -113,6 +113,10 @@ class SSEResponse:
             task.cancel()
 
 
+async def no_answer(scope: Scope, receive: Receive, send: Send) -> None:
+    """The response to a client that has gone: nothing (the server sees it has disconnected)."""
+
+
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The whole request body, refusing one over `limit` bytes before reading past it.
 
@@ -156,6 +160,8 @@ async def handle(request: Request, fmt: Format, endpoint: Endpoint, check: Check
         check(body)
     except GatewayError as error:
         return error_response(fmt, error)
+    except ClientDisconnect:  # the client left before its body was in: no one to answer, nothing spent
+        return no_answer
     ctx = RequestContext(
         format=fmt,
         endpoint=endpoint,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 import sys
 
 import uvicorn
@@ -14,10 +15,11 @@ STARTUP_FAILURE = 3  # uvicorn.run's exit status when the server never started
 
 
 def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_level: str = "warning",
-        cut=None) -> None:
+        cut=None, sock: socket.socket | None = None) -> None:
     """Serves until SIGINT/SIGTERM; then stops accepting, lets requests in flight finish
     (up to `graceful_shutdown_s`), cuts the rest (`cut()`, see shutdown.py) and runs the
-    app's shutdown."""
+    app's shutdown. `sock`: a socket already listening on host:port (server/startup.py),
+    else uvicorn binds one."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -34,6 +36,6 @@ def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_lev
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config) if cut is None else GracefulServer(config, graceful_shutdown_s, cut)
-    server.run()
+    server.run(sockets=[sock] if sock is not None else None)
     if not server.started:  # it never served: a port in use, a start-up that failed
         sys.exit(STARTUP_FAILURE)

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tokenbrake.storage.backend import Dialect, Params, utc
 
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
 POOL_MAX_SIZE = 8
 # Plain identifiers only: the name goes into libpq's `options`, where quoting is its own dialect.
 SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -73,8 +73,7 @@ class PostgresBackend:
         schema = schema or url_schema
         if schema and not SCHEMA_NAME.fullmatch(schema):
             raise ValueError(f"schema {schema!r}: use letters, digits and underscores, not starting with a digit")
-        if schema:
-            await _create_schema(url, schema)
+        await _first_connection(url, schema)
         kwargs = {"autocommit": True} | ({"options": f"-csearch_path={schema}"} if schema else {})
         pool = AsyncConnectionPool(url, kwargs=kwargs, min_size=1, max_size=POOL_MAX_SIZE, open=False,
                                    check=AsyncConnectionPool.check_connection, name="tokenbrake")
@@ -104,13 +103,17 @@ class PostgresBackend:
         await self._pool.close()
 
 
-async def _create_schema(url: str, schema: str) -> None:
+async def _first_connection(url: str, schema: str | None) -> None:
+    """One plain connection ahead of the pool (which retries until its timeout and then says
+    only "pool initialization incomplete"), so a database that is missing, refuses the user
+    or does not answer fails at once with the server's own reason; it creates the schema."""
     try:
         connect = psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         async with await connect as conn:
-            await conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(schema)))
+            if schema:
+                await conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(schema)))
     except psycopg.OperationalError as exc:
-        raise ConnectionError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+        raise ConnectionError(f"cannot connect to PostgreSQL at {redact(url)}: {' '.join(str(exc).split())}") from exc
 
 
 class _PostgresTx:
