@@ -453,7 +453,7 @@ class Config(Strict):
     @property
     def journal_dir(self) -> str:
         """The journal's folder: `ledger.journal_dir`, or beside an SQLite ledger, or
-        ./tokenbrake-journal."""
+        tokenbrake-journal (beside the config file, once loaded from one)."""
         if self.ledger.journal_dir is not None:
             return self.ledger.journal_dir
         if self.database.startswith("sqlite:///"):
@@ -542,8 +542,13 @@ def resolve_paths(config: Config, folder: Path) -> Config:
     routes = {name: route.model_copy(update={"router": absolute("", route.router) if route.router not in
                                              (None, "default", "default-embedding") else route.router})
               for name, route in config.routes.items()}
+    # The journal's folder too; with neither it nor an SQLite ledger set, ./tokenbrake-journal
+    # beside the config file rather than wherever the command runs.
+    journal = config.ledger.journal_dir or (None if config.database.startswith("sqlite:///") else "tokenbrake-journal")
+    ledger = config.ledger.model_copy(update={"journal_dir": absolute("", journal)})
     return config.model_copy(update={"database": absolute("sqlite:///", config.database),
-                                     "state": absolute("memory:///", config.state), "routes": routes})
+                                     "state": absolute("memory:///", config.state), "routes": routes,
+                                     "ledger": ledger})
 
 
 def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple, str]]:
