@@ -31,6 +31,7 @@ def serve(config_path: str, host: str | None, port: int | None, log_level: str) 
     """Run the gateway: OpenAI- and Anthropic-compatible endpoints in front of the configured upstreams."""
     from tokenbrake.pricing import PriceBook
     from tokenbrake.server.app import build_app
+    from tokenbrake.server.guard import fit_to_open_files
     from tokenbrake.server.run import run
 
     config = _load(config_path)
@@ -41,9 +42,12 @@ def serve(config_path: str, host: str | None, port: int | None, log_level: str) 
     server = config.server
     for warning in unset_key_envs(config):
         click.echo(f"warning: {warning}", err=True)
+    limits, warning = fit_to_open_files(server)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"tokenbrake gateway on http://{host or server.host}:{port or server.port} ({len(config.models)} models)", err=True)
     run(build_app(config), host or server.host, port if port is not None else server.port,
-        graceful_shutdown_s=server.graceful_shutdown_s, log_level=log_level)
+        graceful_shutdown_s=server.graceful_shutdown_s, log_level=log_level, limits=limits)
 
 
 config_option = click.option(

@@ -40,6 +40,14 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
     # How long SIGTERM waits for requests in flight before closing them.
     graceful_shutdown_s: float = Field(30.0, ge=0)
+    # What a client, with or without a key, may hold (server/guard.py; README "Hostile clients").
+    max_connections: int = Field(4096, gt=0)  # open client connections; past it a new one gets 503
+    max_header_bytes: int = Field(32 * 1024, ge=1024)  # a request's line and headers together (431)
+    max_headers: int = Field(100, gt=0)  # (431)
+    header_timeout_s: float = Field(10.0, gt=0)  # to a request's last header, from its first byte (408)
+    body_timeout_s: float = Field(60.0, gt=0)  # to a request's last body byte, from its last header (408)
+    idle_timeout_s: float = Field(30.0, gt=0)  # a keep-alive connection with no request in progress is closed
+    max_admin_body_bytes: int = Field(64 * 1024, gt=0)  # a request body to /admin/ (413)
 
 
 class RetryConfig(Strict):
