@@ -63,6 +63,15 @@ def connection(**limits) -> tuple[GuardedHttpToolsProtocol, Recorder]:
     return protocol, transport
 
 
+def another_connection(first: GuardedHttpToolsProtocol) -> tuple[GuardedHttpToolsProtocol, Recorder]:
+    """A second connection to the same server as `first`."""
+    protocol = GuardedHttpToolsProtocol(config=first.config, server_state=first.server_state, app_state={},
+                                        limits=first.limits)
+    transport = Recorder()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
 def answer(transport: Recorder) -> tuple[int, dict]:
     head, _, body = transport.written.partition(b"\r\n\r\n")
     assert b"connection: close" in head
@@ -126,10 +135,7 @@ async def test_a_refused_connection_is_closed_after_lingering():
 
 async def test_a_connection_past_the_cap_is_answered_503_once_its_headers_are_in():
     first, _ = connection(max_connections=1)
-    second = GuardedHttpToolsProtocol(config=first.config, server_state=first.server_state, app_state={},
-                                      limits=first.limits)
-    transport = Recorder()
-    second.connection_made(transport)  # type: ignore[arg-type]
+    second, transport = another_connection(first)
     second.data_received(REQUEST)
     await asyncio.sleep(0)
     status, body = answer(transport)
@@ -143,6 +149,23 @@ async def test_an_upgrade_request_is_answered_as_plain_http_and_ends_its_connect
     assert transport.written.startswith(b"HTTP/1.1 200") and b"connection: close" in transport.written
     assert transport.closed
     protocol.data_received(b"more bytes that nothing reads")  # and they change nothing
+
+
+async def test_a_connection_opened_past_the_cap_is_served_if_others_closed_before_its_headers_came():
+    first, _ = connection(max_connections=1)
+    second, transport = another_connection(first)
+    first.connection_lost(None)
+    second.data_received(REQUEST)
+    await asyncio.sleep(0.01)
+    assert transport.written.startswith(b"HTTP/1.1 200")
+
+
+async def test_a_keep_alive_connections_next_head_counts_from_its_first_byte():
+    protocol, transport = connection(max_header_bytes=4096)
+    protocol.data_received(REQUEST)
+    await asyncio.sleep(0.01)
+    protocol.data_received(b"POST /v1/chat/completions HTTP/1.1\r\nx-giant: " + b"a" * 5000)
+    assert transport.written.count(b"HTTP/1.1 431") == 1
 
 
 def test_the_door_is_told_by_the_anthropic_version_header():

@@ -91,7 +91,7 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         self.phase = Phase.WAITING
         self.deadline: asyncio.TimerHandle | None = None
         self.over_cap = False
-        self.head_bytes = 0  # bytes read while the request's head was incomplete
+        self.head_bytes = 0  # bytes read since the last request's headers ended
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -110,7 +110,7 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         if self.phase is Phase.LINGERING:
             return
         self._unset_keepalive_if_required()
-        if self.phase is Phase.WAITING or self.phase is Phase.HEAD:
+        if self.phase is not Phase.BODY:  # bytes that are (or begin) a request's head
             self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
@@ -159,7 +159,9 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         if self.head_bytes > self.limits.max_header_bytes and head_size(self.url, self.headers) > self.limits.max_header_bytes:
             raise Refused(self._head_too_large())
         if self.over_cap:
-            raise Refused(self._over_cap_error())
+            if len(self.connections) > self.limits.max_connections:
+                raise Refused(self._over_cap_error())
+            self.over_cap = False  # others have closed since it opened: it may stay
         self.phase, self.head_bytes = Phase.BODY, 0
         super().on_headers_complete()
 
