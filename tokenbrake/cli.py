@@ -44,6 +44,7 @@ def serve(config_path: str, host: str | None, port: int | None, log_level: str) 
 
     from tokenbrake.logs import start_logging
     from tokenbrake.server.app import build_app, cut_in_flight
+    from tokenbrake.server.guard import fit_to_open_files
     from tokenbrake.server.run import run
     from tokenbrake.server.startup import StartupError, check_reachable, listen
 
@@ -57,12 +58,16 @@ def serve(config_path: str, host: str | None, port: int | None, log_level: str) 
         if log_level == "debug":
             raise
         raise click.ClickException(str(exc)) from None
+    limits, warning = fit_to_open_files(server)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     listener = start_logging(config.log, log_level)
     click.echo(f"tokenbrake gateway on http://{host}:{sock.getsockname()[1]} ({len(config.models)} models)", err=True)
     try:
         app = build_app(config)
         run(app, host, port, graceful_shutdown_s=server.graceful_shutdown_s,
-            log_level=log_level if log_level in ("debug", "error") else "warning", sock=sock, cut=cut_in_flight(app))
+            log_level=log_level if log_level in ("debug", "error") else "warning", sock=sock, cut=cut_in_flight(app),
+            limits=limits)
     finally:
         listener.stop()
 

@@ -49,6 +49,14 @@ class ServerConfig(Strict):
     # The environment variable holding a token /metrics then asks for (Authorization: Bearer
     # TOKEN); unset: /metrics is open to whoever reaches the port.
     metrics_token_env: str | None = None
+    # What a client, with or without a key, may hold (server/guard.py; README "Hostile clients").
+    max_connections: int = Field(4096, gt=0)  # open client connections; past it a new one gets 503
+    max_header_bytes: int = Field(32 * 1024, ge=1024)  # a request's line and headers together (431)
+    max_headers: int = Field(100, gt=0)  # (431)
+    header_timeout_s: float = Field(10.0, gt=0)  # to a request's last header, from its first byte (408)
+    body_timeout_s: float = Field(60.0, gt=0)  # to a request's last body byte, from its last header (408)
+    idle_timeout_s: float = Field(30.0, gt=0)  # a keep-alive connection with no request in progress is closed
+    max_admin_body_bytes: int = Field(64 * 1024, gt=0)  # a request body to /admin/ (413)
 
 
 class RetryConfig(Strict):

@@ -10,7 +10,7 @@ import hmac
 import os
 from datetime import UTC, datetime
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -19,7 +19,7 @@ from tokenbrake.changes import BUDGETS, KEYS
 from tokenbrake.auth import presented_key
 from tokenbrake.core import ErrorKind, Format, GatewayError
 from tokenbrake.reports import GROUPINGS, key_view, usage_view
-from tokenbrake.server.front_doors import JSONBytes, error_response
+from tokenbrake.server.front_doors import JSONBytes, error_response, header_dict, read_body
 from tokenbrake.state import AppState
 from tokenbrake.storage import parse_since
 from tokenbrake.validate import parse_json_object
@@ -42,6 +42,17 @@ def _state(request: Request) -> AppState:
     return request.app.state.tokenbrake
 
 
+async def _json_body(request: Request) -> dict:
+    """The request's JSON object, up to server.max_admin_body_bytes (GatewayError past it,
+    and for a client gone before its body was in, whose answer then goes nowhere)."""
+    limit = _state(request).config.server.max_admin_body_bytes
+    try:
+        body = await read_body(request.receive, header_dict(request.scope), limit, "server.max_admin_body_bytes")
+    except ClientDisconnect:
+        raise GatewayError(ErrorKind.INVALID_REQUEST, "the client left before its request body was in") from None
+    return parse_json_object(body)
+
+
 def _bad(message: str) -> ASGIApp:
     return error_response(Format.OPENAI, GatewayError(ErrorKind.INVALID_REQUEST, message))
 
@@ -57,7 +68,7 @@ async def create_key(request: Request) -> ASGIApp:
     if refused := _refusal(request):
         return refused
     try:
-        body = parse_json_object(await request.body())
+        body = await _json_body(request)
     except GatewayError as error:
         return error_response(Format.OPENAI, error)
     name, team, models = body.get("name"), body.get("team"), body.get("models")
@@ -135,7 +146,7 @@ async def set_budget(request: Request) -> ASGIApp:
         return refused
     state = _state(request)
     try:
-        budget = budgets.parse_budget(parse_json_object(await request.body()), state.config)
+        budget = budgets.parse_budget(await _json_body(request), state.config)
     except GatewayError as error:
         return error_response(Format.OPENAI, error)
     except ValueError as exc:

@@ -21,6 +21,7 @@ from tokenbrake.core import ErrorKind, Format, GatewayError
 from tokenbrake.auth import authenticate
 from tokenbrake.server import admin, front_doors
 from tokenbrake.server.front_doors import JSONBytes, FrontDoor, error_response
+from tokenbrake.server.guard import door_format
 from tokenbrake.state import AppState
 
 log = logging.getLogger("tokenbrake.server")
@@ -110,8 +111,7 @@ class FastDoors:
 
 
 def client_format(request: Request) -> Format:
-    """Anthropic's SDK always sends `anthropic-version`; OpenAI's never does."""
-    return Format.ANTHROPIC if "anthropic-version" in request.headers else Format.OPENAI
+    return door_format(request.scope["headers"])
 
 
 def model_entry(fmt: Format, name: str) -> dict:

@@ -43,6 +43,10 @@ class CoalescingTransport:
         self.flush()  # what was written before close still leaves, in order
         self._transport.close()
 
+    def write_eof(self) -> None:
+        self.flush()  # as for close: what was written first leaves first
+        self._transport.write_eof()
+
     def __getattr__(self, name: str) -> Any:  # everything else is the real transport's
         return getattr(self._transport, name)
 

@@ -117,14 +117,15 @@ async def no_answer(scope: Scope, receive: Receive, send: Send) -> None:
     """The response to a client that has gone: nothing (the server sees it has disconnected)."""
 
 
-async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """The whole request body, refusing one over `limit` bytes before reading past it.
+async def read_body(receive: Receive, headers: dict[str, str], limit: int, setting: str = "server.max_body_bytes") -> bytes:
+    """The whole request body, refusing one over `limit` bytes (the config's `setting`)
+    before reading past it.
 
     Read straight from the ASGI messages, as `Request.stream()` would, without its async
     generator's per-request cost."""
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+        raise _too_large(int(declared), limit, setting)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -133,7 +134,7 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit)
+            raise _too_large(size, limit, setting)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -145,10 +146,10 @@ def header_dict(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(scope["headers"])}
 
 
-def _too_large(size: int, limit: int) -> GatewayError:
+def _too_large(size: int, limit: int, setting: str) -> GatewayError:
     return GatewayError(
-        ErrorKind.REQUEST_TOO_LARGE,
-        f"request body of {size} bytes is over this gateway's limit of {limit} bytes (server.max_body_bytes)",
+        ErrorKind.REQUEST_TOO_LARGE, limit=setting,
+        message=f"request body of {size} bytes is over this gateway's limit of {limit} bytes ({setting})",
     )
 
 
@@ -160,8 +161,8 @@ async def handle(request: Request, fmt: Format, endpoint: Endpoint, check: Check
         check(body)
     except GatewayError as error:
         return error_response(fmt, error)
-    except ClientDisconnect:  # the client left before its body was in: no one to answer, nothing spent
-        return no_answer
+    except ClientDisconnect:
+        return no_answer  # gone before its body was in (or cut off by server.body_timeout_s)
     ctx = RequestContext(
         format=fmt,
         endpoint=endpoint,
@@ -181,6 +182,10 @@ def to_response(ctx: RequestContext, reply: Reply) -> ASGIApp:
         headers["cache-control"] = "no-cache"
         return SSEResponse(reply.stream, status_code=reply.status, headers=headers)
     return JSONBytes(reply.body, status_code=reply.status, headers=headers)
+
+
+async def no_answer(scope: Scope, receive: Receive, send: Send) -> None:
+    """The response to a client that has gone: nothing, which the server expects then."""
 
 
 def error_response(fmt: Format, error: GatewayError) -> ASGIApp:

@@ -1,31 +1,38 @@
-"""Running an ASGI app on uvicorn with the fast stack (uvloop, httptools, coalesced writes)."""
+"""Running an ASGI app on uvicorn with the fast stack (uvloop, httptools, coalesced writes),
+each connection bounded in size and time (guard.py)."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import socket
 import sys
 
 import uvicorn
 
-from tokenbrake.server.coalesce import CoalescingHttpToolsProtocol
+from tokenbrake.config import ServerConfig
+from tokenbrake.server.guard import GuardedHttpToolsProtocol
 from tokenbrake.server.shutdown import CUT_GRACE_S, GracefulServer
 
 STARTUP_FAILURE = 3  # uvicorn.run's exit status when the server never started
 
 
 def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_level: str = "warning",
-        cut=None, sock: socket.socket | None = None) -> None:
+        cut=None, sock: socket.socket | None = None, limits: ServerConfig | None = None) -> None:
     """Serves until SIGINT/SIGTERM; then stops accepting, lets requests in flight finish
     (up to `graceful_shutdown_s`), cuts the rest (`cut()`, see shutdown.py) and runs the
     app's shutdown. `sock`: a socket already listening on host:port (server/startup.py),
-    else uvicorn binds one."""
+    else uvicorn binds one. `limits`: what one client connection may hold (the `server:`
+    settings; their defaults if not given)."""
+    limits = limits or ServerConfig()
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http=CoalescingHttpToolsProtocol,  # httptools, one write per loop turn (coalesce.py)
+        # httptools, one write per loop turn (coalesce.py), bounded per connection (guard.py)
+        http=functools.partial(GuardedHttpToolsProtocol, limits=limits),
+        ws="none",  # no endpoint takes a WebSocket: an upgrade request is answered as plain HTTP
         lifespan="on",
         log_level=log_level,
         access_log=False,
@@ -33,7 +40,7 @@ def run(app, host: str, port: int, *, graceful_shutdown_s: float = 30.0, log_lev
         # headers would change; uvicorn would otherwise look for them in every request.
         proxy_headers=False,
         timeout_graceful_shutdown=graceful_shutdown_s + (CUT_GRACE_S if cut is not None else 0),
-        timeout_keep_alive=30,
+        timeout_keep_alive=limits.idle_timeout_s,
     )
     server = uvicorn.Server(config) if cut is None else GracefulServer(config, graceful_shutdown_s, cut)
     server.run(sockets=[sock] if sock is not None else None)
