@@ -27,12 +27,13 @@ import openai
 import psycopg
 import pytest
 
-from conftest import MASTER_KEY, POSTGRES_URL, UPSTREAM_KEYS, create_key, gateway_config, write_config
+from conftest import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config, write_config
+from services import postgres_url, redis_url
 from tokenbrake.launch import ChildServer
 from tokenbrake.storage import LedgerRow, open_database
 from tokenbrake.tokens import count_text
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = redis_url()
 WITHIN_S = 1.0
 MARGIN_S = 0.5  # a poll's own round trip, and a loaded test machine
 
@@ -58,7 +59,7 @@ def _deploy(emulator, folder: Path, kind: str) -> Iterator[Deployment]:
     if kind == "sqlite":
         database = f"sqlite:///{folder / 'ledger.db'}"
     else:
-        database = f"{POSTGRES_URL}?schema=tb_e2e_changes_{token}"
+        database = f"{postgres_url()}?schema=tb_e2e_changes_{token}"
     config = gateway_config(emulator.url, database)
     config["ledger"] = {"flush_interval_s": 0.1}
     config["budgets"] = [{"scope": "team:replicas", "amount_usd": 100, "period": "month"}]
@@ -75,7 +76,7 @@ def _deploy(emulator, folder: Path, kind: str) -> Iterator[Deployment]:
         for replica in replicas:
             replica.stop()
         if kind != "sqlite":
-            with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            with psycopg.connect(postgres_url(), autocommit=True) as conn:
                 conn.execute(f"DROP SCHEMA IF EXISTS tb_e2e_changes_{token} CASCADE")
 
 

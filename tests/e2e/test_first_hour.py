@@ -17,7 +17,8 @@ import openai
 import pytest
 import yaml
 
-from conftest import POSTGRES_URL, create_key
+from conftest import create_key
+from services import postgres_url
 from tokenbrake.launch import free_port, wait_healthy
 
 CLI = [sys.executable, "-m", "tokenbrake.cli"]
@@ -103,7 +104,7 @@ def test_a_port_in_use_fails_before_the_banner_naming_the_port(folders):
     assert took < 5
 
 
-NO_DATABASE = POSTGRES_URL.rsplit("/", 1)[0] + "/tb_no_such_database"
+NO_DATABASE = postgres_url().rsplit("/", 1)[0] + "/tb_no_such_database"
 NO_REDIS = f"redis://127.0.0.1:{free_port()}/0"
 
 
@@ -215,7 +216,7 @@ def test_keys_create_quiet_prints_only_the_key_for_an_environment_variable(folde
     result = tokenbrake("keys", "create", "--name", "quiet-app", "-q", cwd=conf)
     assert result.returncode == 0 and result.stdout.startswith("tb-") and len(result.stdout.splitlines()) == 1
     shown = tokenbrake("keys", "create", "--name", "loud-app", cwd=conf).stdout
-    assert "models      all" in shown
+    assert "models       all" in shown
 
 
 def test_a_key_prefix_in_json_is_plain_ascii(folders):

@@ -15,12 +15,13 @@ from pathlib import Path
 import httpx
 import openai
 import yaml
+from services import postgres_url, redis_url
 
 from tokenbrake.launch import ChildServer, free_port
 from tokenbrake.storage import LedgerRow, open_database
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+POSTGRES_URL = postgres_url()
+REDIS_URL = redis_url()
 SLOW = "[[emulator: tokens=40 ttft_ms=150 tps=60]]"  # about 0.8 s a call: several always in flight
 
 

@@ -44,7 +44,7 @@ async def strict_key(sqlite_place: Place):
     """(Identify on a database, a key created with require_user)."""
     db = await sqlite_place.open()
     plaintext, _ = await db.keys.create("strict", team="search", require_user=True)
-    keys = KeyCache(db, refresh_s=60)
+    keys = KeyCache(db)
     await keys.reload()
     yield Identify(keys), plaintext
     await db.close()
