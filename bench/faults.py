@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "faults"))
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+sys.path[:0] = [str(TESTS / "faults"), str(TESTS)]  # the fault suite's harness, and its services
 
 import openai  # noqa: E402
-from harness import (REDIS_URL, Load, drop_redis_prefix, drop_schema, fault_config, ledger_rows,  # noqa: E402
-                     postgres_schema_url, start_gateway, total_cost, upstream_users, write_config)
+from harness import (REDIS_URL, Load, drop_redis_prefix, drop_schema, fault_config, kill, ledger_rows,  # noqa: E402
+                     locked, postgres_schema_url, start_gateway, total_cost, two_replicas, upstream_users,
+                     write_config)
 from test_redis_outage import OwnRedis  # noqa: E402
 
 from tokenbrake.launch import ChildServer, free_port  # noqa: E402
@@ -59,8 +60,7 @@ def kill_9(emulator: ChildServer, folder: Path, backend: str) -> None:
     with Load(gateway.url):
         for _ in range(3):
             time.sleep(1.5)
-            gateway.process.send_signal(signal.SIGKILL)
-            gateway.process.wait()
+            kill(gateway)
             gateway = start_gateway(path, port)
         time.sleep(2)
     gateway.stop()
@@ -83,8 +83,7 @@ def slots_after_crash(emulator: ChildServer, folder: Path) -> None:
     gateway = start_gateway(path, port)
     with Load(gateway.url, threads=32, body_text="hold [[emulator: tokens=400 tps=40]]"):
         time.sleep(2.5)
-        gateway.process.send_signal(signal.SIGKILL)
-        gateway.process.wait()
+        kill(gateway)
         killed = time.monotonic()
     gateway = start_gateway(path, port)
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
@@ -103,13 +102,11 @@ def slots_after_crash(emulator: ChildServer, folder: Path) -> None:
 def replica(emulator: ChildServer, folder: Path) -> None:
     url, schema = postgres_schema_url()
     prefix = f"tbbench-{schema}:"
-    config = fault_config(emulator.url, url, folder, state=f"{REDIS_URL}?prefix={prefix}",
-                          budgets=[{"scope": "global", "amount_usd": 5, "period": "month"}])
-    survivor = start_gateway(write_config(folder / "a", config | {"ledger": {"journal_dir": str(folder / "ja")}}))
-    doomed = start_gateway(write_config(folder / "b", config | {"ledger": {"journal_dir": str(folder / "jb")}}))
+    survivor, doomed = two_replicas(emulator.url, url, f"{REDIS_URL}?prefix={prefix}", folder,
+                                    budgets=[{"scope": "global", "amount_usd": 5, "period": "month"}])
     with Load(doomed.url, threads=8, body_text="long [[emulator: tokens=400 tps=40]]"):
         time.sleep(1.0)
-        doomed.process.send_signal(signal.SIGKILL)
+        kill(doomed)
         killed = time.monotonic()
     while time.monotonic() - killed < 30:
         recorded = sum(r.usage_unseen for r in ledger_rows(url))
@@ -189,16 +186,13 @@ def sigterm(emulator: ChildServer, folder: Path) -> None:
     config["ledger"]["shutdown_write_s"] = 5
     config_path = write_config(locked_folder, config)
     gateway = start_gateway(config_path)
-    locker = sqlite3.connect(path, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    with Load(gateway.url, threads=8, body_text="hi [[emulator: tokens=5]]") as load:
-        time.sleep(3)
-    stopping = time.monotonic()
-    gateway.process.send_signal(signal.SIGTERM)
-    gateway.process.wait()
-    took = time.monotonic() - stopping
-    locker.execute("ROLLBACK")
-    locker.close()
+    with locked(path):
+        with Load(gateway.url, threads=8, body_text="hi [[emulator: tokens=5]]") as load:
+            time.sleep(3)
+        stopping = time.monotonic()
+        gateway.process.send_signal(signal.SIGTERM)
+        gateway.process.wait()
+        took = time.monotonic() - stopping
     start_gateway(config_path).stop()
     written = len(ledger_rows(f"sqlite:///{path}"))
     row("SIGTERM while the ledger database is down (locked)",

@@ -5,9 +5,13 @@ promise (spend within the cap; every call that reached the upstream in the ledge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import signal
+import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +21,7 @@ import openai
 import yaml
 from services import postgres_url, redis_url
 
-from tokenbrake.launch import ChildServer, free_port
+from tokenbrake.launch import ChildServer
 from tokenbrake.storage import LedgerRow, open_database
 
 POSTGRES_URL = postgres_url()
@@ -42,6 +46,32 @@ def write_config(folder: Path, config: dict) -> Path:
     path = folder / "tokenbrake.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def two_replicas(emulator_url: str, database: str, state: str, folder: Path, **extra) -> tuple[ChildServer, ChildServer]:
+    """Two gateways sharing `database` and `state`, each with a journal of its own (as two
+    machines would have)."""
+    config = fault_config(emulator_url, database, folder, state=state, **extra)
+    return tuple(start_gateway(write_config(folder / name, config | {"ledger": {"journal_dir": str(folder / name / "journal")}}))
+                 for name in ("a", "b"))  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def locked(sqlite_path: Path) -> Iterator[None]:
+    """The SQLite database held by another connection's exclusive transaction: down, for the
+    gateway's writer, until the block ends."""
+    locker = sqlite3.connect(sqlite_path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+
+
+def kill(gateway: ChildServer) -> None:
+    gateway.process.send_signal(signal.SIGKILL)
+    gateway.process.wait(timeout=10)
 
 
 def start_gateway(config_path: Path, port: int | None = None, log: Path | None = None) -> ChildServer:
@@ -149,4 +179,4 @@ def drop_redis_prefix(prefix: str) -> None:
     client.close()
 
 
-__all__ = ["ChildServer", "free_port"]
+

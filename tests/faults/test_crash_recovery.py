@@ -6,14 +6,13 @@ concurrency slots do not lock its clients out after the restart. On the embedded
 
 from __future__ import annotations
 
-import signal
 import time
 from decimal import Decimal
 
 import openai
 import pytest
-from harness import (REDIS_URL, Load, drop_redis_prefix, drop_schema, fault_config, ledger_rows, postgres_schema_url,
-                     start_gateway, total_cost, upstream_users, write_config)
+from harness import (REDIS_URL, Load, drop_redis_prefix, drop_schema, fault_config, kill, ledger_rows,
+                     postgres_schema_url, start_gateway, total_cost, two_replicas, upstream_users, write_config)
 
 from tokenbrake.launch import ChildServer, free_port
 
@@ -42,8 +41,7 @@ def backend(request, tmp_path):
 
 
 def kill_and_restart(gateway: ChildServer, config_path, port: int) -> ChildServer:
-    gateway.process.send_signal(signal.SIGKILL)
-    gateway.process.wait(timeout=10)
+    kill(gateway)
     return start_gateway(config_path, port)
 
 
@@ -89,13 +87,11 @@ def test_a_live_replica_charges_and_records_a_dead_ones_calls_in_flight_within_s
     url, schema = postgres_schema_url()
     prefix = f"tbfault-{schema}:"
     try:
-        config = fault_config(emulator.url, url, tmp_path, state=f"{REDIS_URL}?prefix={prefix}",
-                              budgets=[{"scope": "global", "amount_usd": 5, "period": "month"}])
-        survivor = start_gateway(write_config(tmp_path / "a", config | {"ledger": {"journal_dir": str(tmp_path / "ja")}}))
-        doomed = start_gateway(write_config(tmp_path / "b", config | {"ledger": {"journal_dir": str(tmp_path / "jb")}}))
+        survivor, doomed = two_replicas(emulator.url, url, f"{REDIS_URL}?prefix={prefix}", tmp_path,
+                                        budgets=[{"scope": "global", "amount_usd": 5, "period": "month"}])
         with Load(doomed.url, threads=4, body_text="long [[emulator: tokens=400 tps=40]]"):
             time.sleep(1.0)
-            doomed.process.send_signal(signal.SIGKILL)
+            kill(doomed)
             killed = time.monotonic()
         while time.monotonic() - killed < 20:  # never restarted: the survivor must do it
             unseen = [row for row in ledger_rows(url) if row.usage_unseen]

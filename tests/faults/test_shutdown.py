@@ -7,12 +7,11 @@ start."""
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 from decimal import Decimal
 
 import pytest
-from harness import Load, fault_config, ledger_rows, start_gateway, upstream_users, write_config
+from harness import Load, fault_config, ledger_rows, locked, start_gateway, upstream_users, write_config
 
 from tokenbrake.launch import ChildServer
 
@@ -58,9 +57,7 @@ def test_sigterm_with_the_ledger_database_down_exits_and_the_next_start_writes_t
     config["ledger"]["shutdown_write_s"] = 2
     config_path = write_config(tmp_path, config)
     gateway = start_gateway(config_path)
-    locker = sqlite3.connect(path, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")  # the database is down for the gateway's writer
-    try:
+    with locked(path):  # the database is down for the gateway's writer
         with Load(gateway.url, threads=4, body_text="hi [[emulator: tokens=5]]") as load:
             time.sleep(2.0)
         assert load.answered > 20
@@ -68,9 +65,6 @@ def test_sigterm_with_the_ledger_database_down_exits_and_the_next_start_writes_t
         gateway.process.send_signal(signal.SIGTERM)
         gateway.process.wait(timeout=30)
         assert time.monotonic() - stopping < 12
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
     assert list((tmp_path / "journal").glob("*.journal")), "the rows it could not write must stay in the journal"
     start_gateway(config_path).stop()
     rows = ledger_rows(f"sqlite:///{path}")

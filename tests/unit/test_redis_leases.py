@@ -5,6 +5,8 @@ renewed. And a Redis that lost its data is raised back to the ledger's spend."""
 
 from __future__ import annotations
 
+import pytest
+
 from limits_backends import acquire_slot, clock, place, total, usd  # noqa: F401
 
 from tokenbrake.journal.recover import lapsed_row
@@ -15,14 +17,14 @@ from tokenbrake.limits.windows import place as placement
 from tokenbrake.storage.spend import SettledSpend
 from test_journal import start
 
+pytestmark = pytest.mark.parametrize("place", ["redis"], indirect=True)  # leases are the shared state's
+
 
 async def nothing_settled() -> dict:
     return {}
 
 
 async def test_a_dead_gateways_reservation_is_charged_at_its_worst_case_and_recorded(place, clock):
-    if place.kind != "redis":
-        return
     budget = total("team:a", "10")
     dead, live = await place.open(), await place.open()
     note = start_line(start("orphan", user="alice")).decode()
@@ -45,8 +47,6 @@ async def test_a_dead_gateways_reservation_is_charged_at_its_worst_case_and_reco
 
 
 async def test_a_dead_gateways_slot_is_free_within_the_lease_and_a_live_ones_is_kept(place, clock):
-    if place.kind != "redis":
-        return
     dead, live = await place.open(), await place.open()
     assert await acquire_slot(dead, "key:k", 2, "orphan", ttl_s=900)
     assert await acquire_slot(live, "key:k", 2, "mine", ttl_s=900)
@@ -58,8 +58,6 @@ async def test_a_dead_gateways_slot_is_free_within_the_lease_and_a_live_ones_is_
 
 
 async def test_a_redis_that_lost_its_data_is_raised_to_the_ledgers_spend(place, clock):
-    if place.kind != "redis":
-        return
     budget = total("team:a", "10")
     store = await place.open()
     key = placement(budget, clock()).key

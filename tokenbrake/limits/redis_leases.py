@@ -152,8 +152,8 @@ class Leases:
         return Lapsed(rid, int(amount), note, [(key[cut:], float(rolling), keep) for key, rolling, keep in json.loads(counters)])
 
     async def _take_settled(self, spend: dict[str, Any]) -> None:
-        keys, args = [], [repr(self._clock())]
         now = self._clock()
+        keys, args = [], [repr(now)]
         for key, settled in spend.items():
             keys.append(self._prefix + key)
             keep_ms = "" if settled.keep_until is None else max(1000, int((settled.keep_until - now) * 1000))
