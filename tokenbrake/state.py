@@ -23,7 +23,7 @@ from tokenbrake.routing.cascade import CascadeCall
 from tokenbrake.routing.outcomes import ExampleRecorder
 from tokenbrake.stages.resolve_model import build_targets
 from tokenbrake.storage import Database, LedgerWriter, open_database
-from tokenbrake.storage.spend import settled_spend
+from tokenbrake.storage.spend import forget_spent, settled_spend
 from tokenbrake.upstream_call import UpstreamCall
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class AppState:
         prices = PriceBook(config)
         database = await open_database(config.database)
         recovered = await recover_folder(config.journal_dir, database.ledger, time.time())
+        await forget_spent(database.backend, time.time())  # charges whose period (and its grace) ended
         journal = Journal(config.journal_dir).open()
         writer = LedgerWriter(database.ledger, flush_interval_s=config.ledger.flush_interval_s,
                               batch_size=config.ledger.batch_size, on_written=journal.written)
