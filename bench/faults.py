@@ -11,9 +11,14 @@ prints one line each:
 - a replica killed, never restarted: how long until a live one has recorded its calls;
 - Redis paused (SIGSTOP) and restarted empty, on a redis-server of its own;
 - SIGTERM with generations longer than graceful_shutdown_s, and with the ledger locked;
+- PostgreSQL frozen (SIGSTOP: a partition), killed and started again, and frozen at SIGTERM, on
+  a PostgreSQL server of its own: calls answered meanwhile, rows missing or doubled after;
+- two tenants' end users of one name under a `user:*` budget, both spending at once;
+- a fuzz of both front doors (every field of a rich body swapped for values of other types):
+  responses that are 5xx from the gateway's own code;
 - a soak: RSS of the gateway after each stretch of load (flat memory), `--soak-s` long.
 
-    .venv/bin/python bench/faults.py [--soak-s 60] [--only kill,slots,replica,redis,sigterm,soak]
+    .venv/bin/python bench/faults.py [--soak-s 60] [--only kill,slots,replica,redis,sigterm,postgres,tenants,fuzz,soak]
 
 Needs PostgreSQL and Redis on 127.0.0.1 (as the tests do) and redis-server on the PATH.
 """
@@ -24,6 +29,7 @@ import argparse
 import signal
 import sys
 import tempfile
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -31,13 +37,31 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path[:0] = [str(TESTS / "faults"), str(TESTS)]  # the fault suite's harness, and its services
 
+import httpx  # noqa: E402
 import openai  # noqa: E402
-from harness import (REDIS_URL, Load, drop_redis_prefix, drop_schema, fault_config, kill, ledger_rows,  # noqa: E402
-                     locked, postgres_schema_url, start_gateway, total_cost, two_replicas, upstream_users,
-                     write_config)
+from conftest import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config  # noqa: E402
+from harness import (  # noqa: E402
+    REDIS_URL,
+    Load,
+    drop_redis_prefix,
+    drop_schema,
+    fault_config,
+    kill,
+    ledger_rows,
+    locked,
+    postgres_schema_url,
+    start_gateway,
+    total_cost,
+    two_replicas,
+    upstream_users,
+    write_config,
+)
+from malformed_bodies import ANTHROPIC_BODY, OPENAI_BODY, mutations  # noqa: E402
+from services import start_postgres  # noqa: E402
+from test_postgres_outage import LEDGER, gateway_on, through_outage, wait_for_ledger  # noqa: E402
 from test_redis_outage import OwnRedis  # noqa: E402
 
-from tokenbrake.launch import ChildServer, free_port  # noqa: E402
+from tokenbrake.tools.launch import ChildServer, free_port  # noqa: E402
 
 CAP = Decimal("0.02")
 
@@ -187,7 +211,7 @@ def sigterm(emulator: ChildServer, folder: Path) -> None:
     config_path = write_config(locked_folder, config)
     gateway = start_gateway(config_path)
     with locked(path):
-        with Load(gateway.url, threads=8, body_text="hi [[emulator: tokens=5]]") as load:
+        with Load(gateway.url, threads=6, body_text="hi [[emulator: tokens=5]]", users=SOAK_USERS) as load:
             time.sleep(3)
         stopping = time.monotonic()
         gateway.process.send_signal(signal.SIGTERM)
@@ -200,21 +224,24 @@ def sigterm(emulator: ChildServer, folder: Path) -> None:
         written >= load.answered and took < 15)
 
 
+SOAK_USERS = 1_000  # the budget keeps a counter per end user for the month: a steady set, as in production
+
+
 def soak(emulator: ChildServer, folder: Path, seconds: float) -> None:
     config = fault_config(emulator.url, f"sqlite:///{folder / 'ledger.db'}", folder,
                           budgets=[{"scope": "user:*", "amount_usd": 1, "period": "month"}],
                           limits=[{"scope": "key:*", "concurrent": 64, "requests_per_minute": 10**7}])
     gateway = start_gateway(write_config(folder, config))
     samples = []
-    with Load(gateway.url, threads=8, body_text="hi [[emulator: tokens=5]]") as load:
-        stretch = max(5.0, seconds / 6)
+    with Load(gateway.url, threads=6, body_text="hi [[emulator: tokens=5]]", users=SOAK_USERS) as load:
+        stretch = max(5.0, seconds / 12)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             time.sleep(stretch)
             samples.append((load.answered, _rss_mb(gateway.process.pid)))
     gateway.stop()
     growth = samples[-1][1] - samples[1][1] if len(samples) > 2 else 0.0
-    row(f"soak {seconds:.0f}s, {load.answered} requests, a user:* budget (a counter per user)",
+    row(f"soak {seconds:.0f}s, {load.answered} requests, a user:* budget, {SOAK_USERS:,} end users",
         "RSS MB by requests: " + ", ".join(f"{n}: {mb:.0f}" for n, mb in samples) + f" (growth after warm-up {growth:+.0f} MB)",
         growth < 30)
 
@@ -224,6 +251,123 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def postgres_outages(emulator: ChildServer, folder: Path) -> None:
+    own = start_postgres(durable=True)  # killed -9 here: what it acknowledged must survive
+    try:
+        for n, (fault, begin, end) in enumerate([
+            ("PostgreSQL frozen 6 s (SIGSTOP) under load", lambda: own.signal_all(signal.SIGSTOP),
+             lambda: own.signal_all(signal.SIGCONT)),
+            ("PostgreSQL killed -9, started again 6 s later", own.crash, lambda: _postgres_back(own)),
+        ]):
+            database = f"{own.url}?schema=outage{n}"  # a ledger (and a budget) of its own
+            before = upstream_users(emulator)
+            gateway = gateway_on(emulator, own, folder / str(n), "gateway.log", database)
+            try:
+                answered, _ = through_outage(gateway, begin, end)
+                rows, upstream = wait_for_ledger(database, emulator, frozenset(before))
+            finally:
+                gateway.stop()
+            missing, doubled = len(upstream - {r.user for r in rows}), len(rows) - len({r.user for r in rows})
+            row(fault, f"{answered} calls answered during the outage; {missing} of {len(upstream)} upstream calls "
+                f"missing from the ledger after, {doubled} written twice",
+                answered > 0 and missing == 0 and doubled == 0)
+        _sigterm_frozen(emulator, own, folder)
+    finally:
+        own.signal_all(signal.SIGCONT)
+        own.stop()
+
+
+def _postgres_back(own) -> None:
+    from services import postgres_answers, wait_until
+
+    own.start_again()
+    wait_until(own, lambda: postgres_answers(own.url))
+
+
+def _sigterm_frozen(emulator: ChildServer, own, folder: Path) -> None:
+    database, before = f"{own.url}?schema=sigterm", upstream_users(emulator)
+    (folder / "sigterm").mkdir()
+    gateway = gateway_on(emulator, own, folder / "sigterm", "first.log", database)
+    with Load(gateway.url, threads=6):
+        time.sleep(2)
+        own.signal_all(signal.SIGSTOP)
+        time.sleep(1.5)
+    started = time.monotonic()
+    gateway.stop(timeout_s=30)
+    took = time.monotonic() - started
+    own.signal_all(signal.SIGCONT)
+    unwritten = len(upstream_users(emulator) - before - {r.user for r in ledger_rows(database)})
+    second = gateway_on(emulator, own, folder / "sigterm", "second.log", database)
+    try:
+        rows, upstream = wait_for_ledger(database, emulator, frozenset(before))
+    finally:
+        second.stop()
+    missing = len(upstream - {r.user for r in rows})
+    row("SIGTERM with PostgreSQL frozen", f"exited in {took:.1f}s (shutdown_write_s {LEDGER['shutdown_write_s']}); "
+        f"{unwritten} rows left in the journal, {missing} missing after the next start",
+        took < 6 and unwritten > 0 and missing == 0)
+
+
+def tenants(emulator: ChildServer, folder: Path) -> None:
+    """Two teams' keys, each with an end user `alice`, spend at once against `user:*` $0.05."""
+    cap = Decimal("0.05")
+    config = fault_config(emulator.url, f"sqlite:///{folder / 'ledger.db'}", folder, auth={"require_keys": True},
+                          budgets=[{"scope": "user:*", "amount_usd": float(cap), "period": "month"}])
+    path = write_config(folder, config)
+    keys = {team: create_key(path, f"{team}-app", "--team", team) for team in ("red", "blue")}
+    gateway = start_gateway(path)
+    try:
+        refused = {team: 0 for team in keys}
+
+        def spend(team: str) -> None:
+            client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=keys[team], max_retries=0,
+                                   default_headers={"X-Tokenbrake-User": "alice"})
+            while refused[team] < 3:
+                try:
+                    client.chat.completions.create(model="gpt-4o", max_tokens=40,
+                                                   messages=[{"role": "user", "content": "hi [[emulator: tokens=40]]"}])
+                except openai.APIStatusError:
+                    refused[team] += 1
+
+        workers = [threading.Thread(target=spend, args=(team,)) for team in keys for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+    finally:
+        gateway.stop()
+    rows = ledger_rows(config["database"])
+    spent = {team: total_cost([r for r in rows if r.key_name == f"{team}-app"]) for team in keys}
+    row("two tenants' `alice` under user:* $0.05, at once",
+        f"red's alice spent ${spent['red']:.4f}, blue's ${spent['blue']:.4f} (each its own budget)",
+        all(cap * Decimal("0.8") < s <= cap for s in spent.values()))
+
+
+def fuzz(emulator: ChildServer, folder: Path) -> None:
+    """Every field of a rich body of each format swapped for values of other types, and 300
+    bodies with two or three swaps, sent to each front door."""
+    config = gateway_config(emulator.url, f"sqlite:///{folder / 'ledger.db'}")
+    path = write_config(folder, config)
+    key = create_key(path, "fuzz")
+    server = ChildServer(["serve", "--config", str(path)], quiet=True, env={**UPSTREAM_KEYS, "TOKENBRAKE_MASTER_KEY": MASTER_KEY})
+    statuses: dict[int, int] = {}
+    ours = sent = 0
+    try:
+        for door, body, headers in [("/v1/chat/completions", OPENAI_BODY | {"model": "gpt-4o"}, {}),
+                                    ("/v1/messages", ANTHROPIC_BODY | {"model": "claude-fast"},
+                                     {"anthropic-version": "2023-06-01"})]:
+            with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}", **headers}, timeout=30) as client:
+                for mutated in mutations(body, seed=11, extra=300):
+                    response = client.post(door, json=mutated)
+                    sent += 1
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                    ours += response.status_code == 500 or "internal gateway error" in response.text
+    finally:
+        server.stop()
+    shown = ", ".join(f"{n}× {status}" for status, n in sorted(statuses.items()))
+    row("fuzz of both front doors", f"{sent} bodies: {shown}; {ours} 5xx from the gateway's own code", ours == 0)
 
 
 def kill_each_backend(emulator: ChildServer, folder: Path) -> None:
@@ -237,7 +381,7 @@ def kill_each_backend(emulator: ChildServer, folder: Path) -> None:
 
 
 SCENARIOS = {"kill": kill_each_backend, "slots": slots_after_crash, "replica": replica, "redis": redis_faults,
-             "sigterm": sigterm}
+             "sigterm": sigterm, "postgres": postgres_outages, "tenants": tenants, "fuzz": fuzz}
 
 
 def main() -> None:

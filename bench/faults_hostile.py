@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import resource
 import statistics
@@ -34,7 +35,7 @@ from hostile import CHAT, MESSAGES, giant_header, rss_bytes  # noqa: E402
 from overhead import create_key  # noqa: E402
 
 from tokenbrake.config import ServerConfig  # noqa: E402
-from tokenbrake.launch import ChildServer  # noqa: E402
+from tokenbrake.tools.launch import ChildServer  # noqa: E402
 
 GOOD = {"model": "bench", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 
@@ -116,10 +117,8 @@ async def idle_crowd(port: int, count: int, ready, hold_s: float) -> tuple[int, 
 
     async def stay(reader) -> None:
         since = time.monotonic()
-        try:
+        with contextlib.suppress(OSError):
             await reader.read(65536)  # the gateway's answer, or its close
-        except OSError:
-            pass
         held.append(time.monotonic() - since)
 
     async def one() -> None:

@@ -37,7 +37,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from overhead import body, config, create_key  # noqa: E402  (the same requests and config)
 
-from tokenbrake.launch import ChildServer  # noqa: E402
+from tokenbrake.tools.launch import ChildServer  # noqa: E402
 
 WARM_REQUESTS = 200  # the smaller run: start-up, imports and warming, subtracted
 CONCURRENCY = 1  # one at a time: how many requests share a loop turn would move the count

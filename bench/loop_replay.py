@@ -36,9 +36,9 @@ import yaml
 
 from tokenbrake.config import LoopConfig
 from tokenbrake.core import Format
-from tokenbrake.launch import ChildServer
+from tokenbrake.evaluation.loop_sessions import Session
 from tokenbrake.loops import LoopDetector
-from tokenbrake.loops.evalset import Session
+from tokenbrake.tools.launch import ChildServer
 
 MODEL = "gpt-4o"
 CONCURRENT_SESSIONS = 4

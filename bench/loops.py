@@ -1,7 +1,7 @@
 """Loop detection, measured: replays the evaluation set and prints precision, recall, false
 stops, how fast loops were stopped and what they cost until then.
 
-The evaluation set (tokenbrake/loops/evalset, fixed seed) holds looping sessions of every
+The evaluation set (tokenbrake/evaluation/loop_sessions, fixed seed) holds looping sessions of every
 kind, each labelled with the call at which its loop starts (the first call whose request
 carries a repetition), and progressing sessions of 50 to 300 calls, hard negatives included.
 
@@ -32,10 +32,10 @@ import orjson
 
 from tokenbrake.config import LoopConfig, parse_config
 from tokenbrake.core import Usage
+from tokenbrake.evaluation.loop_sessions import SEED, Session, build_sessions
 from tokenbrake.loops import LoopDetector
-from tokenbrake.loops.evalset import SEED, Session, build_sessions
-from tokenbrake.pricing import PriceBook
-from tokenbrake.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY_PRIMER, count_text
+from tokenbrake.settlement.pricing import PriceBook
+from tokenbrake.wire.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY_PRIMER, count_text
 
 MODEL = "gpt-4o"  # priced from the catalog; both formats are replayed as this model
 REPLY_TOKENS = 60  # the output of the last call of a session, which the script does not hold

@@ -19,10 +19,15 @@ throughput next to the plain gateway's: the cost of admission.
 With `--routing`, gateways whose router decides every request's tier — the default one
 (features only) and the shipped embedding one — the router's added latency, end to end.
 
+With `--rollups`, the same gateway with the ledger writing its rows but no rollups
+(`bench/serve_without_rollups.py`): its throughput against the plain gateway's is what
+keeping the dashboard's rollups costs.
+
 With `--floor`, a bare passthrough on the gateway's own HTTP server and upstream client
 (`bench/passthrough.py`): the most any proxy built on them could reach.
 
-    .venv/bin/python bench/overhead.py [--seconds 5] [--rounds 5] [--output-tokens 16] [--admission] [--routing] [--floor]
+    .venv/bin/python bench/overhead.py [--seconds 5] [--rounds 5] [--output-tokens 16] [--admission] [--routing]
+        [--rollups] [--floor]
 
 The load generator has to cost much less than the servers it measures, or it measures
 itself: on a 2-core machine it shares the CPU with them. So it is a bare HTTP/1.1 keep-alive
@@ -52,7 +57,7 @@ import orjson
 import uvloop
 import yaml
 
-from tokenbrake.launch import ChildServer, free_port, wait_healthy
+from tokenbrake.tools.launch import ChildServer, free_port, wait_healthy
 
 LOAD_GENERATOR = "bare asyncio HTTP/1.1 keep-alive client (httptools parser, uvloop), one connection per worker"
 STREAM_END = b"data: [DONE]\n\n"
@@ -251,6 +256,8 @@ def main() -> None:
     parser.add_argument("--admission", action="store_true", help="also measure gateways with budgets and limits on")
     parser.add_argument("--routing", action="store_true", help="also measure a gateway routing every request")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for the shared-state gateway")
+    parser.add_argument("--rollups", action="store_true",
+                        help="also measure the gateway with no rollups (bench/serve_without_rollups.py)")
     parser.add_argument("--floor", action="store_true",
                         help="also measure a bare passthrough on the same server and client (bench/passthrough.py)")
     args = parser.parse_args()
@@ -272,6 +279,8 @@ def main() -> None:
             path.write_text(yaml.safe_dump(cfg))
             key = key or create_key(path)  # one database: the key works on every gateway
             paths[name] = gateways.enter_context(ChildServer(["serve", "--config", str(path)], quiet=True)).url
+        if args.rollups:  # the plain gateway's config and database; the paths take turns, so one writes at a time
+            paths["gw+no-rollups"] = gateways.enter_context(without_rollups(Path(tmp) / "gateway.yaml"))
         if args.floor:
             paths["floor"] = gateways.enter_context(passthrough(emulator.url))
         print(f"# tokenbrake overhead — {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
@@ -283,11 +292,22 @@ def main() -> None:
         router_latency()
 
 
-@contextmanager
-def passthrough(upstream: str) -> Iterator[str]:
+def passthrough(upstream: str):
     """bench/passthrough.py in front of `upstream`; its URL."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("passthrough.py")), upstream, str(port)],
+    return bench_script(port, "passthrough.py", upstream, str(port))
+
+
+def without_rollups(config_path: Path):
+    """`tokenbrake serve` with no rollups (bench/serve_without_rollups.py); its URL."""
+    port = free_port()
+    return bench_script(port, "serve_without_rollups.py", "serve", "--config", str(config_path), "--port", str(port))
+
+
+@contextmanager
+def bench_script(port: int, script: str, *args: str) -> Iterator[str]:
+    """A server script beside this one, listening on `port`, until the block ends; its URL."""
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name(script)), *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -301,8 +321,8 @@ def passthrough(upstream: str) -> Iterator[str]:
 def router_latency() -> None:
     """The shipped routers' score() in this process, one prompt at a time: the router's own cost
     inside the added latency above (the benchmark's prompts, each scored for real)."""
-    from tokenbrake.routing import classifier, embedding
-    from tokenbrake.routing.evaluation import score_latency_ms
+    from tokenbrake.evaluation.router import score_latency_ms
+    from tokenbrake.router import classifier, embedding
 
     prompts = [orjson.loads(body(False, n))["messages"][-1]["content"] for n in range(300)]
     paths = [classifier.DEFAULT_FEATURES_MODEL] + ([classifier.DEFAULT_EMBEDDING_MODEL] if embedding.available() else [])

@@ -23,24 +23,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tokenbrake.routing import embedding, quality
-from tokenbrake.routing.evaluation import (
+from tokenbrake.evaluation import routing_quality
+from tokenbrake.evaluation.router import (
     cross_validated,
     held_out,
     score_latency_ms,
     train,
 )
-from tokenbrake.routing.routellm_data import Example, load_all
-from tokenbrake.shared_data import shared_data
+from tokenbrake.evaluation.shared_data import shared_data
+from tokenbrake.router import embedding
+from tokenbrake.router.training_data import Example, load_all
 
 DEFAULT_DATA = shared_data("routing")
 
 
-def random_routing(examples: list[Example]) -> quality.RoutingQuality:
-    return quality.random_baseline([e.weak for e in examples], [e.strong for e in examples], draws=500)
+def random_routing(examples: list[Example]) -> routing_quality.RoutingQuality:
+    return routing_quality.random_baseline([e.weak for e in examples], [e.strong for e in examples], draws=500)
 
 
-def row(label: str, kind: str, measured: quality.RoutingQuality, baseline: quality.RoutingQuality) -> str:
+def row(label: str, kind: str, measured: routing_quality.RoutingQuality, baseline: routing_quality.RoutingQuality) -> str:
     return (f"{label:<34} {kind:<10} {measured.apgr:6.3f} {measured.cpt50:8.1%} {measured.cpt80:8.1%}"
             f"   | {baseline.apgr:6.3f} {baseline.cpt50:8.1%} {baseline.cpt80:8.1%}")
 

@@ -1,6 +1,6 @@
 """What the Sessions stage costs per call: its before and after steps, timed in process.
 
-Runs the stage (tokenbrake/stages/sessions.py) on prepared requests — agents of 100 calls
+Runs the stage (tokenbrake/stages/watch_session.py) on prepared requests — agents of 100 calls
 that read a different file each call (so the loop detector reads one more step per call) —
 with the state in process and in Redis, and prints microseconds per call for: no session
 rules; rules but a request without a session; session limits; limits and loop detection.
@@ -24,11 +24,12 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from agent_turns import body, progressing  # noqa: E402
-from tokenbrake.alerts import Alerts  # noqa: E402
+
 from tokenbrake.config import parse_config  # noqa: E402
 from tokenbrake.core import Attempt, Attribution, Endpoint, Format, RequestContext, Target, Usage  # noqa: E402
-from tokenbrake.limits import open_state  # noqa: E402
-from tokenbrake.stages.sessions import Sessions  # noqa: E402
+from tokenbrake.limits import open_limit_store  # noqa: E402
+from tokenbrake.settlement.alerts import Alerts  # noqa: E402
+from tokenbrake.stages.watch_session import Sessions  # noqa: E402
 
 RAW = {"upstreams": {"u": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
        "models": {"gpt-4o": {"upstream": "u", "free": True}}}
@@ -52,7 +53,7 @@ def requests(n: int, with_session: bool) -> list[RequestContext]:
 
 async def per_call_us(rules: list[dict], state: str, n: int, with_session: bool = True) -> float:
     config = parse_config({**RAW, "sessions": {"rules": rules}})
-    store = await open_state(state)
+    store = await open_limit_store(state)
     stage = Sessions(config, store, Alerts(config.alerts, store))
     spent = 0.0
     try:

@@ -1,4 +1,4 @@
-"""Trains the default routers shipped in `tokenbrake/routing/models/`, deterministically.
+"""Trains the default routers shipped in `tokenbrake/router/models/`, deterministically.
 
 Both are trained on all of `../shared/data/routing/` (GSM8K and MT-Bench, contaminated prompts
 dropped) with the default regularization; Newton's method has no random start, so the same
@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tokenbrake.routing import classifier
-from tokenbrake.routing.routellm_data import load_all
-from tokenbrake.shared_data import shared_data
+from tokenbrake.evaluation.shared_data import shared_data
+from tokenbrake.router import classifier
+from tokenbrake.router.training_data import load_all
 
 DEFAULT_DATA = shared_data("routing")
 

@@ -2,6 +2,7 @@
 values of other types: the fuzz of the front doors (tests/unit/test_validate_fuzz.py,
 tests/e2e/test_bad_input.py)."""
 
+import contextlib
 import copy
 import random
 from collections.abc import Iterator
@@ -72,8 +73,6 @@ def mutations(body: dict[str, Any], seed: int, extra: int) -> Iterator[dict[str,
     for _ in range(extra):
         out = body
         for path in rng.sample(places, rng.randint(2, 3)):
-            try:
+            with contextlib.suppress(KeyError, IndexError, TypeError):  # an earlier swap removed the place
                 out = substituted(out, path, rng.choice(SUBSTITUTES))
-            except (KeyError, IndexError, TypeError):
-                pass  # an earlier swap removed the place
         yield out

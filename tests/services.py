@@ -12,6 +12,7 @@ removed, when the run ends.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokenbrake.launch import free_port
+from tokenbrake.tools.launch import free_port
 
 POSTGRES_VAR, REDIS_VAR = "TEST_POSTGRES_URL", "TEST_REDIS_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -58,6 +59,8 @@ class Throwaway:
     folder: Path
     stop_signal: int = signal.SIGTERM
     replaces: str = ""  # why the configured server was not used
+    command: list = field(default_factory=list)  # how it was started, to start it again
+    options: dict = field(default_factory=dict)
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +75,36 @@ class Throwaway:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def signal_all(self, signum: int) -> None:
+        """`signum` to the server and every process it started (PostgreSQL's workers each have a
+        session of their own): SIGSTOP makes it unreachable as a network partition would, its
+        connections open but silent."""
+        for pid in [self.process.pid, *children_of(self.process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def crash(self) -> None:
+        """kill -9 of the server and its workers; the data folder stays, for `start_again`."""
+        self.signal_all(signal.SIGKILL)
+        self.process.wait()
+
+    def start_again(self) -> None:
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen([str(part) for part in self.command], stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, cwd=self.folder, start_new_session=True,
+                                            **self.options)
+
+
+def children_of(parent: int) -> list[int]:
+    """The processes whose parent is `parent`, read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()  # after the command, which may hold spaces
+            if int(fields[1]) == parent:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def provide() -> list[Throwaway]:
@@ -150,7 +183,10 @@ def as_postgres_user(folder: Path) -> dict:
             "env": {**os.environ, "HOME": str(folder), "USER": POSTGRES_USER}}
 
 
-def start_postgres() -> Throwaway:
+def start_postgres(durable: bool = False) -> Throwaway:
+    """A throwaway PostgreSQL. Durability is off unless `durable` (the data is thrown away, and
+    fsyncs would slow every test); a test that kills the server needs it on, or commits the
+    server acknowledged are lost with its memory (synchronous_commit=off loses the last ~600 ms)."""
     binaries = postgres_binaries()
     folder = Path(tempfile.mkdtemp(prefix="tokenbrake-test-postgres-"))
     try:
@@ -160,10 +196,9 @@ def start_postgres() -> Throwaway:
             subprocess.run([binaries / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                             "--no-sync"], stdout=log, stderr=subprocess.STDOUT, check=True, cwd=folder,
                            timeout=120, **options)
-        # Durability off: the data is thrown away, and fsyncs would slow every test.
+        speed = [] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         command = [binaries / "postgres", "-D", data, "-p", str(port), "-k", folder,
-                   "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                   "-c", "full_page_writes=off", "-c", "max_connections=200"]
+                   "-c", "listen_addresses=127.0.0.1", *speed, "-c", "max_connections=200"]
         server = launch("PostgreSQL", f"postgresql://postgres@127.0.0.1:{port}/test", command, folder,
                         signal.SIGINT, options)  # SIGINT: a fast shutdown that does not wait for clients
     except subprocess.CalledProcessError:
@@ -215,10 +250,9 @@ def start_redis() -> Throwaway:
 
 
 def launch(name: str, url: str, command: list, folder: Path, stop_signal: int, options: dict) -> Throwaway:
-    server = Throwaway(name, url, None, folder, stop_signal)  # type: ignore[arg-type]
-    with open(server.log, "w") as log:
-        server.process = subprocess.Popen([str(part) for part in command], stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, cwd=folder, start_new_session=True, **options)
+    server = Throwaway(name, url, None, folder, stop_signal, command=command, options=options)  # type: ignore[arg-type]
+    server.log.write_text("")
+    server.start_again()
     return server
 
 

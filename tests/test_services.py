@@ -12,7 +12,7 @@ import pytest
 import redis
 import services
 
-from tokenbrake.launch import free_port
+from tokenbrake.tools.launch import free_port
 
 
 def test_servers_that_do_not_answer_are_replaced_by_throwaway_ones_stopped_after(monkeypatch):

@@ -58,7 +58,7 @@ def serve(config_path: str, host: str | None, port: int | None, log_level: str) 
         if log_level == "debug":
             raise
         raise click.ClickException(str(exc)) from None
-    limits, warning = fit_to_open_files(server)
+    bounds, warning = fit_to_open_files(server)
     if warning:
         click.echo(f"warning: {warning}", err=True)
     listener = start_logging(config.log, log_level)
@@ -67,21 +67,22 @@ def serve(config_path: str, host: str | None, port: int | None, log_level: str) 
         app = build_app(config)
         run(app, host, port, graceful_shutdown_s=server.graceful_shutdown_s,
             log_level=log_level if log_level in ("debug", "error") else "warning", sock=sock, cut=cut_in_flight(app),
-            limits=limits)
+            bounds=bounds, before_exit=listener.stop)
     finally:
-        listener.stop()
+        listener.stop()  # a second stop, after run()'s, does nothing
 
 
 def _checked(config_path: str):
     """The config, with what needs no server checked, as serve and check-config both do: every
     model priced, each route's router loaded (the shipped ones are cached, so serve loads them
     once), the key variables set."""
-    from tokenbrake.pricing import PriceBook
-    from tokenbrake.stages.route import Route
+    from tokenbrake.routing.routers import build_routes
+    from tokenbrake.settlement.pricing import PriceBook
 
     config = _load(config_path)
     try:
-        Route(config, PriceBook(config))
+        PriceBook(config)
+        build_routes(config)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     for warning in unset_key_envs(config):
@@ -134,7 +135,7 @@ def keys() -> None:
 def _print_key(key, as_json: bool, plaintext: str | None = None) -> None:
     import json
 
-    from tokenbrake.reports import key_view
+    from tokenbrake.storage.reports import key_view
 
     view = key_view(key) | ({"key": plaintext} if plaintext else {})
     if as_json:
@@ -151,20 +152,25 @@ def _print_key(key, as_json: bool, plaintext: str | None = None) -> None:
 @click.option("--models", default=None, help="Comma-separated models it may use [default: all].")
 @click.option("--require-user", is_flag=True,
               help="Refuse its requests that name no end user (user, metadata.user_id or X-Tokenbrake-User).")
+@click.option("--role", type=click.Choice(["app", "viewer"]), default="app", show_default=True,
+              help="app: calls models; viewer: reads its --team's spend (the dashboard, the insight API), calls nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the key: export TOKENBRAKE_KEY=$(tokenbrake keys create ... -q).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the key: export TB_KEY=$(tokenbrake keys create ... -q).")
 @config_option
-def keys_create(name: str, team: str | None, models: str | None, require_user: bool, as_json: bool, quiet: bool,
-                config_path: str) -> None:
+def keys_create(name: str, team: str | None, models: str | None, require_user: bool, role: str, as_json: bool,
+                quiet: bool, config_path: str) -> None:
     """Create a key and print it. It is shown this once; only its hash is kept."""
+    from tokenbrake.storage.keys import check_role
+
     allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
     config = _load(config_path)
     unknown = [m for m in allowed or [] if m not in config.models]
     if unknown:
         raise click.ClickException(f"--models: not configured: {', '.join(unknown)}")
     try:
+        check_role(role, team, allowed)  # before the database is opened
         plaintext, key = _changing(config_path, "keys", lambda db: db.keys.create(name, team=team, models=allowed,
-                                                                                  require_user=require_user))
+                                                                                  require_user=require_user, role=role))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if quiet:
@@ -182,7 +188,7 @@ def keys_list(as_json: bool, config_path: str) -> None:
     """List keys (names, teams, models, prefixes; never the keys themselves)."""
     import json
 
-    from tokenbrake.reports import key_view
+    from tokenbrake.storage.reports import key_view
 
     found = _with_database(config_path, lambda db: db.keys.list())
     if as_json:
@@ -192,8 +198,8 @@ def keys_list(as_json: bool, config_path: str) -> None:
     for key in found:
         status = "revoked" if key.revoked else "active"
         user = "required" if key.require_user else "optional"
-        click.echo(f"{key.name:<20} {key.team or '-':<14} {key.key_prefix:<14} {status:<8} {user:<9} "
-                   f"{', '.join(key.models) if key.models else 'all'}")
+        models = "none (viewer)" if key.role == "viewer" else ", ".join(key.models) if key.models else "all"
+        click.echo(f"{key.name:<20} {key.team or '-':<14} {key.key_prefix:<14} {status:<8} {user:<9} {models}")
 
 
 @keys.command("show")
@@ -247,7 +253,7 @@ def budgets() -> None:
 def budgets_set(scope: str, amount: str, period: str, rolling_s: float | None, mode: str, downgrade_to: str | None,
                 downgrade_below: str | None, alert_at: str, across_tenants: bool, config_path: str) -> None:
     """Create a budget, or replace the one with the same scope and period."""
-    from tokenbrake.budgets import parse_budget
+    from tokenbrake.admission.budget_rules import parse_budget
 
     config = _load(config_path)
     try:
@@ -271,12 +277,12 @@ def budgets_list(as_json: bool, config_path: str) -> None:
     With in-process state, spend is read from its snapshot file (up to a few seconds old)."""
     import json
 
-    from tokenbrake.budgets import report
+    from tokenbrake.admission.budget_rules import report
 
     config = _load(config_path)
 
     async def work(db):
-        limits = await _open_state(config)
+        limits = await _open_limit_store(config)
         try:
             return await report(config, db, limits)
         finally:
@@ -307,7 +313,7 @@ def budgets_list(as_json: bool, config_path: str) -> None:
 def _dollars(amount: str | None) -> str:
     from decimal import Decimal
 
-    from tokenbrake.reports import usd
+    from tokenbrake.storage.reports import usd
 
     return "-" if amount is None else usd(Decimal(amount))
 
@@ -318,7 +324,7 @@ def _dollars(amount: str | None) -> str:
 @config_option
 def budgets_delete(scope: str, period: str, config_path: str) -> None:
     """Delete a budget set at run time (those in the config stay)."""
-    from tokenbrake.budgets import missing_runtime_budget
+    from tokenbrake.admission.budget_rules import missing_runtime_budget
 
     if not _changing(config_path, "budgets", lambda db: db.budgets.delete(scope, period)):
         raise click.ClickException(missing_runtime_budget(_load(config_path), scope, period))
@@ -334,12 +340,12 @@ def sessions() -> None:
     show read the snapshot (a few seconds old)."""
 
 
-def _with_state(config_path: str, work, writing: bool = False):
+def _with_limit_store(config_path: str, work, writing: bool = False):
     """Opens the config's state backend, runs `await work(store, config)`, closes it."""
     import asyncio
 
+    from tokenbrake.admission.session_rules import SessionNotFound
     from tokenbrake.server.startup import StartupError
-    from tokenbrake.sessions import SessionNotFound
 
     config = _load(config_path)
     if config.state_url.startswith("memory://") and (writing or config.state_url == "memory://"):
@@ -347,7 +353,7 @@ def _with_state(config_path: str, work, writing: bool = False):
                                    f"API, GET /admin/sessions[/ID] or POST /admin/sessions/ID/stop|resume")
 
     async def go():
-        store = await _open_state(config)
+        store = await _open_limit_store(config)
         try:
             return await work(store, config)
         finally:
@@ -359,12 +365,12 @@ def _with_state(config_path: str, work, writing: bool = False):
         raise click.ClickException(str(exc)) from None
 
 
-async def _open_state(config):
+async def _open_limit_store(config):
     """The config's state backend, read-only; StartupError (one line) when it cannot be opened."""
-    from tokenbrake.limits import open_state
+    from tokenbrake.limits import open_limit_store
     from tokenbrake.server.startup import reach
 
-    return await reach("the state backend (state:)", config.state_url, lambda: open_state(config.state_url, read_only=True))
+    return await reach("the state backend (state:)", config.state_url, lambda: open_limit_store(config.state_url, read_only=True))
 
 
 key_option = click.option("--key", "key_name", default=None, help="The key the session belongs to (needed only "
@@ -379,10 +385,10 @@ def sessions_list(key_name: str | None, as_json: bool, config_path: str) -> None
     """List live sessions, most recent first."""
     import json
 
-    from tokenbrake.reports import usd
-    from tokenbrake.sessions import view
+    from tokenbrake.admission.session_rules import view
+    from tokenbrake.storage.reports import usd
 
-    found = _with_state(config_path, lambda store, _: store.session_list(key_name))
+    found = _with_limit_store(config_path, lambda store, _: store.session_list(key_name))
     if as_json:
         click.echo(json.dumps([view(r) for r in found]))
         return
@@ -402,9 +408,9 @@ def sessions_show(session: str, key_name: str | None, as_json: bool, config_path
     """Show one session: counts, spend, status and why, and its latest loop verdicts."""
     import json
 
-    from tokenbrake.sessions import find, view
+    from tokenbrake.admission.session_rules import find, view
 
-    shown = view(_with_state(config_path, lambda store, _: find(store, session, key_name)), detail=True)
+    shown = view(_with_limit_store(config_path, lambda store, _: find(store, session, key_name)), detail=True)
     if as_json:
         click.echo(json.dumps(shown))
         return
@@ -417,9 +423,9 @@ def sessions_show(session: str, key_name: str | None, as_json: bool, config_path
 
 
 def _set_status(session: str, key_name: str | None, config_path: str, stop: bool) -> None:
-    from tokenbrake.sessions import set_status
+    from tokenbrake.admission.session_rules import set_status
 
-    record = _with_state(config_path, lambda store, config: set_status(store, config.sessions, session, key_name, stop),
+    record = _with_limit_store(config_path, lambda store, config: set_status(store, config.sessions, session, key_name, stop),
                          writing=True)
     click.echo(f"{'stopped' if stop else 'resumed'} session {record.session} of key {record.key_name}")
 
@@ -443,28 +449,173 @@ def sessions_resume(session: str, key_name: str | None, config_path: str) -> Non
 
 
 @main.command()
-@click.option("--by", type=click.Choice(["key", "team", "user", "model", "session", "tag", "day"]), default="model", show_default=True)
+@click.option("--by", "by", multiple=True,
+              help="key, team, user, model (served), asked, upstream, session, status, tag (every tag), "
+                   "tag.NAME or day; two as --by team --by model or --by team,model [default: model].")
+@click.option("--every", type=click.Choice(["minute", "hour", "day"]), default=None,
+              help="One row per group and minute, hour or day.")
+@click.option("--top", type=click.IntRange(min=1), default=None, help="The N most expensive groups, then the rest.")
 @click.option("--since", default=None, help="7d, 24h, 30m or a date (2026-11-01) [default: everything].")
+@click.option("--until", default=None, help="As --since [default: now].")
+@click.option("--filter", "filters", multiple=True, metavar="DIMENSION=VALUE",
+              help="Only these requests, e.g. team=search or tag.feature=chat; repeat a dimension for either value.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
 @config_option
-def usage(by: str, since: str | None, as_json: bool, config_path: str) -> None:
-    """Requests, tokens and cost per group, read from the ledger."""
+def usage(by: tuple[str, ...], every: str | None, top: int | None, since: str | None, until: str | None,
+          filters: tuple[str, ...], as_json: bool, as_csv: bool, config_path: str) -> None:
+    """Requests, tokens and cost per group (and per minute, hour or day), read from the rollups.
+
+    A report groups and filters by at most one dimension and team (--by team --by model,
+    --by user --filter team=search)."""
     import json
     from datetime import UTC, datetime
 
-    from tokenbrake.reports import usage_table, usage_view
+    from tokenbrake.storage.insight_queries import Query, QueryError
+    from tokenbrake.storage.reports import flat_rows, rows_csv, rows_table, usage_table, usage_view
+
+    names = [part.strip() for text in by or ("model",) for part in text.split(",") if part.strip()]
+    now = datetime.now(UTC)
+    since_dt, until_dt = (_moment(text, option, now) for text, option in ((since, "--since"), (until, "--until")))
+    where = _filters(filters)
+
+    async def work(db):
+        if every is None and len(names) == 1:
+            return await db.insight.usage(names[0], since_dt, until_dt, where, top, now)
+        if "day" in names:
+            raise QueryError("by", "day goes with one dimension only: use --every day")
+        query = Query(since_dt or await db.insight.earliest() or now, until_dt or now, where)
+        if every is None:
+            found = await db.insight.breakdown(query, names, top, now)
+            return [(None, group, m) for group, m in found.rows] + ([(None, None, found.other)] if found.other is not None else [])
+        found = await db.insight.series(query, every, names, top or 10, now)
+        return [(t, group, m) for group, line in found.series for t, m in zip(found.times, line, strict=True)
+                if m.requests]
+
+    try:
+        result = _with_database(config_path, work)
+    except QueryError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint=_hint(exc.param)) from None
+    if every is None and len(names) == 1:
+        groups, total = result
+        view = usage_view(names[0], groups, [total])
+        click.echo(json.dumps(view) if as_json else rows_csv(view["data"]) if as_csv
+                   else usage_table(names[0], groups, [total] if names[0] == "tag" else None))
+        return
+    records = flat_rows(names, result)
+    click.echo(json.dumps({"by": names, "every": every, "data": records}) if as_json
+               else rows_csv(records) if as_csv else rows_table(records))
+
+
+def _moment(text: str | None, option: str, now):
     from tokenbrake.storage import parse_since
 
     try:
-        since_dt = parse_since(since, datetime.now(UTC)) if since else None
+        return parse_since(text, now) if text else None
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
-    async def work(db):  # by tag, a request is in each of its tags' rows: the total counts it once
-        groups = await db.ledger.usage(by, since=since_dt)
-        return groups, (await db.ledger.usage("model", since=since_dt) if by == "tag" else None)
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
-    groups, totals = _with_database(config_path, work)
-    click.echo(json.dumps(usage_view(by, groups, totals)) if as_json else usage_table(by, groups, totals))
+
+def _filters(filters: tuple[str, ...]) -> dict[str, list[str]]:
+    from tokenbrake.storage.insight_queries import QueryError, check_dimension
+
+    found: dict[str, list[str]] = {}
+    for text in filters:
+        name, sep, value = text.partition("=")
+        try:
+            if not sep:
+                raise QueryError("filter", f"{text!r}: write DIMENSION=VALUE, e.g. team=search")
+            found.setdefault(check_dimension(name.strip(), "filter"), []).append(value.strip())
+        except QueryError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="--filter") from None
+    return found
+
+
+def _hint(param: str) -> str:
+    return {"by": "--by", "every": "--every", "since": "--since"}.get(param, "--filter")
+
+
+@main.command()
+@click.option("--scope", default=None,
+              help="global, or key|team|user|model|tag:NAME, as budgets write them [default: global and every budget].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def forecast(scope: str | None, as_json: bool, config_path: str) -> None:
+    """Forecast spend to the end of the period, with an 80% interval, and when each budget
+    runs out at the current pace.
+
+    A scope's month, or its budgets' periods; from its own hourly history (weekday, hour of
+    day, trend). A scope with under three days of spend says so instead."""
+    import json
+    from datetime import UTC, datetime
+
+    from tokenbrake.foresight.outlook import outlook
+    from tokenbrake.foresight.table import forecast_table
+
+    config = _load(config_path)
+    try:
+        views = _with_database(config_path, lambda db: outlook(config, db, datetime.now(UTC), scope))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scope") from None
+    click.echo(json.dumps(views) if as_json else forecast_table(views))
+
+
+@main.group()
+def ledger() -> None:
+    """The ledger of calls: bring in past usage."""
+
+
+@ledger.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--format", "form", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="The file's format [default: csv for a .csv FILE, else jsonl].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def ledger_import(file: str, form: str | None, as_json: bool, config_path: str) -> None:
+    """Load past calls from FILE (- reads stdin) into the ledger and its rollups, so reports,
+    baselines and forecasts have history from the first day.
+
+    \b
+    JSONL, one call a line:
+      {"time": "2026-10-01T12:00:00Z", "key": "app", "team": "search", "user": "ana",
+       "session": "s-1", "model": "gpt-4o", "input_tokens": 1200, "output_tokens": 80,
+       "cost_usd": 0.0038, "status": 200, "tags": {"feature": "search"}}
+    CSV: a header with the same names, each tag a column of its own (tag.feature).
+
+    Only time, model and cost_usd are required; a time without an offset is UTC. Every line
+    is checked before anything is written: if one is bad, nothing is imported, and the bad
+    lines (the first 20) are listed with the field and the fix. Importing a file again adds
+    nothing: a call's id comes from its content, or from its request_id (or id) field.
+    Imported rows have front_door and endpoint "import", and charge no budget.
+    """
+    import json
+    import shutil
+    import tempfile
+
+    from tokenbrake.storage.import_format import format_of
+    from tokenbrake.storage.ledger_import import ImportRefused, import_file
+    from tokenbrake.storage.reports import usd
+
+    def imported_from(path: str):
+        try:
+            return _with_database(config_path, lambda db: import_file(db.ledger, path, form or format_of(file)))
+        except ImportRefused as exc:
+            raise click.ClickException(str(exc)) from None
+
+    if file == "-":  # read twice (checked, then written): stdin is kept in a file meanwhile
+        with tempfile.NamedTemporaryFile(prefix="tokenbrake-import-") as spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+            spool.flush()
+            imported = imported_from(spool.name)
+    else:
+        imported = imported_from(file)
+    if as_json:
+        click.echo(json.dumps(imported.view()))
+        return
+    click.echo(f"read {imported.read} calls: {imported.inserted} inserted, {imported.already_there} already in the ledger")
+    if imported.first is not None and imported.last is not None:
+        click.echo(f"inserted {imported.first:%Y-%m-%d %H:%M:%S} to {imported.last:%Y-%m-%d %H:%M:%S} UTC, "
+                   f"{usd(imported.cost_usd)}")
 
 
 @main.command("check-config")
@@ -491,8 +642,8 @@ def emulate(host: str, port: int, ttft_ms: float, tps: float, output_tokens: int
     Faults and reply shapes can be chosen per request with the X-Emulator header or an
     [[emulator: ...]] directive in the last user message (see the README).
     """
-    from tokenbrake.emulator import EmulatorSettings, build_app
     from tokenbrake.server.run import run
+    from tokenbrake.tools.emulator import EmulatorSettings, build_app
 
     settings = EmulatorSettings(ttft_ms=ttft_ms, tokens_per_s=tps, output_tokens=output_tokens, api_key=api_key)
     click.echo(f"tokenbrake emulator on http://{host}:{port} (OpenAI: /v1, Anthropic: /)", err=True)
@@ -500,14 +651,47 @@ def emulate(host: str, port: int, ttft_ms: float, tps: float, output_tokens: int
 
 
 @main.command()
-def demo() -> None:
+@click.option("--keep", is_flag=True,
+              help="Leave the gateway running afterwards, with the demo's ledger, to open its dashboard; Ctrl-C stops it.")
+def demo(keep: bool) -> None:
     """Run the gateway in front of an emulated upstream and send it an application's traffic.
 
-    Needs no API keys and no network; exits by itself.
+    Needs no API keys and no network; exits by itself (with --keep, at Ctrl-C).
     """
-    from tokenbrake.demo import run_demo
+    from tokenbrake.tools.demo import run_demo
 
-    run_demo()
+    run_demo(keep=keep)
+
+
+@main.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=4001, show_default=True, help="Port to listen on.")
+def dashboard(config_path: str, host: str, port: int) -> None:
+    """Serve the web dashboard (/dashboard) on its own, reading the config's database and state.
+
+    For when the gateway's replicas sit behind a load balancer (a dashboard login lives in the
+    process that made it), or to look at a ledger without a gateway. Log in with the master key
+    (TOKENBRAKE_MASTER_KEY) or a viewer key. It only reads: actions (stopping a session) are
+    the gateway's.
+    """
+    import asyncio
+
+    from tokenbrake.server.run import run
+    from tokenbrake.server.standalone import build_dashboard_app
+    from tokenbrake.server.startup import StartupError, check_reachable, listen
+
+    config = _load(config_path)
+    try:
+        sock = listen(host, port)
+        asyncio.run(check_reachable(config))
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"tokenbrake dashboard on http://{host}:{sock.getsockname()[1]}/dashboard", err=True)
+    if config.state_url.startswith("memory://"):
+        click.echo(f"note: state is {config.state_url}: live budgets and sessions are read from its snapshot "
+                   "(a few seconds old), or are the gateway's alone with memory://", err=True)
+    run(build_dashboard_app(config), host, port, graceful_shutdown_s=1.0, sock=sock)
 
 
 @main.command()
@@ -519,7 +703,7 @@ def probe(models: tuple[str, ...], url: str, key: str) -> None:
     tool calls (each through both front doors), and the errors they must raise. Exits 1 if
     any check fails. Each check spends a few dozen of the model's tokens (a reasoning
     model's, a few hundred)."""
-    from tokenbrake.probe import run_probe, unreachable
+    from tokenbrake.tools.probe import run_probe, unreachable
 
     if (reason := unreachable(url)) is not None:
         raise click.ClickException(reason)
@@ -555,8 +739,8 @@ def router_train(data: str | None, out_path: str, embedding: bool | None, from_l
     cheap model's answer was good enough), or a directory holding RouteLLM's evaluation files
     (gsm8k_responses.csv, mt_bench_*.jsonl), or, with --from-ledger, nothing.
     """
-    from tokenbrake.routing.classifier import train_router
-    from tokenbrake.routing.training import read_examples
+    from tokenbrake.router.classifier import train_router
+    from tokenbrake.router.training import read_examples
 
     if from_ledger == (data is not None):
         raise click.UsageError("give DATA or --from-ledger (one of them)")
@@ -568,11 +752,12 @@ def router_train(data: str | None, out_path: str, embedding: bool | None, from_l
             raise click.ClickException("the ledger holds no routing examples: only routes with strategy: cascade "
                                        "and keep_examples: true keep them (each cascade outcome's prompt and label)")
     else:
+        assert data is not None  # given, as checked above
         try:
             examples = read_examples(data)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    options = {"embedding": embedding, "info": {"trained_on": "ledger" if from_ledger else data}}
+    options: dict[str, object] = {"embedding": embedding, "info": {"trained_on": "ledger" if from_ledger else data}}
     if l2 is not None:
         options["l2"] = l2
     try:
@@ -599,7 +784,7 @@ def router_score(prompts, model_path: str | None) -> None:
     """
     import json
 
-    from tokenbrake.routing.classifier import load_router
+    from tokenbrake.router.classifier import load_router
 
     try:
         scorer = load_router(model_path)

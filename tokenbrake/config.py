@@ -19,17 +19,19 @@ import zoneinfo
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tokenbrake.scopes import check_across_tenants, check_scope, check_session_scope
 from tokenbrake.yaml_file import load_yaml
 
 ENV_PREFIX = "TOKENBRAKE_"
-# TOKENBRAKE_* variables that are not config overrides.
-RESERVED_ENV = {"TOKENBRAKE_CONFIG", "TOKENBRAKE_MASTER_KEY", "TOKENBRAKE_PROBE_KEY"}
+# TOKENBRAKE_* variables that are not config overrides (SHARED_DATA: evaluation/shared_data.py's).
+RESERVED_ENV = {"TOKENBRAKE_CONFIG", "TOKENBRAKE_MASTER_KEY", "TOKENBRAKE_PROBE_KEY",
+                "TOKENBRAKE_SHARED_DATA"}
 
 
 class ConfigError(ValueError):
@@ -152,34 +154,12 @@ class LedgerConfig(Strict):
     # share the folder: each recovers what a dead one left there.
     journal_dir: str | None = None
     shutdown_write_s: float = Field(10.0, gt=0)  # on shutdown, how long to try writing queued rows
+    # A batch the database has not committed by then counts as failed and is retried: a frozen
+    # or partitioned database is reported, not waited on in silence (rows are written once).
+    write_timeout_s: float = Field(10.0, gt=0)
 
 
-STATE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")  # as tokenbrake.limits.open_state reads them
-SCOPE_KINDS = ("global", "key", "team", "user", "model", "tag")
-
-
-def check_scope(scope: str) -> str:
-    """`global`, or KIND:NAME with KIND one of key, team, user, model, tag (tag names are
-    `name=value`); NAME `*` means each one separately (`user:*`: every user has its own)."""
-    kind, sep, name = scope.partition(":")
-    if scope == "global":
-        return scope
-    if kind not in SCOPE_KINDS[1:] or not sep or not name:
-        raise ValueError(f"scope {scope!r}: expected global or key|team|user|model|tag:NAME (NAME may be *)")
-    if kind == "tag" and name != "*" and "=" not in name:
-        raise ValueError(f"scope {scope!r}: a tag scope is tag:name=value")
-    return scope
-
-
-# Scope kinds whose names the client asserts (X-Tokenbrake-User, X-Tokenbrake-Tags): counted
-# per tenant (the key's team, or the key), so one tenant's `alice` never spends another's.
-TENANT_SCOPE_KINDS = ("user", "tag")
-
-
-def check_across_tenants(scope: str, across_tenants: bool) -> None:
-    if across_tenants and scope.partition(":")[0] not in TENANT_SCOPE_KINDS:
-        raise ValueError(f"across_tenants: only user: and tag: scopes count per tenant; {scope!r} is one counter "
-                         f"for everyone already (remove across_tenants)")
+STATE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")  # as tokenbrake.limits.open_limit_store reads them
 
 
 Period = Literal["minute", "hour", "day", "week", "month", "total", "rolling"]
@@ -211,7 +191,7 @@ class BudgetConfig(Strict):
         return self
 
 
-class LimitConfig(Strict):
+class LimitRuleConfig(Strict):
     """Rate limits and per-request caps on every request in a scope."""
 
     scope: str
@@ -223,7 +203,7 @@ class LimitConfig(Strict):
     across_tenants: bool = False  # as a budget's: user: and tag: counters shared by every tenant
 
     @model_validator(mode="after")
-    def _check(self) -> LimitConfig:
+    def _check(self) -> LimitRuleConfig:
         check_scope(self.scope)
         check_across_tenants(self.scope, self.across_tenants)
         return self
@@ -275,7 +255,6 @@ class LoopConfig(Strict):
     evidence_text: bool = False
 
 
-SESSION_SCOPE_KINDS = ("key", "team")
 LoopAction = Literal["off", "warn", "throttle", "stop"]
 
 
@@ -286,6 +265,7 @@ class SessionRuleConfig(Strict):
     then global)."""
 
     scope: str = "global"
+    across_tenants: ClassVar[bool] = False  # not a setting: key and team scopes are the same for every tenant
     max_calls: int | None = Field(None, gt=0)  # upstream calls per session
     max_tokens: int | None = Field(None, gt=0)  # tokens (input + output) per session, settled after each call
     max_cost_usd: Decimal | None = Field(None, gt=0)  # USD per session, settled after each call
@@ -297,10 +277,7 @@ class SessionRuleConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> SessionRuleConfig:
-        check_scope(self.scope)
-        if self.scope != "global" and (self.scope.partition(":")[0] not in SESSION_SCOPE_KINDS
-                                       or self.scope.endswith(":*")):
-            raise ValueError(f"scope {self.scope!r}: a session rule's scope is global, key:NAME or team:NAME")
+        check_session_scope(self.scope)
         return self
 
 
@@ -439,7 +416,7 @@ class Config(Strict):
     retry: RetryConfig = RetryConfig()
     budgeting: BudgetingConfig = BudgetingConfig()
     budgets: list[BudgetConfig] = []
-    limits: list[LimitConfig] = []
+    limits: list[LimitRuleConfig] = []
     alerts: AlertsConfig = AlertsConfig()
     log: LogConfig = LogConfig()
     sessions: SessionsConfig = SessionsConfig()  # per-session limits and loop detection
@@ -477,7 +454,7 @@ class Config(Strict):
             raise ValueError(f"state: expected memory://, memory:///PATH or redis://HOST:PORT/DB, got {self.state!r}")
         if self.state is not None and self.state.startswith(STATE_SCHEMES[1:3]):
             try:
-                urlsplit(self.state).port
+                _ = urlsplit(self.state).port  # raises for a port that is not a number
             except ValueError:
                 raise ValueError(f"state: {self.state!r} has a port that is not a number") from None
         for index, budget in enumerate(self.budgets):

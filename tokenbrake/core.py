@@ -11,9 +11,9 @@ from __future__ import annotations
 import enum
 import random
 import time
-from decimal import Decimal
-from dataclasses import dataclass, field
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 
@@ -28,7 +28,6 @@ class Endpoint(enum.StrEnum):
     CHAT = "chat"  # OpenAI /v1/chat/completions or Anthropic /v1/messages
     EMBEDDINGS = "embeddings"
     COUNT_TOKENS = "count_tokens"
-    MODELS = "models"
 
 
 class ErrorKind(enum.StrEnum):
@@ -218,6 +217,9 @@ class RequestContext:
     saved: Decimal | None = None
     loop_suspected: str | None = None  # the loop kind a session's detector saw (stages/sessions.py): a ledger flag
     budget_hold: BudgetHold | None = None  # what the budgets reserved; the ledger row records its charges
+    # Held in shared state until the after step of the stage that took them gives them back:
+    concurrency_slots: tuple[str, ...] = ()  # the counters with a slot taken (stages/rate_limits.py)
+    session_counted: tuple[str, str] | None = None  # (key name, session) the call counts on (stages/watch_session.py)
     usage_unseen: bool = False  # cut mid-call with no usage seen: charged at the worst case it reserved
 
     @property
@@ -236,25 +238,36 @@ class RequestContext:
         return time.perf_counter() - self.started
 
 
+class ReplyStream(Protocol):
+    """A reply's SSE bytes; closing it, at its end or before, is what settles the request."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Reply:
     """What goes back to the client: a JSON body, or a stream of SSE bytes."""
 
     status: int = 200
     body: dict[str, Any] | None = None
-    stream: AsyncIterator[bytes] | None = None
+    stream: ReplyStream | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class Stage(Protocol):
-    """One step of the pipeline: an object with a `before` step, an `after` step, or both.
-
-    `before` runs in pipeline order and may raise `GatewayError` to answer the request
-    itself. `after` runs in reverse order for the stages the request reached (those up to
-    the one that refused it, if one did), once the response is complete (for a stream: after
-    its last byte, or when it broke off), whether the request succeeded or not.
-    """
-
+class BeforeStep(Protocol):
     async def before(self, ctx: RequestContext) -> None: ...
 
+
+class AfterStep(Protocol):
     async def after(self, ctx: RequestContext) -> None: ...
+
+
+# One step of the pipeline: an object with a `before` step, an `after` step, or both.
+#
+# `before` runs in pipeline order and may raise `GatewayError` to answer the request
+# itself. `after` runs in reverse order for the stages the request reached (those up to
+# the one that refused it, if one did), once the response is complete (for a stream: after
+# its last byte, or when it broke off), whether the request succeeded or not.
+Stage = BeforeStep | AfterStep

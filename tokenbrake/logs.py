@@ -73,6 +73,11 @@ class Listener(QueueListener):
         record.created = created
         return record
 
+    def stop(self) -> None:
+        """Writes what is queued and ends the thread; once stopped, stopping again does nothing."""
+        if self._thread is not None:
+            super().stop()
+
 
 def access_writer() -> Enqueue | None:
     """Where the access log appends its lines once `start_logging` has run; None before."""
@@ -142,6 +147,12 @@ def start_logging(settings: LogConfig, level: str, stream: TextIO | None = None)
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # The PostgreSQL driver's pool warns at each failed reconnection, unformatted; the ledger
+    # writer says the same once, in our format. Its errors still show, and all of it at debug.
+    driver = logging.getLogger("psycopg")
+    driver.handlers[:] = [handler]
+    driver.setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.ERROR)
+    driver.propagate = False
     listener = Listener(records, writer)
     listener.start()
     return listener

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -49,6 +49,7 @@ async def finish(work: Coroutine[Any, Any, T]) -> T:
 def _go_on(work: Coroutine[Any, Any, T], waiting_on: Any) -> Generator[Any, Any, T]:
     """The rest of `work`, which is waiting on `waiting_on` (what its first wait handed
     the event loop): each step's outcome goes on to the work, as an `await` would pass it."""
+    step: Callable[[Any], Any]
     while True:
         try:
             sent = yield waiting_on

@@ -11,10 +11,10 @@ import anthropic
 import httpx
 import openai
 import pytest
-
-from conftest import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config, write_config
+from gateway_setup import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config, write_config
 from malformed_bodies import ANTHROPIC_BODY, OPENAI_BODY, mutations
-from tokenbrake.launch import ChildServer
+
+from tokenbrake.tools.launch import ChildServer
 
 INPUT_CAP = 1000  # above a few lines of text, below an image of unknown size (1,445 / 1,600)
 

@@ -19,13 +19,12 @@ import httpx
 import openai
 import pytest
 import redis
-
-from conftest import MASTER_KEY, create_key, gateway_config, write_config
+from gateway_setup import MASTER_KEY, create_key, gateway_config, write_config
 from services import redis_url
 
-from tokenbrake.reports import usd
-from tokenbrake.launch import ChildServer
 from tokenbrake.storage import open_database
+from tokenbrake.storage.reports import usd
+from tokenbrake.tools.launch import ChildServer
 
 REDIS_URL = redis_url()
 # $0.001 per input token, $0.004 per output token: a call of ~15 input and 40 output tokens

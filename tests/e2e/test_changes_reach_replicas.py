@@ -26,12 +26,12 @@ import httpx
 import openai
 import psycopg
 import pytest
-
-from conftest import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config, write_config
+from gateway_setup import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config, write_config
 from services import postgres_url, redis_url
-from tokenbrake.launch import ChildServer
+
 from tokenbrake.storage import LedgerRow, open_database
-from tokenbrake.tokens import count_text
+from tokenbrake.tools.launch import ChildServer
+from tokenbrake.wire.tokens import count_text
 
 REDIS_URL = redis_url()
 WITHIN_S = 1.0
@@ -216,14 +216,13 @@ def stream_openai(url: str, key: str, revoke: Callable[[], None]) -> tuple[str, 
 def stream_anthropic(url: str, key: str, revoke: Callable[[], None]) -> tuple[str, str, str]:
     client = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0)
     received = []
-    with pytest.raises(anthropic.APIError) as raised:
-        with client.messages.stream(model="claude-fast", max_tokens=1000,
-                                    messages=[{"role": "user", "content": LONG}]) as stream:
-            request_id = stream.response.headers["x-request-id"]
-            for n, text in enumerate(stream.text_stream):
-                received.append(text)
-                if n == 5:
-                    revoke()
+    with pytest.raises(anthropic.APIError) as raised, client.messages.stream(model="claude-fast", max_tokens=1000,
+                                messages=[{"role": "user", "content": LONG}]) as stream:
+        request_id = stream.response.headers["x-request-id"]
+        for n, text in enumerate(stream.text_stream):
+            received.append(text)
+            if n == 5:
+                revoke()
     return request_id, "".join(received), str(raised.value)
 
 

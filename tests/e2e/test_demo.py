@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 WIDTH = 100
 
 
@@ -48,3 +50,49 @@ def test_demo_runs_offline_in_seconds_and_every_scene_plays_within_100_columns()
     # the ledger: the research team's spend stayed within its $0.04
     research = re.search(r"^research\s+\d+\s+\d+\s+\d+\s+\d+\s+\$(\d+\.\d+)", out, re.M)
     assert research and 0.03 < float(research.group(1)) <= 0.04
+
+
+def test_demo_keep_leaves_the_gateway_and_its_dashboard_up_until_stopped():
+    """`demo --keep` prints the dashboard's address and the keys to log in with, and the
+    dashboard there shows the demo's ledger; SIGTERM stops the gateway and the emulator."""
+    import contextlib
+    import queue
+    import signal
+    import threading
+
+    import httpx
+
+    demo = subprocess.Popen([sys.executable, "-m", "tokenbrake.cli", "demo", "--keep"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in demo.stdout], daemon=True)
+    reader.start()
+    out, deadline = "", time.monotonic() + 90
+    try:
+        while "Press Ctrl-C" not in out and time.monotonic() < deadline and demo.poll() is None:
+            with contextlib.suppress(queue.Empty):
+                out += lines.get(timeout=1)
+        address = re.search(r"Open the dashboard: (http://127\.0\.0\.1:\d+)/dashboard$", out, re.M)
+        master = re.search(r"log in with the master key:\s+(\S+)$", out, re.M)
+        assert address and master, out[-3000:]
+        assert [line for line in out.splitlines() if len(line) > WIDTH] == []
+        base = address.group(1)
+        with httpx.Client(base_url=base, timeout=30) as browser:
+            form = browser.get("/dashboard/login")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+            logged_in = browser.post("/dashboard/login", data={"csrf": csrf, "key": master.group(1), "next": ""})
+            assert logged_in.status_code == 303
+            assert browser.get("/dashboard/overview").status_code == 200
+            totals = browser.get("/admin/insight/totals", params={"since": "1h"}).json()["current"]
+        calls = re.search(r"The ledger, one row per upstream call \((\d+) calls\)", out)
+        assert totals["requests"] == int(calls.group(1)) and float(totals["cost_usd"]) > 0
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=30) == 0
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{base}/healthz", timeout=2)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        reader.join(timeout=10)  # the pipe's end is in: then it can be closed
+        demo.stdout.close()

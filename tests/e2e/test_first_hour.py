@@ -16,10 +16,10 @@ import httpx
 import openai
 import pytest
 import yaml
-
-from conftest import create_key
+from gateway_setup import create_key
 from services import postgres_url
-from tokenbrake.launch import free_port, wait_healthy
+
+from tokenbrake.tools.launch import free_port, wait_healthy
 
 CLI = [sys.executable, "-m", "tokenbrake.cli"]
 
@@ -118,6 +118,22 @@ def test_a_store_that_cannot_be_reached_is_one_line_with_the_url_and_cause(folde
     result, took = failed_start(conf, "--port", str(free_port()), env={variable: url})
     assert_one_line(result, *expected)
     assert took < 5
+
+
+@pytest.mark.parametrize("variable", ["TOKENBRAKE_DATABASE", "TOKENBRAKE_STATE"])
+def test_a_store_whose_host_never_answers_fails_within_5_s_naming_it(folders, variable):
+    """A host that takes the connection and says nothing (a frozen server, a firewall that
+    swallows packets): the start does not hang, and the line says what did not answer."""
+    conf, _ = folders
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes each handshake; nobody ever reads or answers
+        port = silent.getsockname()[1]
+        url = (f"postgresql://postgres@127.0.0.1:{port}/test" if variable == "TOKENBRAKE_DATABASE"
+               else f"redis://127.0.0.1:{port}/0")
+        result, took = failed_start(conf, "--port", str(free_port()), env={variable: url})
+    assert_one_line(result, url, "timeout" if variable == "TOKENBRAKE_DATABASE" else "Timeout")
+    assert took < 5, f"took {took:.1f} s"
 
 
 def test_a_router_file_that_cannot_be_loaded_fails_serve_before_the_banner(folders, emulator):

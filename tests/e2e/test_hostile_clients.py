@@ -14,10 +14,10 @@ import anthropic
 import httpx
 import openai
 import pytest
-
-from conftest import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config, write_config
+from gateway_setup import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config, write_config
 from hostile import CHAT, MESSAGES, giant_header, idle_connections, request, rss_bytes, slow_sender, still_open
-from tokenbrake.launch import ChildServer
+
+from tokenbrake.tools.launch import ChildServer
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.5

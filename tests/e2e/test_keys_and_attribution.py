@@ -10,7 +10,6 @@ import openai
 import pytest
 
 
-
 def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 

@@ -15,9 +15,9 @@ import pytest
 
 from tokenbrake.config import parse_config
 from tokenbrake.core import Usage
-from tokenbrake.launch import ChildServer
-from tokenbrake.pricing import PriceBook
+from tokenbrake.settlement.pricing import PriceBook
 from tokenbrake.storage import open_database
+from tokenbrake.tools.launch import ChildServer
 
 
 def user(text: str) -> list[dict]:
@@ -121,7 +121,7 @@ def start_gateway(config_path, master_key: str) -> ChildServer:
 @pytest.fixture
 def ledger_setup(emulator, tmp_path, database_url, master_key):
     """A gateway of its own on a fresh database, with one key; yields (config, path, key)."""
-    from conftest import create_key, gateway_config, write_config
+    from gateway_setup import create_key, gateway_config, write_config
 
     config = gateway_config(emulator.url, database_url)
     config["ledger"] = {"flush_interval_s": 0.2, "store_prompts": True}  # to match rows to calls

@@ -8,9 +8,9 @@ import httpx
 import openai
 import pytest
 import yaml
+from gateway_setup import MASTER_KEY, create_key, write_config
 
-from conftest import MASTER_KEY, create_key, write_config
-from tokenbrake.launch import ChildServer
+from tokenbrake.tools.launch import ChildServer
 
 
 def test_healthz(gateway):

@@ -9,9 +9,9 @@ import re
 import httpx
 import openai
 import pytest
+from gateway_setup import create_key, gateway_config, write_config
 
-from conftest import create_key, gateway_config, write_config
-from tokenbrake.launch import ChildServer
+from tokenbrake.tools.launch import ChildServer
 
 TOKEN = "metrics-secret-e2e"
 

@@ -17,10 +17,10 @@ import httpx
 import openai
 import pytest
 import redis
-
-from conftest import MASTER_KEY, create_key, gateway_config, write_config
+from gateway_setup import MASTER_KEY, create_key, gateway_config, write_config
 from services import redis_url
-from tokenbrake.launch import ChildServer
+
+from tokenbrake.tools.launch import ChildServer
 
 REDIS_URL = redis_url()
 LIMITS = [

@@ -19,12 +19,12 @@ import anthropic
 import httpx
 import openai
 import pytest
+from gateway_setup import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config, write_config
 
-from conftest import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config, write_config
-from tokenbrake.launch import ChildServer
-from tokenbrake.routing.classifier import train_router
+from tokenbrake.router.classifier import train_router
 from tokenbrake.routing.outcomes import labelled_examples
 from tokenbrake.storage import open_database
+from tokenbrake.tools.launch import ChildServer
 
 EASY = ["hi", "thanks!", "What is 2+2?", "Say hello in French.", "What colour is the sky?", "Name a fruit."]
 HARD = [

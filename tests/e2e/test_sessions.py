@@ -19,13 +19,13 @@ import httpx
 import openai
 import pytest
 import redis
-
 from agent_turns import SYSTEM, looping, messages, progressing, tools
-from conftest import MASTER_KEY, create_key, gateway_config, write_config
+from gateway_setup import MASTER_KEY, create_key, gateway_config, write_config
 from services import redis_url
 from test_budgets import Receiver
+
 from tokenbrake.core import Format
-from tokenbrake.launch import ChildServer
+from tokenbrake.tools.launch import ChildServer
 
 REDIS_URL = redis_url()
 RULES = [

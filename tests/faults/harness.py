@@ -21,8 +21,8 @@ import openai
 import yaml
 from services import postgres_url, redis_url
 
-from tokenbrake.launch import ChildServer
 from tokenbrake.storage import LedgerRow, open_database
+from tokenbrake.tools.launch import ChildServer
 
 POSTGRES_URL = postgres_url()
 REDIS_URL = redis_url()
@@ -89,6 +89,7 @@ class Load:
     threads: int = 8
     body_text: str = "hello " + SLOW
     max_tokens: int = 64
+    users: int | None = None  # end users drawn from this many (a soak's steady state), else one per call
     sent: int = 0
     answered: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -109,11 +110,14 @@ class Load:
             worker.join(timeout=30)
 
     def _run(self, worker: int) -> None:
-        client = openai.OpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, timeout=20)
+        with openai.OpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, timeout=20) as client:
+            self._send(worker, client)
+
+    def _send(self, worker: int, client: openai.OpenAI) -> None:
         n = 0
         while not self._stop.is_set():
             n += 1
-            user = f"u-{worker}-{n}-{secrets.token_hex(3)}"
+            user = f"u-{worker}-{n}-{secrets.token_hex(3)}" if self.users is None else f"u-{(worker * 7919 + n) % self.users}"
             with self._lock:
                 self.sent += 1
             try:

@@ -11,20 +11,26 @@ from decimal import Decimal
 
 import openai
 import pytest
-from harness import (REDIS_URL, Load, drop_redis_prefix, drop_schema, fault_config, kill, ledger_rows,
-                     postgres_schema_url, start_gateway, total_cost, two_replicas, upstream_users, write_config)
+from harness import (
+    REDIS_URL,
+    Load,
+    drop_redis_prefix,
+    drop_schema,
+    fault_config,
+    kill,
+    ledger_rows,
+    postgres_schema_url,
+    start_gateway,
+    total_cost,
+    two_replicas,
+    upstream_users,
+    write_config,
+)
 
-from tokenbrake.launch import ChildServer, free_port
+from tokenbrake.tools.launch import ChildServer, free_port
 
 CAP = Decimal("0.02")
 KILLS = 3
-
-
-@pytest.fixture
-def emulator():
-    server = ChildServer(["emulate"], quiet=True)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "postgresql+redis"])

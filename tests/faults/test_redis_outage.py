@@ -14,13 +14,21 @@ from decimal import Decimal
 import openai
 import pytest
 import redis
-from harness import (Load, drop_schema, fault_config, ledger_rows, postgres_schema_url, start_gateway, total_cost,
-                     write_config)
+from harness import (
+    Load,
+    drop_schema,
+    fault_config,
+    ledger_rows,
+    postgres_schema_url,
+    start_gateway,
+    total_cost,
+    write_config,
+)
 
-from tokenbrake.launch import ChildServer, free_port
 from tokenbrake.limits import BudgetCounter, Window
 from tokenbrake.limits.redis_leases import LEASE_S, RENEW_S
 from tokenbrake.limits.windows import place
+from tokenbrake.tools.launch import free_port
 
 CAP = Decimal("5")
 
@@ -54,13 +62,6 @@ class OwnRedis:
     def stop(self) -> None:
         self.process.kill()
         self.process.wait()
-
-
-@pytest.fixture
-def emulator():
-    server = ChildServer(["emulate"], quiet=True)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -10,19 +10,9 @@ import signal
 import time
 from decimal import Decimal
 
-import pytest
 from harness import Load, fault_config, ledger_rows, locked, start_gateway, upstream_users, write_config
 
-from tokenbrake.launch import ChildServer
-
 LONG = "write on [[emulator: tokens=400 ttft_ms=50 tps=40]]"  # ten seconds a call
-
-
-@pytest.fixture
-def emulator():
-    server = ChildServer(["emulate"], quiet=True)
-    yield server
-    server.stop()
 
 
 def test_sigterm_cuts_long_generations_with_an_error_and_records_each(emulator, tmp_path):

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from services import redis_url
 
-from tokenbrake.limits import BudgetCounter, HitAsk, LimitStore, RateDecision, SlotAsk, Window, open_state
+from tokenbrake.limits import BudgetCounter, HitAsk, LimitStore, RateDecision, SlotAsk, Window, open_limit_store
 
 REDIS_URL = redis_url()
 
@@ -51,7 +51,7 @@ class Place:
     opened: list[LimitStore] = field(default_factory=list)
 
     async def open(self) -> LimitStore:
-        store = await open_state(self.url, clock=self.clock, prefix=self.prefix)
+        store = await open_limit_store(self.url, clock=self.clock, prefix=self.prefix)
         self.opened.append(store)
         return store
 

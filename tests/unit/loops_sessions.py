@@ -11,8 +11,8 @@ import orjson
 
 from tokenbrake.config import LoopConfig
 from tokenbrake.core import Format
-from tokenbrake.loops import LoopDetector, Verdict
-from tokenbrake.loops.evalset.script import Conversation, Say, Step, Tools, render
+from tokenbrake.evaluation.loop_sessions.script import Conversation, Say, Step, Tools, render
+from tokenbrake.loops import LoopDetector, LoopVerdict
 
 FORMATS = [Format.OPENAI, Format.ANTHROPIC]
 _ids = itertools.count()
@@ -29,7 +29,7 @@ def say(text: str, reply: str) -> Say:
 
 
 def replay(steps: list[Step], fmt: Format, settings: LoopConfig | None = None, window: int | None = None,
-           system: str = "You are an agent.") -> list[Verdict]:
+           system: str = "You are an agent.") -> list[LoopVerdict]:
     """The verdict on each call: call k carries the first k steps."""
     detector = LoopDetector(settings or LoopConfig())
     conversation = Conversation(system, "Do the task.", steps, window)
@@ -41,7 +41,7 @@ def replay(steps: list[Step], fmt: Format, settings: LoopConfig | None = None, w
     return verdicts
 
 
-def first_stop(verdicts: list[Verdict]) -> int | None:
+def first_stop(verdicts: list[LoopVerdict]) -> int | None:
     return next((index for index, verdict in enumerate(verdicts) if verdict.looping), None)
 
 

@@ -1,8 +1,8 @@
 """Where the RouteLLM evaluation data lies for the router tests (shared/, beside the repo)."""
 
 
-from tokenbrake.routing.routellm_data import Example, load_all
-from tokenbrake.shared_data import shared_data
+from tokenbrake.evaluation.shared_data import shared_data
+from tokenbrake.router.training_data import Example, load_all
 
 DATA_DIR = shared_data("routing")
 

@@ -4,8 +4,8 @@ outcome with the limit that tripped, tokens, cost and flags; never the prompt or
 import logging
 from decimal import Decimal
 
-from tokenbrake.access_log import AccessLog, access_fields
 from tokenbrake.core import Attempt, Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target, Usage
+from tokenbrake.gateway.access_log import AccessLog, access_fields
 from tokenbrake.routing.virtual import RouteDecision, VirtualModel
 
 SMALL = Target(name="small", upstream="local", kind=Format.OPENAI, upstream_model="qwen")

@@ -2,7 +2,8 @@
 finds the key revoked (what ends its running streams), on SQLite and PostgreSQL."""
 
 from storage_backends import db, place  # noqa: F401
-from tokenbrake.auth import KeyCache, authenticate
+
+from tokenbrake.admission.auth import KeyCache, authenticate
 
 
 async def test_a_reload_that_finds_the_key_revoked_flips_the_standing_its_requests_share(db):

@@ -20,10 +20,11 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis.asyncio as aioredis
-
 from limits_backends import REDIS_URL
 from storage_backends import PG_URL
+
 from tokenbrake.changes import BUDGETS, EVERYTHING, KEYS, Channel, open_channel
+from tokenbrake.changes.channel import reconnecting
 from tokenbrake.config import BudgetConfig, Config
 from tokenbrake.storage import Database, open_database
 
@@ -221,3 +222,28 @@ async def test_a_change_that_cannot_be_told_does_not_fail_the_change(tmp_path, c
         await channel.close()
         await db.close()
     assert "could not tell the other gateways that budgets changed" in caplog.text
+
+
+async def test_a_listener_cancelled_while_its_client_turns_the_cancel_into_a_timeout_still_stops():
+    """redis-py's read answers a cancellation with its own TimeoutError; the reconnecting loop
+    took that for a lost channel and went on, so the listener never stopped (a shutdown, or a
+    test's teardown, waited for ever)."""
+    async def session():
+        yield EVERYTHING
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise TimeoutError("Timeout reading from socket") from None
+        yield "never"
+
+    async def listen(kinds: list[str]) -> None:
+        async for kind in reconnecting("test", session, (TimeoutError,)):
+            kinds.append(kind)
+
+    kinds: list[str] = []
+    task = asyncio.create_task(listen(kinds))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert done, "the listener did not stop when cancelled"
+    assert task.cancelled() and kinds == [EVERYTHING]

@@ -11,8 +11,8 @@ import secrets
 from pathlib import Path
 
 import pytest
-
 from limits_backends import REDIS_URL
+
 from tokenbrake.changes import BUDGETS, KEYS, Refresher, open_channel
 from tokenbrake.changes.redis_channel import RedisChannel
 from tokenbrake.config import Config
@@ -41,13 +41,13 @@ def state_url() -> str:
 
 @pytest.fixture
 async def publisher(state_url: str):
-    channel = RedisChannel.from_state_url(state_url)
+    channel = RedisChannel.from_store_url(state_url)
     yield channel
     await channel.close()
 
 
 async def started(state_url: str, **follow: Counted) -> Refresher:
-    refresher = Refresher(RedisChannel.from_state_url(state_url))
+    refresher = Refresher(RedisChannel.from_store_url(state_url))
     for kind, reload in follow.items():
         refresher.follow(kind, reload, every_s=60)
     await refresher.start()

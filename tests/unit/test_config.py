@@ -78,6 +78,11 @@ def test_reserved_env_names_are_not_overrides(tmp_path):
     assert config.server.port == 4000
 
 
+def test_the_evaluation_data_variable_is_not_an_override(tmp_path):
+    config = load_config(write(tmp_path, ISSUE_EXAMPLE), environ={"TOKENBRAKE_SHARED_DATA": "/data"})
+    assert config.server.port == 4000
+
+
 def test_invalid_yaml_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "models: [unclosed"), environ={})

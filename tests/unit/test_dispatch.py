@@ -9,8 +9,8 @@ from aiohttp import web
 
 from tokenbrake.config import RetryConfig, UpstreamConfig
 from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target
-from tokenbrake.dispatch import Dispatcher
-from tokenbrake.providers.openai import OpenAIProvider
+from tokenbrake.upstream.dispatch import Dispatcher
+from tokenbrake.upstream.providers.openai import OpenAIProvider
 
 OK = {"id": "chatcmpl-1", "choices": []}
 HANG = "hang"  # an answer that comes later than the provider waits

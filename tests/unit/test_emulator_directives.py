@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokenbrake.emulator.directives import NONE, Directives, from_request, last_user_texts, parse
-from tokenbrake.emulator.errors import EmulatorError
+from tokenbrake.tools.emulator.directives import NONE, Directives, from_request, last_user_texts, parse
+from tokenbrake.tools.emulator.errors import EmulatorError
 
 
 def parsed(text: str) -> Directives:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tokenbrake.emulator.generate import cut_at_stop, truncate, words
-from tokenbrake.emulator.tools import arguments
-from tokenbrake.tokens import count_text
+from tokenbrake.tools.emulator.generate import cut_at_stop, truncate, words
+from tokenbrake.tools.emulator.tools import arguments
+from tokenbrake.wire.tokens import count_text
 
 
 def test_generated_words_count_exactly_the_requested_tokens():

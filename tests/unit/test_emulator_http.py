@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from tokenbrake.core import Format
-from tokenbrake.emulator import EmulatorSettings, build_app
-from tokenbrake.sse import SSEParser
-from tokenbrake.tokens import count_request_input, count_text
+from tokenbrake.tools.emulator import EmulatorSettings, build_app
+from tokenbrake.wire.sse import SSEParser
+from tokenbrake.wire.tokens import count_request_input, count_text
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 OPENAI_TOOLS = [
@@ -345,7 +345,7 @@ async def test_anthropic_stream_reports_input_at_start_and_output_at_the_end():
 
 async def test_cut_stream_records_only_the_tokens_sent():
     async with client(output_tokens=10) as c:
-        with pytest.raises(Exception):  # in-process, the unfinished response surfaces as an error
+        with pytest.raises(Exception):  # noqa: B017 — in-process, the unfinished response surfaces as an error
             await c.post("/v1/messages", json=messages("[[emulator: cut=4]]", stream=True))
         (record,) = (await c.get("/_emulator/requests")).json()
     assert (record["outcome"], record["usage"]["output_tokens"]) == ("cut", 4)

@@ -16,8 +16,8 @@ import openai
 import pytest
 import uvicorn
 
-from tokenbrake.emulator import EmulatorSettings, build_app
-from tokenbrake.tokens import count_text
+from tokenbrake.tools.emulator import EmulatorSettings, build_app
+from tokenbrake.wire.tokens import count_text
 
 KEY = "sk-emulator-test"
 WEATHER = {

@@ -4,7 +4,7 @@ import openai
 import pytest
 
 from tokenbrake.core import ErrorKind, Format, GatewayError
-from tokenbrake.errors import error_body
+from tokenbrake.wire.errors import error_body
 
 
 def sdk_error(sdk_client, status: int, body: dict):

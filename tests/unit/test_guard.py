@@ -54,10 +54,10 @@ class Recorder:
     def resume_reading(self) -> None: ...
 
 
-def connection(**limits) -> tuple[GuardedHttpToolsProtocol, Recorder]:
+def connection(**bounds) -> tuple[GuardedHttpToolsProtocol, Recorder]:
     config = uvicorn.Config(app=answer_ok, lifespan="off", ws="none", access_log=False)
     protocol = GuardedHttpToolsProtocol(config=config, server_state=ServerState(), app_state={},
-                                        limits=ServerConfig(**limits))
+                                        bounds=ServerConfig(**bounds))
     transport = Recorder()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol, transport
@@ -66,7 +66,7 @@ def connection(**limits) -> tuple[GuardedHttpToolsProtocol, Recorder]:
 def another_connection(first: GuardedHttpToolsProtocol) -> tuple[GuardedHttpToolsProtocol, Recorder]:
     """A second connection to the same server as `first`."""
     protocol = GuardedHttpToolsProtocol(config=first.config, server_state=first.server_state, app_state={},
-                                        limits=first.limits)
+                                        bounds=first.bounds)
     transport = Recorder()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol, transport
@@ -179,8 +179,8 @@ def fitted_under(soft: int, hard: int, max_connections: int) -> list[str]:
     script = (
         f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}));"
         "from tokenbrake.config import ServerConfig; from tokenbrake.server.guard import fit_to_open_files;"
-        f"limits, warning = fit_to_open_files(ServerConfig(max_connections={max_connections}));"
-        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0]); print(limits.max_connections); print(warning)"
+        f"bounds, warning = fit_to_open_files(ServerConfig(max_connections={max_connections}));"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0]); print(bounds.max_connections); print(warning)"
     )
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30).stdout.splitlines()
 

@@ -1,10 +1,10 @@
 import pytest
 from storage_backends import Place, sqlite_place  # noqa: F401
 
-from tokenbrake.auth import KeyCache, presented_key
+from tokenbrake.admission.auth import KeyCache, presented_key
 from tokenbrake.core import Endpoint, Format, GatewayError, RequestContext
-from tokenbrake.errors import error_body
 from tokenbrake.stages.identify import Identify, body_user, parse_tags
+from tokenbrake.wire.errors import error_body
 
 
 def test_tags_header_parses_into_pairs():

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from tokenbrake.config import LimitConfig
+from tokenbrake.admission.limit_rules import ApplicableLimits, applicable, setting_in, tightest
+from tokenbrake.config import LimitRuleConfig
 from tokenbrake.core import Attribution, Endpoint, Format, RequestContext, Target
-from tokenbrake.limit_rules import ApplicableLimits, applicable, setting_in, tightest
 from tokenbrake.scopes import scope_values
 
 VALUES = {"key": ["k1"], "team": ["search"], "user": ["ana"], "model": ["big"], "tag": ["feature=chat", "env=prod"]}
 
 
-def rpm(scope: str, value: int = 10) -> LimitConfig:
-    return LimitConfig(scope=scope, requests_per_minute=value)
+def rpm(scope: str, value: int = 10) -> LimitRuleConfig:
+    return LimitRuleConfig(scope=scope, requests_per_minute=value)
 
 
 def test_a_request_falls_under_the_limits_whose_scope_it_is_in():
@@ -26,7 +26,7 @@ def test_a_wildcard_scope_does_not_apply_to_a_request_without_that_name():
 
 
 def test_entries_without_the_setting_do_not_apply():
-    caps_only = LimitConfig(scope="global", max_input_tokens=100)
+    caps_only = LimitRuleConfig(scope="global", max_input_tokens=100)
     assert applicable([caps_only], "requests_per_minute", VALUES) == []
     assert setting_in([caps_only, rpm("global")], "requests_per_minute", "concurrent") == [rpm("global")]
 
@@ -52,8 +52,8 @@ def test_the_model_scope_is_the_model_about_to_be_called():
 
 
 def test_remembered_limits_are_those_the_request_falls_under_for_each_setting():
-    limits = [rpm("team:search"), rpm("user:*", 5), LimitConfig(scope="user:*", tokens_per_minute=900),
-              LimitConfig(scope="model:big", concurrent=2), rpm("tag:*"), rpm("user:bob", 2)]
+    limits = [rpm("team:search"), rpm("user:*", 5), LimitRuleConfig(scope="user:*", tokens_per_minute=900),
+              LimitRuleConfig(scope="model:big", concurrent=2), rpm("tag:*"), rpm("user:bob", 2)]
     settings = ("requests_per_minute", "tokens_per_minute", "concurrent")
     memo = ApplicableLimits(limits, settings, max_entries=3)
     requests = [{**VALUES, "user": [name]} for name in ("ana", "bob", "cy", "dee", "ana", "bob")]
@@ -73,7 +73,7 @@ def test_user_and_tag_limits_count_per_tenant_unless_across_tenants():
         "team:red/user:ana", "team:red/tag:env=prod"]
     assert [a.key for a in applicable(per_tenant, "requests_per_minute", blue)] == [
         "key:bot/user:ana", "key:bot/tag:env=prod"]
-    shared = [LimitConfig(scope="user:*", requests_per_minute=10, across_tenants=True)]
+    shared = [LimitRuleConfig(scope="user:*", requests_per_minute=10, across_tenants=True)]
     assert [a.key for a in applicable(shared, "concurrent", red)] == []
     assert applicable(shared, "requests_per_minute", red) == applicable(shared, "requests_per_minute", blue)
     assert applicable(shared, "requests_per_minute", red)[0].key == "user:ana"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-
 from limits_backends import clock, monthly, place, store, total, usd  # noqa: F401
+
 from tokenbrake.limits import BudgetCounter, Window
 
 
@@ -195,9 +195,9 @@ async def test_negative_costs_are_rejected(store):
 
 async def test_settled_reservations_leave_nothing_behind_in_process(tmp_path):
     """Memory follows what is in flight: 10,000 settled reservations keep no trace."""
-    from tokenbrake.limits import open_state
+    from tokenbrake.limits import open_limit_store
 
-    store = await open_state("memory://")
+    store = await open_limit_store("memory://")
     budget = BudgetCounter("team:a", Decimal("1000"), Window("total"))
     for n in range(10_000):
         await store.reserve(f"r{n}", [budget], Decimal("0.01"), ttl_s=900)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from limits_backends import acquire_slot, clock, hit, monthly, place, REDIS_URL, total, usd  # noqa: F401
+from limits_backends import REDIS_URL, acquire_slot, clock, hit, monthly, place, total, usd  # noqa: F401
 
 from tokenbrake.limits import BudgetCounter, Window
 

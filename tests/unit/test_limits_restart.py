@@ -8,7 +8,7 @@ import json
 
 from limits_backends import acquire_slot, clock, hit, place, total, usd  # noqa: F401
 
-from tokenbrake.limits import open_state
+from tokenbrake.limits import open_limit_store
 
 
 async def test_restart_keeps_spend_and_open_reservations(place):
@@ -54,7 +54,7 @@ async def test_reservations_of_a_dead_gateway_expire_after_restart(place, clock)
 
 async def test_snapshot_is_written_periodically_without_close(tmp_path, clock):
     path = tmp_path / "state.json"
-    store = await open_state(f"memory:///{path}", clock=clock, save_every_s=0.01)
+    store = await open_limit_store(f"memory:///{path}", clock=clock, save_every_s=0.01)
     try:
         await store.reserve("r1", [total("team:a", "10")], usd("1"))
         for _ in range(200):
@@ -71,7 +71,7 @@ async def test_snapshot_is_written_periodically_without_close(tmp_path, clock):
 
 async def test_memory_url_without_path_keeps_nothing_on_disk(tmp_path, clock, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    store = await open_state("memory://", clock=clock)
+    store = await open_limit_store("memory://", clock=clock)
     await store.reserve("r1", [total("team:a", "10")], usd("1"))
     await store.close()
     assert list(tmp_path.iterdir()) == []
@@ -82,7 +82,7 @@ async def test_a_gateway_starting_takes_the_ledgers_spend_and_lets_go_of_the_dea
     from tokenbrake.storage.spend import SettledSpend
 
     path, budget = tmp_path / "state.json", total("team:a", "10")
-    first = await open_state(f"memory:///{path}", clock=clock)
+    first = await open_limit_store(f"memory:///{path}", clock=clock)
     await first.reserve("settled", [budget], usd("2"))
     await first.settle("settled", usd("1"))  # the snapshot is written at close, before a crash…
     await first.reserve("in-flight", [budget], usd("3"))
@@ -91,7 +91,7 @@ async def test_a_gateway_starting_takes_the_ledgers_spend_and_lets_go_of_the_dea
 
     # …and the ledger holds what settled later (and the journal's unseen calls at their worst case).
     key = placement(budget, clock()).key
-    again = await open_state(f"memory:///{path}", clock=clock, settled={key: SettledSpend(usd_nanos("4"), keep_until=None)})
+    again = await open_limit_store(f"memory:///{path}", clock=clock, settled={key: SettledSpend(usd_nanos("4"), keep_until=None)})
     [status] = await again.status([budget])
     assert (status.spent, status.reserved) == (usd("4"), 0)
     assert await acquire_slot(again, "key:k", 1, "next", ttl_s=900)  # the dead process's slot is free
@@ -104,12 +104,12 @@ async def test_the_ledgers_spend_never_lowers_what_the_snapshot_holds(tmp_path, 
     from tokenbrake.storage.spend import SettledSpend
 
     path, budget = tmp_path / "state.json", total("team:a", "10")
-    first = await open_state(f"memory:///{path}", clock=clock)
+    first = await open_limit_store(f"memory:///{path}", clock=clock)
     await first.reserve("r", [budget], usd("5"))
     await first.settle("r", usd("5"))
     await first.close()
     key = placement(budget, clock()).key
-    again = await open_state(f"memory:///{path}", clock=clock, settled={key: SettledSpend(usd_nanos("2"), keep_until=None)})
+    again = await open_limit_store(f"memory:///{path}", clock=clock, settled={key: SettledSpend(usd_nanos("2"), keep_until=None)})
     assert (await again.status([budget]))[0].spent == usd("5")
     await again.close()
 

@@ -8,9 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from tokenbrake.limits import BudgetCounter, Window, from_nanos, open_state, to_nanos
-from tokenbrake.limits import windows
-from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, period, place
+from tokenbrake.limits import BudgetCounter, Window, from_nanos, open_limit_store, to_nanos
+from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, Placements, period, place
 
 
 def at(*args: int) -> float:
@@ -68,17 +67,26 @@ def test_a_remembered_period_places_every_moment_as_working_it_out_again_would(k
         moment += 433.7  # lands on either side of every boundary, and now and then right at one
     moments += random.Random(7).sample(moments, 40)  # then back and forth: a clock set back, or reordered calls
     moments += [period(counter.window, m)[1].timestamp() + delta for m in moments[::97] for delta in (-1e-6, 0.0)]
+    placements = Placements()
     for moment in moments:
-        assert place(counter, moment) == placed_afresh(counter, moment), datetime.fromtimestamp(moment, UTC)
+        assert placements.place(counter, moment) == placed_afresh(counter, moment), datetime.fromtimestamp(moment, UTC)
+        assert place(counter, moment) == placed_afresh(counter, moment)
 
 
-def test_the_remembered_periods_are_bounded(monkeypatch):
-    monkeypatch.setattr(windows, "MAX_PERIODS_KEPT", 3)
-    monkeypatch.setattr(windows, "_periods", {})
+def test_the_remembered_periods_are_bounded():
+    placements = Placements(max_kept=3)
     for n in range(10):
         counter = BudgetCounter(f"key:k{n}", Decimal(1), Window("day"))
-        assert place(counter, at(2026, 11, 1) + n) == placed_afresh(counter, at(2026, 11, 1) + n)
-    assert len(windows._periods) <= 3
+        assert placements.place(counter, at(2026, 11, 1) + n) == placed_afresh(counter, at(2026, 11, 1) + n)
+    assert len(placements) <= 3
+
+
+def test_total_and_rolling_counters_are_placed_alike_remembered_or_not():
+    placements = Placements()
+    for window in (Window("total"), Window.rolling(3600)):
+        counter = BudgetCounter("key:k", Decimal(1), window)
+        assert placements.place(counter, at(2026, 1, 1)) == place(counter, at(2026, 1, 1))
+    assert len(placements) == 0  # nothing to remember: they have no periods
 
 
 @pytest.mark.parametrize("window", [dict(kind="rolling"), dict(kind="fortnight"), dict(kind="day", seconds=5)])
@@ -96,4 +104,4 @@ def test_money_converts_exactly_and_rounds_costs_up_limits_down():
 
 async def test_unknown_state_url_is_refused():
     with pytest.raises(ValueError, match="unsupported state URL"):
-        await open_state("etcd://somewhere")
+        await open_limit_store("etcd://somewhere")

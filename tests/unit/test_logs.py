@@ -12,7 +12,7 @@ from tokenbrake.config import LogConfig
 from tokenbrake.logs import ACCESS_LOGGER, HoldRepeats, TextFormatter, start_logging
 
 
-def record(message: str, *args, level: int = logging.ERROR, name: str = "tokenbrake.pipeline") -> logging.LogRecord:
+def record(message: str, *args, level: int = logging.ERROR, name: str = "tokenbrake.gateway.pipeline") -> logging.LogRecord:
     return logging.LogRecord(name, level, __file__, 1, message, args, None)
 
 
@@ -54,9 +54,21 @@ def test_start_logging_writes_json_lines_from_its_own_thread(tokenbrake_logger):
     listener = start_logging(LogConfig(format="json"), "info", stream)
     try:
         logging.getLogger(ACCESS_LOGGER).info("%s", {"request_id": "r1", "status": 200, "key": None})
-        logging.getLogger("tokenbrake.ledger").debug("not at info")
+        logging.getLogger("tokenbrake.storage.writer").debug("not at info")
     finally:
         listener.stop()  # writes what is queued
     (line,) = stream.getvalue().splitlines()
     assert json.loads(line) | {"time": None} == {"time": None, "level": "INFO", "logger": ACCESS_LOGGER,
                                                  "request_id": "r1", "status": 200}
+
+
+def test_the_log_lines_queued_at_shutdown_are_written_before_the_process_ends_on_its_signal(tokenbrake_logger):
+    """uvicorn re-raises the SIGTERM it caught once the shutdown is done, which ends the process
+    before serve's own `finally`; so run() stops the listener first (every queued line written),
+    and serve's later stop does nothing."""
+    stream = io.StringIO()
+    listener = start_logging(LogConfig(), "info", stream)
+    logging.getLogger("tokenbrake.storage.writer").critical("ledger writer closing: 3 rows could not be written")
+    listener.stop()  # run()'s before_exit
+    listener.stop()  # serve's finally
+    assert "ledger writer closing: 3 rows could not be written" in stream.getvalue()

@@ -11,8 +11,8 @@ import pytest
 
 from tokenbrake.config import LoopConfig
 from tokenbrake.core import Format
+from tokenbrake.evaluation.loop_sessions import Session, build_sessions
 from tokenbrake.loops import LoopDetector
-from tokenbrake.loops.evalset import Session, build_sessions
 
 KINDS = {"repeated_tool_call", "cycle", "repeated_output", "stale_context", "ping_pong"}
 

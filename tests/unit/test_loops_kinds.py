@@ -115,9 +115,9 @@ def test_two_sides_echoing_each_other_is_ping_pong() -> None:
 def test_two_agents_of_one_session_bouncing_the_same_drafts_are_stopped() -> None:
     import random
 
+    from tokenbrake.evaluation.loop_sessions.duo import writer_and_reviewer
+    from tokenbrake.evaluation.loop_sessions.world import World
     from tokenbrake.loops import LoopDetector
-    from tokenbrake.loops.evalset.duo import writer_and_reviewer
-    from tokenbrake.loops.evalset.world import World
 
     session = writer_and_reviewer(World(random.Random(7)), "duo", Format.OPENAI, rounds=20, stuck_from=4)
     detector, trace = LoopDetector(LoopConfig()), None

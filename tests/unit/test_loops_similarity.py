@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+from tokenbrake.evaluation.shared_data import shared_data
 from tokenbrake.loops.normalize import (
     canonical_arguments,
     mask_echoes,
@@ -12,7 +13,6 @@ from tokenbrake.loops.normalize import (
     mask_volatile,
 )
 from tokenbrake.loops.sketch import coverage, pack, similarity, sketch, unpack
-from tokenbrake.shared_data import shared_data
 
 PARAPHRASES = shared_data("semcache", "paraphrase_pairs.json")
 

@@ -9,8 +9,8 @@ from loops_sessions import FORMATS, distinct_file, first_stop, replay, tool
 
 from tokenbrake.config import LoopConfig
 from tokenbrake.core import Format
+from tokenbrake.evaluation.loop_sessions.script import Conversation, render
 from tokenbrake.loops import LoopDetector
-from tokenbrake.loops.evalset.script import Conversation, render
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -5,9 +5,8 @@ from decimal import Decimal
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tokenbrake.core import (Attempt, Endpoint, ErrorKind, Format, GatewayError, PriorCall, RequestContext, Target,
-                             Usage)
-from tokenbrake.metrics import LATENCY_BUCKETS, Metrics, RecordMetrics
+from tokenbrake.core import Attempt, Endpoint, ErrorKind, Format, GatewayError, PriorCall, RequestContext, Target, Usage
+from tokenbrake.settlement.metrics import LATENCY_BUCKETS, Metrics, RecordMetrics
 
 SMALL = Target(name="small", upstream="local", kind=Format.OPENAI, upstream_model="qwen")
 BIG = Target(name="big", upstream="cloud", kind=Format.ANTHROPIC, upstream_model="claude")

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, Reply, RequestContext
-from tokenbrake.pipeline import Pipeline
+from tokenbrake.gateway.pipeline import Pipeline
 
 
 class Recorder:

@@ -4,7 +4,7 @@ import pytest
 
 from tokenbrake.config import ConfigError, parse_config
 from tokenbrake.core import Usage
-from tokenbrake.pricing import PriceBook
+from tokenbrake.settlement.pricing import PriceBook
 
 
 def config(models: dict, base_url: str = "https://api.openai.com/v1") -> dict:

@@ -1,6 +1,6 @@
 """The probe's judgement of an answer's shape, without a network."""
 
-from tokenbrake.probe import _expect_weather, _failure, _raises
+from tokenbrake.tools.probe import _expect_weather, _failure, _raises
 
 
 def test_a_tool_call_passes_only_with_the_tool_and_json_arguments_naming_a_city():

@@ -4,7 +4,7 @@ import pytest
 
 from tokenbrake.config import UpstreamConfig
 from tokenbrake.core import Endpoint
-from tokenbrake.providers.openai import OpenAIProvider
+from tokenbrake.upstream.providers.openai import OpenAIProvider
 
 
 def provider(base_url: str, **settings) -> OpenAIProvider:

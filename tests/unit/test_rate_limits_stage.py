@@ -4,12 +4,13 @@ headers it sets, its refusals, and the concurrency slots it takes and gives back
 from __future__ import annotations
 
 import pytest
+from limits_backends import FakeClock, acquire_slot
 
-from limits_backends import acquire_slot, FakeClock
 from tokenbrake.config import parse_config
 from tokenbrake.core import Attribution, Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target
-from tokenbrake.limits import open_state
-from tokenbrake.stages.rate_limits import RateLimits, duration, retry_headers
+from tokenbrake.limits import open_limit_store
+from tokenbrake.stages.rate_limits import RateLimits
+from tokenbrake.wire.retry_after import duration, retry_headers
 
 RAW = {
     "upstreams": {"u": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
@@ -24,7 +25,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def store(clock):
-    store = await open_state("memory://", clock=clock)
+    store = await open_limit_store("memory://", clock=clock)
     yield store
     await store.close()
 
@@ -115,6 +116,16 @@ async def test_concurrency_refuses_beyond_the_limit_until_a_request_finishes(sto
     assert refused.value.headers["retry-after"] == "1"
     await limits.after(held[0])
     await admit(limits, request(user="ana"))
+
+
+async def test_the_slots_a_request_holds_are_on_its_context_until_its_after_step(store):
+    limits = stage(store, {"scope": "user:*", "concurrent": 1}, {"scope": "global", "concurrent": 5})
+    ctx = await admit(limits, request(user="ana"))
+    assert ctx.concurrency_slots == ("team:search/user:ana", "global")
+    await limits.after(ctx)
+    assert ctx.concurrency_slots == ()
+    await limits.after(ctx)  # a second after step gives nothing back twice
+    assert await acquire_slot(store, "conc:team:search/user:ana", 1, "probe", ttl_s=10)
 
 
 async def test_another_tenants_user_of_the_same_name_has_a_rate_of_their_own(store):

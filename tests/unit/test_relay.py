@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 
 from tokenbrake.core import Attribution, Endpoint, Format, KeyStanding, RequestContext, Target
-from tokenbrake.relay import StreamRelay
-from tokenbrake.tokens import count_text
+from tokenbrake.upstream.relay import StreamRelay
+from tokenbrake.wire.tokens import count_text
 
 TARGET = Target("gpt-4o", "openai", Format.OPENAI, "gpt-4o")
 USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}

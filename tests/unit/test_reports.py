@@ -3,8 +3,8 @@ total counts each request once, from groups that do."""
 
 from decimal import Decimal
 
-from tokenbrake.reports import usage_table, usage_view
 from tokenbrake.storage import UsageGroup
+from tokenbrake.storage.reports import usage_table, usage_view
 
 
 def group(name: str, requests: int, cost: str) -> UsageGroup:

@@ -6,8 +6,8 @@ import pytest
 
 from tokenbrake.config import parse_config
 from tokenbrake.core import Attribution, Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target
-from tokenbrake.errors import error_body
 from tokenbrake.stages.caps import RequestCaps
+from tokenbrake.wire.errors import error_body
 
 RAW = {
     "upstreams": {"u": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tokenbrake.routing.classifier import Router, train_router
+from tokenbrake.router.classifier import Router, train_router
 
 EASY = [f"Say hello to {name}." for name in ("Ann", "Bob", "Cy", "Dee", "Eve", "Flo", "Gus", "Hal", "Ida", "Jo")]
 HARD = [

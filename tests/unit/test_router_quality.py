@@ -2,7 +2,7 @@
 
 import pytest
 
-from tokenbrake.routing.quality import measure, pgr_curve, random_baseline
+from tokenbrake.evaluation.routing_quality import measure, pgr_curve, random_baseline
 
 # Four prompts: the strong model gains only on the first two.
 WEAK = [0.0, 0.0, 1.0, 1.0]

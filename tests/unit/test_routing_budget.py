@@ -9,25 +9,26 @@ from decimal import Decimal
 
 import pytest
 
-from tokenbrake.alerts import Alerts
-from tokenbrake.budgets import PossibleCall, affordable_output, window, worst_case
+from tokenbrake.admission.budget_rules import PossibleCall, affordable_output, window, worst_case
 from tokenbrake.config import BudgetConfig, parse_config
 from tokenbrake.core import Attribution, Endpoint, Format, RequestContext
-from tokenbrake.dispatch import Dispatcher
+from tokenbrake.gateway.pipeline import Pipeline
 from tokenbrake.limits import BudgetCounter, CounterStatus, LimitStore
 from tokenbrake.limits.memory import MemoryStore
-from tokenbrake.pipeline import Pipeline
-from tokenbrake.pricing import PriceBook
-from tokenbrake.providers import build_providers
 from tokenbrake.routing.cascade import CascadeCall
 from tokenbrake.routing.checks import GRADER_MAX_TOKENS, grader_request
 from tokenbrake.routing.prompt import prompt_text
-from tokenbrake.stages.budgets import Budgets
+from tokenbrake.routing.targets import build_targets
+from tokenbrake.settlement.alerts import Alerts
+from tokenbrake.settlement.pricing import PriceBook
 from tokenbrake.stages.price_call import PriceCall
-from tokenbrake.stages.resolve_model import ResolveModel, build_targets
+from tokenbrake.stages.reserve_budget import Budgets
+from tokenbrake.stages.resolve_model import ResolveModel
 from tokenbrake.stages.route import Route
-from tokenbrake.tokens import count_openai_messages, count_text
-from tokenbrake.upstream_call import UpstreamCall
+from tokenbrake.upstream.call import UpstreamCall
+from tokenbrake.upstream.dispatch import Dispatcher
+from tokenbrake.upstream.providers import build_providers
+from tokenbrake.wire.tokens import count_openai_messages, count_text
 
 PRICES = PriceBook(parse_config({
     "upstreams": {"u": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},

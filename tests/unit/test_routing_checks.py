@@ -3,7 +3,11 @@
 import math
 
 from tokenbrake.routing.checks import (
-    grader_verdict, json_schema_check, logprob_check, mean_logprob, regex_check,
+    grader_verdict,
+    json_schema_check,
+    logprob_check,
+    mean_logprob,
+    regex_check,
 )
 
 SCHEMA = {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}

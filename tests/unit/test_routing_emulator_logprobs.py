@@ -5,7 +5,7 @@ import math
 
 import httpx
 
-from tokenbrake.emulator import EmulatorSettings, build_app
+from tokenbrake.tools.emulator import EmulatorSettings, build_app
 
 
 async def ask(text: str, **extra) -> dict:

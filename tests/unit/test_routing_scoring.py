@@ -3,8 +3,8 @@ batches, each request gets its own prompt's score, and a request that leaves har
 
 import asyncio
 
-from tokenbrake.routing.classifier import train_router
-from tokenbrake.routing.scoring import BatchedScorer, InlineScorer, scorer_for
+from tokenbrake.router.classifier import train_router
+from tokenbrake.router.scoring import BatchedScorer, InlineScorer, scorer_for
 
 EXAMPLES = [("hi", True), ("thanks", True), ("What is 2+2?", True),
             ("Prove the prime number theorem step by step and implement a sieve in C.", False),

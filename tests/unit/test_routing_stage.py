@@ -6,8 +6,8 @@ import pytest
 
 from tokenbrake.config import ConfigError, parse_config
 from tokenbrake.core import Attribution, Endpoint, ErrorKind, Format, GatewayError, RequestContext, Usage
-from tokenbrake.pricing import PriceBook
-from tokenbrake.routing.classifier import train_router
+from tokenbrake.router.classifier import train_router
+from tokenbrake.settlement.pricing import PriceBook
 from tokenbrake.stages.resolve_model import ResolveModel
 from tokenbrake.stages.route import Route
 

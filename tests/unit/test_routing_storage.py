@@ -5,7 +5,8 @@ import asyncio
 from decimal import Decimal
 
 from storage_backends import db, ledger_row, place  # noqa: F401
-from tokenbrake.routing.outcomes import ExampleRecorder, example, labelled_examples
+
+from tokenbrake.routing.outcomes import OutcomeRecorder, example, labelled_examples
 
 
 async def test_saved_cost_is_stored_and_added_up_by_model(db):
@@ -24,7 +25,7 @@ async def test_saved_cost_is_stored_and_added_up_by_model(db):
 
 
 async def test_kept_examples_come_back_as_labelled_pairs_in_order(db):
-    recorder = ExampleRecorder(db)
+    recorder = OutcomeRecorder(db)
     recorder.add(example("auto", "small", "k", "t", "easy one", True))
     recorder.add(example("auto", "small", "k", None, "hard one", False))
     await asyncio.sleep(0)  # the write runs in the background…

@@ -3,10 +3,10 @@
 import pytest
 
 from tokenbrake.config import parse_config
-from tokenbrake.routing.classifier import default_router
+from tokenbrake.router.classifier import default_router
 from tokenbrake.routing.strategies import decide, targets_from, tier_for_score
+from tokenbrake.routing.targets import build_targets
 from tokenbrake.routing.virtual import build_virtual_models, share_thresholds
-from tokenbrake.stages.resolve_model import build_targets
 
 RAW = {
     "upstreams": {"u": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from tokenbrake.admission.session_rules import Rules
 from tokenbrake.config import ConfigError, parse_config
 from tokenbrake.core import Attribution, Endpoint, Format, RequestContext
-from tokenbrake.sessions import Rules
 
 RAW = {
     "upstreams": {"u": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
@@ -67,3 +67,13 @@ def test_unknown_session_keys_and_bad_values_are_named():
     with pytest.raises(ConfigError, match=r"sessions.rules.0.on_loop"):
         parse_config({**RAW, "sessions": {"rules": [{"on_loop": "kill"}]}})
     assert parse_config({**RAW, "sessions": {"rules": [{"max_cost_usd": "0.5"}]}}).sessions.rules[0].max_cost_usd == Decimal("0.5")
+
+
+def test_a_policy_is_worked_out_once_per_key_and_team():
+    r = rules({"scope": "team:t1", "max_calls": 3}, {"scope": "key:k1", "on_loop": "warn"})
+    first = r.policy(request())
+    other_user = request()
+    other_user.who.user = "bob"
+    assert r.policy(other_user) is first
+    assert r.policy(request(key="k2")).on_loop == "off" and r.policy(request(key="k2")).caps.max_calls == 3
+    assert r.policy(request(key="k2", team="t2")) is None

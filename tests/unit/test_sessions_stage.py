@@ -8,17 +8,27 @@ import logging
 from decimal import Decimal
 
 import pytest
-
 from agent_turns import body, looping, progressing
 from limits_backends import clock, place  # noqa: F401  (fixtures)
-from tokenbrake import sessions
-from tokenbrake.alerts import Alerts
+
+from tokenbrake.admission import session_rules
 from tokenbrake.config import AlertsConfig, parse_config
-from tokenbrake.core import (Attempt, Attribution, Endpoint, ErrorKind, Format, GatewayError, PriorCall, RequestContext,
-                             Target, Usage)
-from tokenbrake.limits import open_state
+from tokenbrake.core import (
+    Attempt,
+    Attribution,
+    Endpoint,
+    ErrorKind,
+    Format,
+    GatewayError,
+    PriorCall,
+    RequestContext,
+    Target,
+    Usage,
+)
+from tokenbrake.limits import open_limit_store
+from tokenbrake.settlement.alerts import Alerts
 from tokenbrake.stages.identify import Identify
-from tokenbrake.stages.sessions import Sessions
+from tokenbrake.stages.watch_session import Sessions
 
 RAW = {
     "upstreams": {"u": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
@@ -31,7 +41,7 @@ TARGET = Target("gpt-4o", "u", Format.OPENAI, "gpt-4o")
 async def store(clock):
     """The in-process store (the stage is the same on Redis: test_sessions_state.py runs the
     store's operations on both)."""
-    store = await open_state("memory://", clock=clock)
+    store = await open_limit_store("memory://", clock=clock)
     yield store
     await store.close()
 
@@ -132,6 +142,16 @@ async def test_a_call_that_never_reached_an_upstream_does_not_count(store):
     assert (await store.session_get("k1", "s1")).calls == 1
 
 
+async def test_the_session_a_call_counts_on_is_on_its_context_until_its_after_step(store):
+    h = Harness(store, {"scope": "global", "max_calls": 5})
+    ctx = RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, body=body(Format.OPENAI, []), headers={},
+                         who=Attribution(key_name="k1", session="s1"))
+    await h.stage.before(ctx)
+    assert ctx.session_counted == ("k1", "s1")
+    await h.stage.after(ctx)  # never reached an upstream: taken back out
+    assert ctx.session_counted is None and (await store.session_get("k1", "s1")).calls == 0
+
+
 async def test_a_cascades_earlier_calls_count_toward_the_session(store):
     h = Harness(store, {"scope": "global", "max_cost_usd": "1"})
     rejected = PriorCall(TARGET, Usage(input_tokens=30, output_tokens=10), Decimal("0.25"), 200, 0.1)
@@ -150,13 +170,13 @@ async def test_tokens_count_input_and_output(store):
 
 async def test_warn_sets_the_header_flags_the_call_and_alerts_once(store, caplog):
     h = Harness(store, {"scope": "global", "on_loop": "warn"})
-    with caplog.at_level(logging.WARNING, logger="tokenbrake.alerts"):
+    with caplog.at_level(logging.WARNING, logger="tokenbrake.settlement.alerts"):
         calls = await h.agent(looping(8))
         await h.alerts.aclose()
     assert all(isinstance(c, RequestContext) for c in calls)  # warn never refuses
     flagged = [c for c in calls if c.loop_suspected]
     assert flagged and flagged[0].loop_suspected == "repeated_tool_call"
-    header = flagged[0].response_headers[sessions.LOOP_HEADER]
+    header = flagged[0].response_headers[session_rules.LOOP_HEADER]
     assert header.startswith("suspected; kind=repeated_tool_call; repetitions=")
     assert len([r for r in caplog.records if "loop suspected" in r.getMessage()]) == 1
     record = await store.session_get("k1", "s1")
@@ -189,7 +209,7 @@ async def test_resume_lets_calls_flow_and_only_a_new_loop_stops_the_session_agai
     steps = looping(20)
     calls = await h.agent(steps)
     made = len(calls) - 1
-    resumed = await sessions.set_status(store, h.config.sessions, "s1", None, stop=False)
+    resumed = await session_rules.set_status(store, h.config.sessions, "s1", None, stop=False)
     assert resumed.status == "active"
     unstuck = steps[:made] + progressing(1)
     await h.call(unstuck)  # the agent, unstuck, reads a file
@@ -236,9 +256,9 @@ async def test_operators_name_the_key_when_one_session_id_is_under_two(store):
     h = Harness(store, {"scope": "global", "max_calls": 100})
     await h.call(key="a")
     await h.call(key="b")
-    with pytest.raises(sessions.SessionNotFound, match=r"several keys \(a, b\): name one with --key"):
-        await sessions.set_status(store, h.config.sessions, "s1", None, stop=True)
-    stopped = await sessions.set_status(store, h.config.sessions, "s1", "b", stop=True)
+    with pytest.raises(session_rules.SessionNotFound, match=r"several keys \(a, b\): name one with --key"):
+        await session_rules.set_status(store, h.config.sessions, "s1", None, stop=True)
+    stopped = await session_rules.set_status(store, h.config.sessions, "s1", "b", stop=True)
     assert (stopped.key_name, stopped.status) == ("b", "stopped")
     with pytest.raises(GatewayError, match="stopped by an operator"):
         await h.call(key="b")

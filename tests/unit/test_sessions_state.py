@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 
 from limits_backends import clock, place, store  # noqa: F401  (fixtures)
+
 from tokenbrake.limits import to_nanos
 from tokenbrake.limits.types import SessionCaps
 
@@ -161,10 +162,10 @@ async def test_sessions_survive_a_restart(place, clock):
 
 
 async def test_an_in_process_store_keeps_a_bounded_number_of_sessions_dropping_the_idlest(clock, monkeypatch):
-    from tokenbrake.limits import memory_sessions, open_state
+    from tokenbrake.limits import memory_sessions, open_limit_store
 
     monkeypatch.setattr(memory_sessions, "MAX_SESSIONS", 20)
-    store = await open_state("memory://", clock=clock)
+    store = await open_limit_store("memory://", clock=clock)
     try:
         for n in range(20):
             await store.session_admit("k", f"s{n}", SessionCaps(), 3600)

@@ -1,4 +1,4 @@
-from tokenbrake.sse import SSEParser, encode
+from tokenbrake.wire.sse import SSEParser, encode
 
 
 def test_events_split_across_chunks_are_reassembled():

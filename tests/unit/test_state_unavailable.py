@@ -11,8 +11,8 @@ from test_rate_limits_stage import request
 
 from tokenbrake.config import parse_config
 from tokenbrake.core import Format, Reply
-from tokenbrake.limits import SlotAsk, open_state
-from tokenbrake.pipeline import Pipeline
+from tokenbrake.gateway.pipeline import Pipeline
+from tokenbrake.limits import SlotAsk, open_limit_store
 from tokenbrake.stages.rate_limits import RateLimits
 
 RAW = {
@@ -70,7 +70,7 @@ async def proxy():
 
 async def test_redis_gone_is_a_503_in_the_clients_format_not_a_500(proxy):
     relay, port = proxy
-    store = await open_state(f"redis://127.0.0.1:{port}/0", prefix="tb-test-unavailable:")
+    store = await open_limit_store(f"redis://127.0.0.1:{port}/0", prefix="tb-test-unavailable:")
     try:
         served = []
 
@@ -101,7 +101,7 @@ async def test_settlements_and_releases_that_failed_land_once_redis_answers_agai
     from limits_backends import total, usd
 
     relay, port = proxy
-    store = await open_state(f"redis://127.0.0.1:{port}/0", prefix=f"tb-test-retry-{port}:")
+    store = await open_limit_store(f"redis://127.0.0.1:{port}/0", prefix=f"tb-test-retry-{port}:")
     budget = total("team:a", "10")
     try:
         await store.reserve("r1", [budget], usd("2"))

@@ -151,3 +151,23 @@ async def test_a_key_that_requires_an_end_user_says_so_wherever_it_is_read(db):
     assert (await db.keys.load_ring()).verify(plaintext).require_user
     assert (await db.keys.get("strict")).require_user and not (await db.keys.get("lenient")).require_user
     assert [(k.name, k.require_user) for k in await db.keys.list()] == [("lenient", False), ("strict", True)]
+
+
+async def test_a_key_is_an_application_key_unless_made_a_viewer(db):
+    plaintext, _ = await db.keys.create("app-key", team="search")
+    viewer_plaintext, viewer = await db.keys.create("search-viewer", team="search", role="viewer")
+    ring = await db.keys.load_ring()
+    assert ring.verify(plaintext).role == "app"
+    assert ring.verify(viewer_plaintext) == viewer and viewer.role == "viewer"
+    assert (await db.keys.get("search-viewer")).role == "viewer"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"role": "owner", "team": "search"}, "expected one of app, viewer"),
+    ({"role": "viewer"}, "give it the team"),
+    ({"role": "viewer", "team": "search", "models": ["small"]}, "calls no models"),
+])
+async def test_a_viewer_key_needs_a_team_and_no_models_and_roles_are_checked(db, options, message):
+    with pytest.raises(ValueError, match=message):
+        await db.keys.create("bad", **options)
+    assert await db.keys.get("bad") is None

@@ -8,7 +8,8 @@ from storage_backends import db, ledger_row, place, sqlite_place  # noqa: F401
 from tokenbrake.storage import GROUPINGS, UsageGroup
 from tokenbrake.storage import sqlite as sqlite_module
 from tokenbrake.storage.ledger import MAX_ROWS_PER_INSERT, statement_sizes
-from tokenbrake.storage.sqlite import SQLITE, _connect as connect_sqlite
+from tokenbrake.storage.sqlite import SQLITE
+from tokenbrake.storage.sqlite import _connect as connect_sqlite
 
 DAY1 = datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC)
 DAY2 = datetime(2026, 11, 2, 0, 0, 1, tzinfo=UTC)
@@ -43,6 +44,13 @@ async def test_writing_a_request_id_twice_keeps_one_row(db):
     assert totals.requests == 2
     assert await db.ledger.usage("tag") == [
         UsageGroup("(none)", 1, 100, 10, Decimal("0.001"), 0), UsageGroup("a=1", 1, 100, 10, Decimal("0.001"), 0)]
+
+
+async def test_held_names_the_request_ids_the_ledger_holds_however_many_are_asked(db, monkeypatch):
+    await db.ledger.write([ledger_row(n) for n in range(0, 30, 3)])
+    monkeypatch.setattr(db.backend, "max_parameters", 7)  # a statement per 7 ids asked
+    assert await db.ledger.held([f"req-{n}" for n in range(30)]) == {f"req-{n}" for n in range(0, 30, 3)}
+    assert await db.ledger.held([]) == set()
 
 
 @pytest.mark.parametrize("largest", [MAX_ROWS_PER_INSERT, 38, 1])

@@ -108,3 +108,25 @@ async def test_keys_and_budgets_made_before_tenants_read_back_as_they_behaved(pl
         assert (budget.scope, budget.across_tenants) == ("user:*", False)
     finally:
         await db.close()
+
+
+async def test_keys_made_before_roles_are_application_keys(place: Place, monkeypatch):
+    """A database from before m008_key_roles: every key it holds calls models, as it did."""
+    before = [name for name, _ in MIGRATIONS].index("m008_key_roles")
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:before])
+    old = await place.open()
+    try:
+        async with old.backend.transaction() as tx:
+            await tx.execute("INSERT INTO virtual_keys (key_id, name, team, models, salt, key_hash, key_prefix, "
+                             "created_at) VALUES ('abcdefgh', 'old', 'search', NULL, '00', '00', 'tb-abcdefgh…', ?)",
+                             (datetime.now(UTC),))
+    finally:
+        await old.close()
+    monkeypatch.undo()
+    db = await place.open()
+    try:
+        assert "m008_key_roles" in await applied_migrations(db.backend)
+        [key] = await db.keys.list()
+        assert (key.name, key.role) == ("old", "app")
+    finally:
+        await db.close()

@@ -1,5 +1,6 @@
 import asyncio
 import logging
+import sqlite3
 from decimal import Decimal
 
 import psycopg
@@ -7,6 +8,7 @@ import pytest
 from storage_backends import PG_URL, Place, db, execute, ledger_row, pg_place, place  # noqa: F401
 
 from tokenbrake.storage import LedgerWriter
+from tokenbrake.storage.writer import WriteTimedOut
 
 COST = Decimal("0.0123456789")
 
@@ -83,7 +85,7 @@ async def test_failed_flush_keeps_the_rows_and_a_later_flush_writes_them(db):
     await execute(db, "ALTER TABLE ledger RENAME TO ledger_away")
     for n in range(10):
         writer.add(ledger_row(n, cost_usd=COST))
-    with pytest.raises(Exception):
+    with pytest.raises((sqlite3.Error, psycopg.Error)):
         await writer.flush()
     assert writer.pending == 10
     await execute(db, "ALTER TABLE ledger_away RENAME TO ledger")
@@ -98,7 +100,7 @@ async def test_background_task_retries_until_the_database_is_back(db, caplog):
     await writer.start()
     try:
         writer.add(ledger_row(1))
-        with caplog.at_level(logging.ERROR, logger="tokenbrake.ledger"):
+        with caplog.at_level(logging.ERROR, logger="tokenbrake.storage.writer"):
             await wait_until(lambda: _logged(caplog, "failed again"))
         assert writer.pending == 1
         await execute(db, "ALTER TABLE ledger_away RENAME TO ledger")
@@ -143,3 +145,57 @@ async def _written(db, count: int) -> bool:
 
 async def _logged(caplog, text: str) -> bool:
     return text in caplog.text
+
+
+async def test_a_write_the_database_holds_times_out_keeps_its_rows_and_lands_once(pg_place: Place):
+    """A database that takes a batch and never answers (here: a lock held by another session;
+    in production a frozen server or a partition) fails the flush after write_timeout_s, with
+    the rows kept; the write in flight is waited on again, not sent twice, and once it lands
+    the rows are in the ledger once."""
+    db = await pg_place.open()
+    writer = LedgerWriter(db.ledger, flush_interval_s=60, batch_size=500, write_timeout_s=0.3)
+    try:
+        async with await psycopg.AsyncConnection.connect(PG_URL) as locker:
+            await locker.execute(f"LOCK TABLE {pg_place.schema}.ledger IN ACCESS EXCLUSIVE MODE")
+            writer.add(ledger_row(1))
+            writer.add(ledger_row(2))
+            for _ in range(2):
+                with pytest.raises(WriteTimedOut, match=r"within 0.3 s \(ledger.write_timeout_s\)"):
+                    await writer.flush()
+                assert writer.pending == 2
+            writer.add(ledger_row(3))  # queued behind the write in flight
+            await locker.rollback()
+        await writer.flush()
+        assert writer.pending == 0
+        assert sorted(r.request_id for r in await db.ledger.rows()) == ["req-1", "req-2", "req-3"]
+    finally:
+        await writer.close()
+        await db.close()
+
+
+async def test_the_background_task_folds_closed_hours_and_a_failed_fold_is_retried(db, caplog):
+    from datetime import UTC, datetime, timedelta
+
+    from tokenbrake.storage.compaction import due, folded_until
+
+    back = (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    async with db.backend.transaction() as tx:
+        await tx.execute("UPDATE rollup_compacted SET folded_until = ?", (back,))
+    await execute(db, "ALTER TABLE rollup_hour RENAME TO rollup_hour_away")  # the first fold fails
+
+    async def fold_failed() -> bool:
+        return "folding the rollups' closed hours failed" in caplog.text
+
+    async def folded() -> bool:
+        return await folded_until(db.backend) == due(datetime.now(UTC))
+
+    writer = LedgerWriter(db.ledger, flush_interval_s=0.02)
+    await writer.start()
+    try:
+        await wait_until(fold_failed)
+        assert await folded_until(db.backend) == back  # nothing half done
+        await execute(db, "ALTER TABLE rollup_hour_away RENAME TO rollup_hour")
+        db.ledger.compactor._checked_at = float("-inf")  # the retry, without waiting CHECK_EVERY_S
+        await wait_until(folded)
+    finally:
+        await writer.close()

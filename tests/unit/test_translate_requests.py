@@ -6,7 +6,11 @@ from openai.types.chat.completion_create_params import CompletionCreateParamsNon
 from pydantic import TypeAdapter
 
 from tokenbrake.core import ErrorKind, GatewayError
-from tokenbrake.translate.requests import JSON_INSTRUCTION, anthropic_to_openai_request, openai_to_anthropic_request
+from tokenbrake.wire.translate.requests import (
+    JSON_INSTRUCTION,
+    anthropic_to_openai_request,
+    openai_to_anthropic_request,
+)
 
 ANTHROPIC_REQUEST = TypeAdapter(MessageCreateParamsNonStreaming)
 OPENAI_REQUEST = TypeAdapter(CompletionCreateParamsNonStreaming)

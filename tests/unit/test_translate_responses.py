@@ -5,7 +5,7 @@ from anthropic.types import Message
 from openai.types.chat import ChatCompletion
 
 from tokenbrake.core import ErrorKind, GatewayError
-from tokenbrake.translate.responses import anthropic_to_openai_response, openai_to_anthropic_response
+from tokenbrake.wire.translate.responses import anthropic_to_openai_response, openai_to_anthropic_response
 
 OPENAI_USAGE = {"prompt_tokens": 1000, "completion_tokens": 40, "total_tokens": 1040, "prompt_tokens_details": {"cached_tokens": 900}}
 

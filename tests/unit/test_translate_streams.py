@@ -8,7 +8,7 @@ from openai.types.chat import ChatCompletionChunk
 from pydantic import TypeAdapter
 
 from tokenbrake.core import ErrorKind, GatewayError, Usage
-from tokenbrake.translate.streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
+from tokenbrake.wire.translate.streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 
 ANTHROPIC_EVENT = TypeAdapter(RawMessageStreamEvent)
 OPENAI_USAGE = {"prompt_tokens": 1000, "completion_tokens": 12, "total_tokens": 1012, "prompt_tokens_details": {"cached_tokens": 900}}

@@ -1,5 +1,5 @@
 from tokenbrake.core import Usage
-from tokenbrake.translate.usage import anthropic_usage, openai_usage, usage_from_anthropic, usage_from_openai
+from tokenbrake.wire.translate.usage import anthropic_usage, openai_usage, usage_from_anthropic, usage_from_openai
 
 
 def test_openai_cached_tokens_are_taken_out_of_input_tokens():

@@ -9,15 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from malformed_bodies import ANTHROPIC_BODY, OPENAI_BODY, mutations
-from tokenbrake import validate
+
 from tokenbrake.config import LoopConfig
 from tokenbrake.core import ErrorKind, Format, GatewayError
 from tokenbrake.loops.detector import LoopDetector
 from tokenbrake.routing.prompt import prompt_text
-from tokenbrake.tokens import count_request_input
-from tokenbrake.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
+from tokenbrake.wire import validate
+from tokenbrake.wire.tokens import count_request_input
+from tokenbrake.wire.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
 
 
 def read_as_the_gateway_does(fmt: Format, body: dict[str, Any]) -> None:

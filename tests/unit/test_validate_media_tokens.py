@@ -7,9 +7,9 @@ import struct
 
 import pytest
 
-from tokenbrake import media_tokens, request_size
 from tokenbrake.core import Endpoint, Format, RequestContext, Target
-from tokenbrake.tokens import count_request_input
+from tokenbrake.wire import media_tokens, request_size
+from tokenbrake.wire.tokens import count_request_input
 
 
 def b64(data: bytes) -> str:

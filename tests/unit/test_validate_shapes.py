@@ -14,8 +14,8 @@ from openai.types.chat import ChatCompletion
 from openai.types.chat.completion_create_params import CompletionCreateParamsNonStreaming
 from pydantic import TypeAdapter
 
-from tokenbrake import validate
 from tokenbrake.core import ErrorKind, GatewayError
+from tokenbrake.wire import validate
 
 PNG = "iVBORw0KGgo="
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}

@@ -17,8 +17,9 @@ yields `EVERYTHING` so its listeners reload it all, and each cache is reloaded e
 `refresh_s` whatever the channel says.
 
 May import config, storage and limits; nothing below it imports it.
-"""
 
+May import: the package root, wire/, storage/ and limits/.
+"""
 from __future__ import annotations
 
 from tokenbrake.changes.channel import BUDGETS, EVERYTHING, KEYS, Channel
@@ -35,7 +36,7 @@ def open_channel(config: Config, database: Database) -> Channel:
     if config.state_url.startswith(REDIS_SCHEMES):
         from tokenbrake.changes.redis_channel import RedisChannel
 
-        return RedisChannel.from_state_url(config.state_url)
+        return RedisChannel.from_store_url(config.state_url)
     if database.backend.dialect.name == "postgresql":
         from tokenbrake.changes.postgres_channel import PostgresChannel
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-log = logging.getLogger("tokenbrake.changes")
+log = logging.getLogger(__name__)
 
 KEYS = "keys"
 BUDGETS = "budgets"
@@ -46,6 +46,11 @@ async def reconnecting(where: str, session: Callable[[], AsyncIterator[str]],
                     lost = False
                 yield kind
         except failures as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A client library that turned our cancellation into one of its timeouts (redis-py's
+                # read does): stop, or the task would never end and the shutdown would wait for it.
+                raise asyncio.CancelledError from exc
             if not lost:
                 log.warning("lost the change channel (%s: %s); reloading keys and budgets every refresh_s "
                             "until it is back", where, exc)

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from tokenbrake.changes.channel import EVERYTHING, reconnecting, told_nobody
 from tokenbrake.limits import split_prefix
-from tokenbrake.limits.redis_state import DEFAULT_PREFIX, REDIS_FAILURES
+from tokenbrake.limits.redis_store import DEFAULT_PREFIX, REDIS_FAILURES
 
 TIMEOUT_S = 2.0
 WAIT_S = 1.0  # one wait for a message; the loop around it notices a closed channel
@@ -26,7 +26,7 @@ class RedisChannel:
         self.name = name
 
     @classmethod
-    def from_state_url(cls, state_url: str) -> RedisChannel:
+    def from_store_url(cls, state_url: str) -> RedisChannel:
         url, prefix = split_prefix(state_url)
         name = (prefix or DEFAULT_PREFIX) + "changes"
         # Named so that an operator's CLIENT LIST shows what the connection is for.

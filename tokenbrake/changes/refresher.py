@@ -10,13 +10,14 @@ not one each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tokenbrake.changes.channel import EVERYTHING, RETRY_S, Channel
 
-log = logging.getLogger("tokenbrake.changes")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,10 +29,8 @@ class _Followed:
 
     async def run(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.due.wait(), self.every_s)
-            except TimeoutError:
-                pass
             self.due.clear()
             try:
                 await self.reload()

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from tokenbrake.changes.channel import EVERYTHING
 from tokenbrake.storage.backend import Backend
 
-log = logging.getLogger("tokenbrake.changes")
+log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # a change is in force within this, plus one reload
 

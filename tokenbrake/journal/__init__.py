@@ -15,8 +15,9 @@ dies. Appends go to the page cache, not to the disk: they survive the process, n
 machine (a power cut or kernel crash can still lose the last seconds).
 
 Imports: core, config, storage, limits (windows). Nothing below the gateway imports it.
-"""
 
+May import: the package root, wire/, storage/ and limits/.
+"""
 from tokenbrake.journal.recover import recover_folder
 from tokenbrake.journal.segments import Journal
 

@@ -119,16 +119,16 @@ def _read(fds: list[int], now: float) -> tuple[list[LedgerRow], list[LedgerRow],
     for fd in fds:
         for line in _contents(fd).splitlines():
             try:
-                kind, request_id, value = records.parse(line)
+                _, request_id, value = records.parse(line)
             except ValueError:
                 bad += 1  # a line cut short by the kill, at the end of a segment
                 continue
-            if kind == records.START:
-                starts[request_id] = value  # type: ignore[assignment]
+            if isinstance(value, records.Start):  # kind START
+                starts[request_id] = value
             else:
                 ended.add(request_id)
-                if kind == records.ROW:
-                    rows[value.request_id] = value  # type: ignore[union-attr]
+                if isinstance(value, LedgerRow):  # kind ROW (END holds nothing)
+                    rows[value.request_id] = value
     unseen = [unseen_row(start, now) for request_id, start in starts.items() if request_id not in ended]
     return list(rows.values()), unseen, bad
 

@@ -35,11 +35,21 @@ from typing import Any
 from tokenbrake.limits import snapshot
 from tokenbrake.limits.decide import amount_to_reserve, build_grant, check_reservation, counter_status, tightest
 from tokenbrake.limits.memory_sessions import MemorySessions
-from tokenbrake.limits.types import (Admission, BudgetCounter, Clock, CounterStatus, Grant, HitAsk, RateDecision,
-                                     SlotAsk, system_clock, to_nanos)
-from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, place
+from tokenbrake.limits.types import (
+    Admission,
+    BudgetCounter,
+    Clock,
+    CounterStatus,
+    Grant,
+    HitAsk,
+    RateDecision,
+    SlotAsk,
+    system_clock,
+    to_nanos,
+)
+from tokenbrake.limits.windows import KEEP_AFTER_S, Placement, Placements
 
-log = logging.getLogger("tokenbrake.limits")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,6 +123,7 @@ class MemoryStore(MemorySessions):
         self._rates: dict[str, _RateLog] = {}
         self._slots: dict[str, dict[str, float]] = {}
         self._marks: dict[str, float | None] = {}  # key -> expiry (None: never)
+        self._placements = Placements()
         self._dirty = False
         self._save_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
@@ -153,9 +164,10 @@ class MemoryStore(MemorySessions):
                       floor: Decimal = Decimal(0), ttl_s: float = 600.0, note: str = "") -> Grant:
         check_reservation(counters, want, floor, ttl_s)
         now = self._clock()
-        places = [place(counter, now) for counter in counters]
+        places = [self._placements.place(counter, now) for counter in counters]
         stored = [self._counter(p, now) for p in places]
         open_one = self._reservations.get(request_id)
+        amount: int | None
         if open_one is not None:
             amount = open_one.amount
         else:
@@ -205,7 +217,7 @@ class MemoryStore(MemorySessions):
 
     async def status(self, counters: list[BudgetCounter]) -> list[CounterStatus]:
         now = self._clock()
-        places = [place(counter, now) for counter in counters]
+        places = [self._placements.place(counter, now) for counter in counters]
         return self._statuses(counters, places, [self._counter(p, now) for p in places])
 
     @staticmethod

@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tokenbrake.limits.types import (SESSION_MINUTE_S, Clock, SessionAdmission, SessionCaps, SessionLimit,
-                                     SessionRecord, from_nanos, to_nanos)
+from tokenbrake.limits.types import (
+    SESSION_MINUTE_S,
+    Clock,
+    SessionAdmission,
+    SessionCaps,
+    SessionLimit,
+    SessionRecord,
+    from_nanos,
+    to_nanos,
+)
 
 
 @dataclass

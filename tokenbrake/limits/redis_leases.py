@@ -23,12 +23,12 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
 from tokenbrake.limits import lease_scripts
-from tokenbrake.limits.types import StateUnavailable
+from tokenbrake.limits.types import LimitStoreUnavailable
 from tokenbrake.limits.windows import KEEP_AFTER_S
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class Leases:
             await asyncio.sleep(RENEW_S if not self._retries else RENEW_S / 4)
             try:
                 await self.tick(ledger_spend, record)
-            except (aioredis.RedisError, OSError, StateUnavailable) as exc:
+            except (aioredis.RedisError, OSError, LimitStoreUnavailable) as exc:
                 self._note_down(exc)
             except Exception:
                 log.exception("renewing the gateway's leases on Redis failed")
@@ -143,8 +143,8 @@ class Leases:
         if lapsed:
             log.warning("charged %d reservations of a gateway that stopped renewing them at their worst case", lapsed)
         entries = await self._client.lpop(self._prefix + "unseen", SWEEP_BATCH)
-        if entries:
-            record([self._lapsed(entry) for entry in entries])
+        if entries:  # with a count, LPOP answers a list (redis-py's types do not say so)
+            record([self._lapsed(entry) for entry in cast("list[bytes | str]", entries)])
 
     def _lapsed(self, entry: bytes | str) -> Lapsed:
         rid, amount, note, counters = json.loads(entry)
@@ -153,7 +153,8 @@ class Leases:
 
     async def _take_settled(self, spend: dict[str, Any]) -> None:
         now = self._clock()
-        keys, args = [], [repr(now)]
+        keys: list[str] = []
+        args: list[str | int] = [repr(now)]
         for key, settled in spend.items():
             keys.append(self._prefix + key)
             keep_ms = "" if settled.keep_until is None else max(1000, int((settled.keep_until - now) * 1000))

@@ -7,17 +7,32 @@ import json
 import math
 import secrets
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast, overload
 
 import redis.asyncio as aioredis
 
 from tokenbrake.limits import session_scripts as scripts
-from tokenbrake.limits.types import (SESSION_MINUTE_S, Clock, SessionAdmission, SessionCaps, SessionRecord,
-                                     from_nanos, to_nanos)
+from tokenbrake.limits.types import (
+    SESSION_MINUTE_S,
+    Clock,
+    SessionAdmission,
+    SessionCaps,
+    SessionLimit,
+    SessionRecord,
+    SessionStatus,
+    from_nanos,
+    to_nanos,
+)
 
 INDEX = "sessions"
 
 
+@overload
+def _text(value: bytes | str) -> str: ...
+@overload
+def _text(value: None) -> None: ...
+@overload
+def _text(value: bytes | str | None) -> str | None: ...
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -37,7 +52,7 @@ def parse_record(flat: list, calls_last_minute: int = 0, now: float | None = Non
     return SessionRecord(
         key_name=h["key"], session=h["session"], first_seen=float(h["first"]), last_seen=float(h.get("last") or h["first"]),
         calls=int(h.get("calls") or 0), tokens=int(h.get("tokens") or 0), cost=from_nanos(int(h.get("cost") or 0)),
-        calls_last_minute=calls_last_minute, status=h.get("status") or "active", reason=h.get("reason"),
+        calls_last_minute=calls_last_minute, status=cast("SessionStatus", h.get("status") or "active"), reason=h.get("reason"),
         evidence=h.get("evidence"), stopped_at=float(h["stopped_at"]) if h.get("stopped_at") else None,
         trace=json.loads(h["trace"]) if h.get("trace") else None, version=int(h.get("version") or 0),
         verdicts=json.loads(h["verdicts"]) if h.get("verdicts") else [], loop_calls=int(h.get("loops") or 0))
@@ -68,7 +83,9 @@ class RedisSessions:
                   _blank(caps.max_duration_s), _blank(caps.calls_per_minute), secrets.token_hex(8),
                   json.dumps([key_name, session])])
         refused, retry, minute, flat = _text(reply[0]), float(reply[1]), int(reply[2]), reply[3]
-        return SessionAdmission(parse_record(flat, minute), refused or None, round(retry, 6))
+        record = parse_record(flat, minute)
+        assert record is not None  # the script answers with the session's record
+        return SessionAdmission(record, cast("SessionLimit | None", refused or None), round(retry, 6))
 
     async def session_observe(self, record: SessionRecord, idle_ttl_s: float) -> tuple[bool, SessionRecord | None]:
         stopping = record.status == "stopped"

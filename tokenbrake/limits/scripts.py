@@ -121,11 +121,20 @@ end
 return reply
 """
 
-# KEYS: reservation key, the leases' sorted set. ARGV: now, request id, actual cost, keep-after ms.
-# Returns 1 if it settled an open reservation, 0 if there was none (already settled).
+# KEYS: reservation key, the leases' sorted set. ARGV: now, request id, actual cost, keep-after ms,
+# and, for a reserve whose answer never came, a tombstone's life in ms (else '').
+# Returns 1 if it settled an open reservation, 0 if there was none (already settled). With a
+# tombstone, a reservation not there yet is refused when its RESERVE runs late (a Redis that was
+# paused runs what it was sent once it resumes): it would otherwise be held by nobody.
 SETTLE = PRELUDE + r"""
 local raw = redis.call('HGET', KEYS[1], 'counters')
-if not raw then return 0 end
+if not raw then
+  if ARGV[5] and ARGV[5] ~= '' then
+    redis.call('HSET', KEYS[1], 'amount', 0, 'counters', '[]')
+    redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  end
+  return 0
+end
 local now, rid, actual, keep_after = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 for _, counter in ipairs(cjson.decode(raw)) do
   local base, rolling, keep_until = counter[1], tonumber(counter[2]), counter[3]

@@ -117,7 +117,7 @@ class RateDecision:
     reset_s: float  # until the window holds nothing (is fully free again)
 
 
-class StateUnavailable(Exception):
+class LimitStoreUnavailable(Exception):
     """The shared state cannot be reached (Redis down or not answering). Budgets and limits
     cannot be checked, so the request is refused: the gateway fails closed."""
 

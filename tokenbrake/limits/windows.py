@@ -73,6 +73,44 @@ def period(window: Window, now: float) -> tuple[datetime, datetime]:
     return _midnight(first, tz), _midnight(after, tz)
 
 
+UNCALENDARED = ("total", "rolling")  # windows without periods: their counters never move
+MAX_PERIODS_KEPT = 10_000  # a `user:*` budget has a counter per end user: bounded, it cannot grow without end
+
+
+def place(counter: BudgetCounter, now: float) -> Placement:
+    """Where `counter` lives at `now`, its period worked out afresh (a limit store places
+    its counters through its own `Placements`, which remembers them)."""
+    if counter.window.kind in UNCALENDARED:
+        return _uncalendared(counter)
+    return _current_period(counter, now).placed(now)
+
+
+class Placements:
+    """Places budget counters, remembering each calendar counter's current period: every
+    admitted request places each of its budgets (reserving, then reading its status), and
+    working the period out again costs more than the rest of a budget's check. A period holds
+    for every moment from its start to its end, so what is remembered is right until then; a
+    moment outside it (the next period, or a clock set back) replaces it."""
+
+    def __init__(self, max_kept: int = MAX_PERIODS_KEPT) -> None:
+        self.max_kept = max_kept
+        self._periods: dict[tuple[str, Window], _Period] = {}
+
+    def place(self, counter: BudgetCounter, now: float) -> Placement:
+        if counter.window.kind in UNCALENDARED:
+            return _uncalendared(counter)
+        current = self._periods.get((counter.key, counter.window))
+        if current is None or not current.start_s <= now < current.end_s:
+            current = _current_period(counter, now)
+            if len(self._periods) >= self.max_kept:
+                self._periods.clear()
+            self._periods[(counter.key, counter.window)] = current
+        return current.placed(now)
+
+    def __len__(self) -> int:
+        return len(self._periods)
+
+
 @dataclass(frozen=True, slots=True)
 class _Period:
     start_s: float
@@ -80,32 +118,20 @@ class _Period:
     key: str
     end: datetime
 
-
-# Each calendar counter's current period: every admitted request places each of its budgets
-# (reserving, then alerting), and working the period out again costs more than the rest of a
-# budget's check. A period holds for every moment from its start to its end, so the memo is
-# right until then; a moment outside it (the next period, or a clock set back) replaces it.
-_periods: dict[tuple[str, Window], _Period] = {}
-MAX_PERIODS_KEPT = 10_000  # a `user:*` budget has a counter per end user: bounded, it cannot grow without end
+    def placed(self, now: float) -> Placement:
+        return Placement(self.key, 0.0, self.end, self.end_s - now + KEEP_AFTER_S)
 
 
-def place(counter: BudgetCounter, now: float) -> Placement:
+def _uncalendared(counter: BudgetCounter) -> Placement:
     window = counter.window
     if window.kind == "total":
         return Placement(f"budget:{counter.key}:total", 0.0, None, None)
-    if window.kind == "rolling":
-        seconds = float(window.seconds)
-        return Placement(f"budget:{counter.key}:rolling:{seconds:g}s", seconds, None, seconds + KEEP_AFTER_S)
-    current = _periods.get((counter.key, window))
-    if current is None or not current.start_s <= now < current.end_s:
-        current = _current_period(counter, now)
-    return Placement(current.key, 0.0, current.end, current.end_s - now + KEEP_AFTER_S)
+    assert window.seconds is not None  # a rolling window has its length
+    seconds = float(window.seconds)
+    return Placement(f"budget:{counter.key}:rolling:{seconds:g}s", seconds, None, seconds + KEEP_AFTER_S)
 
 
 def _current_period(counter: BudgetCounter, now: float) -> _Period:
     start, end = period(counter.window, now)
-    current = _Period(start.timestamp(), end.timestamp(), f"budget:{counter.key}:{start.isoformat(timespec='minutes')}", end)
-    if len(_periods) >= MAX_PERIODS_KEPT:
-        _periods.clear()
-    _periods[(counter.key, counter.window)] = current
-    return current
+    key = f"budget:{counter.key}:{start.isoformat(timespec='minutes')}"
+    return _Period(start.timestamp(), end.timestamp(), key, end)

@@ -41,7 +41,7 @@ from tokenbrake.loops.thread import (
     Text,
     Thread,
 )
-from tokenbrake.loops.verdict import PROGRESSING, Verdict
+from tokenbrake.loops.verdict import PROGRESSING, LoopVerdict
 
 TRACE_VERSION = 1
 MAX_THREADS = 3  # conversations remembered per session (agents of a multi-agent session)
@@ -54,7 +54,7 @@ class LoopDetector:
         self.settings = settings
         self.keep = events_kept(settings)
 
-    def observe(self, trace: dict[str, Any] | None, fmt: Format, body: dict[str, Any]) -> tuple[dict[str, Any], Verdict]:
+    def observe(self, trace: dict[str, Any] | None, fmt: Format, body: dict[str, Any]) -> tuple[dict[str, Any], LoopVerdict]:
         """Called before each upstream call of a session with the request body as the client
         sent it. `trace` is what the previous call returned for this session (None for the
         first call). Returns the new trace (JSON-serializable, a few KB at most) and the verdict."""
@@ -162,14 +162,14 @@ class _Reader:
             actions.append(action)
             pairs.append((action, mask_echoes(mask_volatile(result), call.arguments)))
         step = digest(repr(sorted((action, digest(result)) for action, result in pairs)))
-        action = digest("\x1f".join(sorted(actions)))
+        action_digest = digest("\x1f".join(sorted(actions)))
         label = "; ".join(self._call_label(call, 60 if len(calls) == 1 else 40) for call in calls[:2])
         if step in thread.steps:
             polled = all(self._polled(call.name) for call in calls)
             self._event(thread.steps[step], SAME_POLL if polled else SAME_STEP, label)
             thread.remember_step(step, thread.steps[step])
             return
-        symbol, mark = self._results(action, [result for _, result in pairs])
+        symbol, mark = self._results(action_digest, [result for _, result in pairs])
         thread.remember_step(step, symbol)
         self._event(symbol, mark, label)
 
@@ -194,7 +194,9 @@ class _Reader:
         if results and len(texts) == len(results) and all(
                 match is not None and score >= self.settings.near_duplicate and match.action != action
                 for match, score in matches):
-            return matches[0][0].symbol, SAME_RESULT
+            first = matches[0][0]
+            assert first is not None  # every text matched one
+            return first.symbol, SAME_RESULT
         symbol = self.thread.new_symbol()
         for text in texts:
             text.symbol = symbol

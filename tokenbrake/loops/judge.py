@@ -25,7 +25,7 @@ from tokenbrake.loops.thread import (
     TEXT_MARKS,
     Event,
 )
-from tokenbrake.loops.verdict import LoopKind, Verdict
+from tokenbrake.loops.verdict import LoopKind, LoopVerdict
 
 TOOL_MARKS = frozenset((SAME_STEP, SAME_POLL))
 
@@ -42,7 +42,7 @@ def events_kept(settings: LoopConfig) -> int:
     return max(settings.max_period * (settings.repetitions - 1), settings.polling_allowance) + 2
 
 
-def find_loop(events: list[Event], settings: LoopConfig, call: int) -> Verdict:
+def find_loop(events: list[Event], settings: LoopConfig, call: int) -> LoopVerdict:
     best: Stretch | None = None
     most = 1 if events else 0  # repetitions of the most repeated pattern, loop or not yet
     for stretch in _stretches(events, settings.max_period):
@@ -52,9 +52,9 @@ def find_loop(events: list[Event], settings: LoopConfig, call: int) -> Verdict:
         if stretch.repetitions >= needed and (best is None or stretch.repetitions > best.repetitions):
             best = stretch
     if best is None:
-        return Verdict(looping=False, kind=None, repetitions=most, evidence="", call=call)
+        return LoopVerdict(looping=False, kind=None, repetitions=most, evidence="", call=call)
     kind = _kind(best)
-    return Verdict(looping=True, kind=kind, repetitions=best.repetitions, evidence=_evidence(kind, best), call=call)
+    return LoopVerdict(looping=True, kind=kind, repetitions=best.repetitions, evidence=_evidence(kind, best), call=call)
 
 
 def _stretches(events: list[Event], max_period: int):

@@ -9,7 +9,7 @@ LoopKind = Literal["repeated_tool_call", "cycle", "repeated_output", "stale_cont
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class LoopVerdict:
     looping: bool
     kind: LoopKind | None  # None when not looping
     repetitions: int  # how many times the pattern has occurred in a row so far (1: once, no repeat)
@@ -19,4 +19,4 @@ class Verdict:
     call: int = 0  # the session's call count, this one included (as the detector counted them)
 
 
-PROGRESSING = Verdict(looping=False, kind=None, repetitions=0, evidence="")
+PROGRESSING = LoopVerdict(looping=False, kind=None, repetitions=0, evidence="")

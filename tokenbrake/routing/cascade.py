@@ -17,22 +17,22 @@ from dataclasses import replace
 from typing import Any
 
 from tokenbrake.core import Endpoint, Format, GatewayError, PriorCall, Reply, RequestContext, Target, Usage
-from tokenbrake.exchange import answer_text
-from tokenbrake.pricing import PriceBook
 from tokenbrake.routing import checks
-from tokenbrake.routing.outcomes import ExampleRecorder, example
+from tokenbrake.routing.outcomes import OutcomeRecorder, example
 from tokenbrake.routing.prompt import prompt_text
 from tokenbrake.routing.replay import replay
 from tokenbrake.routing.strategies import targets_from
 from tokenbrake.routing.virtual import RouteDecision
-from tokenbrake.upstream_call import UpstreamCall
+from tokenbrake.settlement.pricing import PriceBook
+from tokenbrake.upstream.bodies import answer_text
+from tokenbrake.upstream.call import UpstreamCall
 
 ASK_LOGPROBS = {"logprobs": True}
 
 
 class CascadeCall:
     def __init__(self, call: UpstreamCall, prices: PriceBook, targets: dict[str, list[Target]],
-                 examples: ExampleRecorder | None) -> None:
+                 examples: OutcomeRecorder | None) -> None:
         self.call = call
         self.prices = prices
         self.targets = targets
@@ -72,16 +72,17 @@ class CascadeCall:
         ctx.served, ctx.usage, ctx.completion_text = trial.served, trial.usage, trial.completion_text
         body = reply.body if ctx.body.get("logprobs") else without_logprobs(reply.body)
         if ctx.stream:
+            assert body is not None  # a complete call's reply has its body
             include_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
             return Reply(stream=replay(ctx.format, body, include_usage))
         return Reply(body=body)
 
     async def _check(self, ctx: RequestContext, route: RouteDecision, trial: RequestContext,
-                     answer: dict[str, Any], prompt: str) -> checks.Verdict:
+                     answer: dict[str, Any], prompt: str) -> checks.CheckResult:
         """Checks that need no model first; a grader only for an answer they let through."""
         assert trial.served is not None
         text = answer_text(trial.served.kind, answer)
-        verdict = checks.Verdict(True, "no checks")
+        verdict = checks.CheckResult(True, "no checks")
         for check in route.model.checks:
             if check.grader is None:
                 verdict = checks.local_check(check, text, answer)
@@ -94,7 +95,7 @@ class CascadeCall:
                     return verdict
         return verdict
 
-    async def _grade(self, ctx: RequestContext, grader: str, prompt: str, text: str) -> checks.Verdict:
+    async def _grade(self, ctx: RequestContext, grader: str, prompt: str, text: str) -> checks.CheckResult:
         body = {"model": grader, "messages": checks.grader_request(prompt, text),
                 "max_tokens": checks.GRADER_MAX_TOKENS}
         call = RequestContext(format=Format.OPENAI, endpoint=Endpoint.CHAT, body=body, headers={},
@@ -105,7 +106,7 @@ class CascadeCall:
         except GatewayError as error:
             ctx.attempts.extend(call.attempts)
             self._prior(ctx, call, started, error.status, f"grader failed: {error.message}")
-            return checks.Verdict(False, f"grader {grader} failed")
+            return checks.CheckResult(False, f"grader {grader} failed")
         ctx.attempts.extend(call.attempts)
         verdict = checks.grader_verdict(grader, answer_text(Format.OPENAI, reply.body or {}))
         self._prior(ctx, call, started, 200, f"the cascade's {verdict.reason}")

@@ -18,7 +18,7 @@ import jsonschema
 import orjson
 
 from tokenbrake.config import CheckConfig
-from tokenbrake.tokens import count_openai_messages
+from tokenbrake.wire.tokens import count_openai_messages
 
 _FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(.*?)\n\s*```\s*$", re.S)
 _VERDICT = re.compile(r"[a-z]+")
@@ -31,28 +31,28 @@ GRADER_MAX_TOKENS = 5  # its verdict is one word
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class CheckResult:
     passed: bool
     reason: str  # which check, and why it failed
 
 
-def json_schema_check(schema: dict[str, Any], text: str) -> Verdict:
+def json_schema_check(schema: dict[str, Any], text: str) -> CheckResult:
     """The answer (a ```json fence around it allowed) parses as JSON valid against `schema`."""
     fenced = _FENCE.match(text)
     try:
         value = orjson.loads(fenced.group(1) if fenced else text)
     except orjson.JSONDecodeError:
-        return Verdict(False, "json_schema: the answer is not JSON")
+        return CheckResult(False, "json_schema: the answer is not JSON")
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
     if error is not None:
-        return Verdict(False, f"json_schema: {error.message}")
-    return Verdict(True, "json_schema")
+        return CheckResult(False, f"json_schema: {error.message}")
+    return CheckResult(True, "json_schema")
 
 
-def regex_check(pattern: str, text: str) -> Verdict:
+def regex_check(pattern: str, text: str) -> CheckResult:
     if re.search(pattern, text):
-        return Verdict(True, "regex")
-    return Verdict(False, f"regex: no match for {pattern!r}")
+        return CheckResult(True, "regex")
+    return CheckResult(False, f"regex: no match for {pattern!r}")
 
 
 def mean_logprob(upstream_answer: dict[str, Any]) -> float | None:
@@ -65,16 +65,16 @@ def mean_logprob(upstream_answer: dict[str, Any]) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
 
-def logprob_check(minimum: float, upstream_answer: dict[str, Any]) -> Verdict:
+def logprob_check(minimum: float, upstream_answer: dict[str, Any]) -> CheckResult:
     mean = mean_logprob(upstream_answer)
     if mean is None:
-        return Verdict(False, "min_mean_logprob: the upstream returned no logprobs")
+        return CheckResult(False, "min_mean_logprob: the upstream returned no logprobs")
     if mean < minimum:
-        return Verdict(False, f"min_mean_logprob: mean {mean:.3f} < {minimum}")
-    return Verdict(True, f"min_mean_logprob: mean {mean:.3f}")
+        return CheckResult(False, f"min_mean_logprob: mean {mean:.3f} < {minimum}")
+    return CheckResult(True, f"min_mean_logprob: mean {mean:.3f}")
 
 
-def local_check(check: CheckConfig, text: str, upstream_answer: dict[str, Any]) -> Verdict:
+def local_check(check: CheckConfig, text: str, upstream_answer: dict[str, Any]) -> CheckResult:
     """A check that needs no model call (not the grader)."""
     if check.json_schema is not None:
         return json_schema_check(check.json_schema, text)
@@ -104,9 +104,9 @@ def _grader_framing_tokens() -> int:
     return count_openai_messages(grader_request("", ""))
 
 
-def grader_verdict(grader: str, reply_text: str) -> Verdict:
+def grader_verdict(grader: str, reply_text: str) -> CheckResult:
     """Accepts when the grader's first word is yes."""
     first = _VERDICT.search(reply_text.lower())
     if first is not None and first.group(0) == "yes":
-        return Verdict(True, f"grader {grader}: yes")
-    return Verdict(False, f"grader {grader}: {reply_text.strip()[:40]!r}")
+        return CheckResult(True, f"grader {grader}: yes")
+    return CheckResult(False, f"grader {grader}: {reply_text.strip()[:40]!r}")

@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 
 from tokenbrake.storage import Database
 
-log = logging.getLogger("tokenbrake.routing")
+log = logging.getLogger(__name__)
 MAX_PENDING = 10_000  # beyond this (the database is down), new examples are dropped
 
 
 @dataclass(frozen=True, slots=True)
-class Example:
+class Outcome:
     route: str
     tier_model: str  # the cheaper tier whose answer was judged
     key_name: str | None
@@ -34,13 +34,13 @@ class Example:
     ts: datetime
 
 
-class ExampleRecorder:
+class OutcomeRecorder:
     def __init__(self, database: Database) -> None:
         self.backend = database.backend
-        self.pending: list[Example] = []
+        self.pending: list[Outcome] = []
         self.task: asyncio.Task | None = None
 
-    def add(self, example: Example) -> None:
+    def add(self, example: Outcome) -> None:
         if len(self.pending) >= MAX_PENDING:
             return
         self.pending.append(example)
@@ -66,8 +66,8 @@ class ExampleRecorder:
             await self.task
 
 
-def example(route: str, tier_model: str, key_name: str | None, team: str | None, prompt: str, good: bool) -> Example:
-    return Example(route, tier_model, key_name, team, prompt, good, datetime.now(UTC))
+def example(route: str, tier_model: str, key_name: str | None, team: str | None, prompt: str, good: bool) -> Outcome:
+    return Outcome(route, tier_model, key_name, team, prompt, good, datetime.now(UTC))
 
 
 async def labelled_examples(database: Database) -> list[tuple[str, bool]]:

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from tokenbrake import sse
 from tokenbrake.core import Format
+from tokenbrake.wire import sse
 
 _PIECE = re.compile(r"\s*\S+\s*|\s+")  # words, so the client sees text arrive in pieces
 PIECES_PER_CHUNK = 8

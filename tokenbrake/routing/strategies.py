@@ -16,6 +16,7 @@ from bisect import bisect_right
 from tokenbrake.core import Target
 from tokenbrake.routing.virtual import RouteDecision, VirtualModel
 
+
 def tier_for_score(score: float, thresholds: list[float]) -> int:
     """The number of thresholds the score reaches: 0 (cheapest) … len(thresholds)."""
     return bisect_right(thresholds, score)

@@ -1,4 +1,5 @@
-"""The ASGI application: routes to the front doors, model listing, health and metrics."""
+"""The ASGI application: routes to the front doors, model listing, health, metrics, the admin
+API and the dashboard."""
 
 from __future__ import annotations
 
@@ -16,15 +17,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tokenbrake.admission.auth import authenticate
 from tokenbrake.config import Config
 from tokenbrake.core import ErrorKind, Format, GatewayError
-from tokenbrake.auth import authenticate
-from tokenbrake.server import admin, front_doors
-from tokenbrake.server.front_doors import JSONBytes, FrontDoor, error_response
+from tokenbrake.dashboard import pages as dashboard
+from tokenbrake.gateway.state import AppState
+from tokenbrake.server import admin, front_doors, insight
+from tokenbrake.server.front_doors import FrontDoor, JSONBytes, error_response
 from tokenbrake.server.guard import door_format
-from tokenbrake.state import AppState
 
-log = logging.getLogger("tokenbrake.server")
+log = logging.getLogger(__name__)
 
 MODEL_OWNER = "tokenbrake"
 # Each request allocates thousands of short-lived objects (parsed JSON, the request context,
@@ -41,7 +43,7 @@ HOT_DOORS: dict[str, FrontDoor] = {
 }
 
 
-def build_app(config: Config) -> ASGIApp:
+def build_app(config: Config) -> FastDoors:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.tokenbrake = await AppState.open(config)
@@ -61,12 +63,16 @@ def build_app(config: Config) -> ASGIApp:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *admin.routes,
+        *insight.routes,
+        *dashboard.routes,
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error},
+        # Starlette's types ask a handler for a Response; it awaits whatever ASGI app one returns.
+        exception_handlers={HTTPException: http_error},  # type: ignore[dict-item]
     )
+    app.state.dashboard = dashboard.Dashboard()
     return FastDoors(app, HOT_DOORS)
 
 
@@ -187,8 +193,8 @@ def metrics_refusal(token_env: str | None, authorization: str | None) -> str | N
 
 
 async def budget_gauges(state: AppState) -> list:
-    from tokenbrake.budgets import report
-    from tokenbrake.metrics import budget_families
+    from tokenbrake.admission.budget_rules import report
+    from tokenbrake.settlement.metrics import budget_families
 
     try:
         return budget_families(await report(state.config, state.database, state.limits))

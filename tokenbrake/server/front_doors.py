@@ -10,10 +10,10 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tokenbrake import validate
 from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, Reply, RequestContext
-from tokenbrake.errors import error_body
-from tokenbrake.state import AppState
+from tokenbrake.gateway.state import AppState
+from tokenbrake.wire import validate
+from tokenbrake.wire.errors import error_body
 
 Check = Callable[[dict[str, Any]], None]
 FrontDoor = Callable[[Request], Awaitable[ASGIApp]]
@@ -74,6 +74,7 @@ class SSEResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
+        assert task is not None, "an ASGI app runs in a task"
         self._streaming = True
         timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._start_watching, receive, task)
         try:
@@ -170,6 +171,7 @@ async def handle(request: Request, fmt: Format, endpoint: Endpoint, check: Check
         headers=headers,
         stream=bool(body.get("stream")) and endpoint is Endpoint.CHAT,
     )
+    assert state.pipeline is not None, "AppState.open builds the pipeline"
     reply = await state.pipeline.run(ctx)
     return to_response(ctx, reply)
 
@@ -182,10 +184,6 @@ def to_response(ctx: RequestContext, reply: Reply) -> ASGIApp:
         headers["cache-control"] = "no-cache"
         return SSEResponse(reply.stream, status_code=reply.status, headers=headers)
     return JSONBytes(reply.body, status_code=reply.status, headers=headers)
-
-
-async def no_answer(scope: Scope, receive: Receive, send: Send) -> None:
-    """The response to a client that has gone: nothing, which the server expects then."""
 
 
 def error_response(fmt: Format, error: GatewayError) -> ASGIApp:

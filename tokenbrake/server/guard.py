@@ -34,8 +34,8 @@ import orjson
 
 from tokenbrake.config import ServerConfig
 from tokenbrake.core import ErrorKind, Format, GatewayError
-from tokenbrake.errors import error_body
 from tokenbrake.server.coalesce import CoalescingHttpToolsProtocol
+from tokenbrake.wire.errors import error_body
 
 # How long a connection past `max_connections` may take to send its request's headers, so its
 # 503 can be in its own format; a short wait, since such connections hold descriptors too.
@@ -85,9 +85,9 @@ def head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
 class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
     """uvicorn's httptools protocol (with coalesced writes), bounded as the module says."""
 
-    def __init__(self, *args: Any, limits: ServerConfig, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, bounds: ServerConfig, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.limits = limits
+        self.bounds = bounds
         self.phase = Phase.WAITING
         self.deadline: asyncio.TimerHandle | None = None
         self.over_cap = False
@@ -96,11 +96,11 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         open_now = len(self.connections)
-        if open_now > 2 * self.limits.max_connections:
+        if open_now > 2 * self.bounds.max_connections:
             self.transport.abort()
             return
-        self.over_cap = open_now > self.limits.max_connections
-        self._arm(OVER_CAP_WAIT_S if self.over_cap else self.limits.header_timeout_s, self._head_timed_out)
+        self.over_cap = open_now > self.bounds.max_connections
+        self._arm(OVER_CAP_WAIT_S if self.over_cap else self.bounds.header_timeout_s, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -134,14 +134,14 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         """After the bytes at hand: a head still arriving must be within its limits so far,
         and a head or body still to come is put on the clock."""
         if self.phase is Phase.HEAD or self.phase is Phase.WAITING:
-            if self.head_bytes > self.limits.max_header_bytes:
+            if self.head_bytes > self.bounds.max_header_bytes:
                 self.refuse(self._head_too_large())
-            elif self.headers is not None and len(self.headers) > self.limits.max_headers:
+            elif self.headers is not None and len(self.headers) > self.bounds.max_headers:
                 self.refuse(self._too_many_headers())
             elif self.deadline is None:
-                self._arm(self.limits.header_timeout_s, self._head_timed_out)
+                self._arm(self.bounds.header_timeout_s, self._head_timed_out)
         elif self.phase is Phase.BODY and self.deadline is None:
-            self._arm(self.limits.body_timeout_s, self._body_timed_out)
+            self._arm(self.bounds.body_timeout_s, self._body_timed_out)
 
     # Parser callbacks. The head's limits are checked once it is complete, not header by
     # header (a Python call per header would cost each request more than all of this): a
@@ -153,13 +153,13 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        if len(self.headers) > self.limits.max_headers:
+        if len(self.headers) > self.bounds.max_headers:
             raise Refused(self._too_many_headers())
         # What was read holds the whole head: when that is within the limit, so is the head.
-        if self.head_bytes > self.limits.max_header_bytes and head_size(self.url, self.headers) > self.limits.max_header_bytes:
+        if self.head_bytes > self.bounds.max_header_bytes and head_size(self.url, self.headers) > self.bounds.max_header_bytes:
             raise Refused(self._head_too_large())
         if self.over_cap:
-            if len(self.connections) > self.limits.max_connections:
+            if len(self.connections) > self.bounds.max_connections:
                 raise Refused(self._over_cap_error())
             self.over_cap = False  # others have closed since it opened: it may stay
         self.phase, self.head_bytes = Phase.BODY, 0
@@ -193,7 +193,7 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         self.transport.write_eof()
         self._arm(LINGER_S, self.transport.close)
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         if self.phase is Phase.LINGERING:
             self.transport.close()  # the client has sent all it will: nothing more to wait for
         return None
@@ -208,35 +208,35 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
             self.refuse(GatewayError(
                 ErrorKind.TIMEOUT, status=408, limit="server.header_timeout_s",
                 message=f"the request's headers did not arrive within server.header_timeout_s "
-                        f"({self.limits.header_timeout_s:g} s): send each request whole, without pauses"))
+                        f"({self.bounds.header_timeout_s:g} s): send each request whole, without pauses"))
 
     def _body_timed_out(self) -> None:
         self.deadline = None
         if self.pipeline:  # the body waits for an earlier request's answer: not the client's delay
-            self._arm(self.limits.body_timeout_s, self._body_timed_out)
+            self._arm(self.bounds.body_timeout_s, self._body_timed_out)
         else:
             self.refuse(GatewayError(
                 ErrorKind.TIMEOUT, status=408, limit="server.body_timeout_s",
                 message=f"the request body did not arrive within server.body_timeout_s "
-                        f"({self.limits.body_timeout_s:g} s) of its headers: send it without pauses, "
+                        f"({self.bounds.body_timeout_s:g} s) of its headers: send it without pauses, "
                         "or raise server.body_timeout_s for slow links"))
 
     def _head_too_large(self) -> GatewayError:
         return GatewayError(
             ErrorKind.REQUEST_TOO_LARGE, status=431, limit="server.max_header_bytes",
-            message=f"request line and headers over {self.limits.max_header_bytes} bytes: this gateway takes "
+            message=f"request line and headers over {self.bounds.max_header_bytes} bytes: this gateway takes "
                     "at most server.max_header_bytes; send large data in the body, not in headers")
 
     def _too_many_headers(self) -> GatewayError:
         return GatewayError(
             ErrorKind.REQUEST_TOO_LARGE, status=431, limit="server.max_headers",
-            message=f"more than {self.limits.max_headers} request headers: this gateway takes at most "
+            message=f"more than {self.bounds.max_headers} request headers: this gateway takes at most "
                     "server.max_headers; send fewer headers")
 
     def _over_cap_error(self) -> GatewayError:
         return GatewayError(
             ErrorKind.OVERLOADED, status=503, limit="server.max_connections",
-            message=f"this gateway already has server.max_connections ({self.limits.max_connections}) client "
+            message=f"this gateway already has server.max_connections ({self.bounds.max_connections}) client "
                     "connections open: retry shortly, reuse connections (keep-alive), or raise server.max_connections")
 
     def _arm(self, delay: float, callback: Any) -> None:
@@ -249,7 +249,7 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
             self.deadline = None
 
 
-def fit_to_open_files(limits: ServerConfig) -> tuple[ServerConfig, str | None]:
+def fit_to_open_files(bounds: ServerConfig) -> tuple[ServerConfig, str | None]:
     """Raises this process's soft limit on open files to its hard limit, and lowers
     `max_connections` to what that limit allows (with a warning saying so)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -260,8 +260,8 @@ def fit_to_open_files(limits: ServerConfig) -> tuple[ServerConfig, str | None]:
         except (ValueError, OSError):
             pass  # some systems cap the soft limit below an unlimited hard one: keep what is set
     allowed = max(1, soft // OPEN_FILES_PER_CONNECTION)
-    if soft == resource.RLIM_INFINITY or limits.max_connections <= allowed:
-        return limits, None
-    warning = (f"server.max_connections {limits.max_connections} is more than this process's limit of {soft} "
+    if soft == resource.RLIM_INFINITY or bounds.max_connections <= allowed:
+        return bounds, None
+    warning = (f"server.max_connections {bounds.max_connections} is more than this process's limit of {soft} "
                f"open files allows: capped at {allowed}; raise the limit (ulimit -n) to allow more")
-    return limits.model_copy(update={"max_connections": allowed}), warning
+    return bounds.model_copy(update={"max_connections": allowed}), warning

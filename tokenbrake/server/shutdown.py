@@ -12,8 +12,9 @@ waits `CUT_GRACE_S` more for that before it gives up on them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -25,16 +26,29 @@ CUT_GRACE_S = 5.0  # after the cut, for the requests cut to record themselves an
 
 class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, graceful_shutdown_s: float,
-                 cut: Callable[[], Awaitable[None]]) -> None:
+                 cut: Callable[[], Awaitable[None]], before_exit: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.graceful_shutdown_s = graceful_shutdown_s
         self.cut = cut
+        self.before_exit = before_exit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cut_scheduled = False
 
     async def serve(self, sockets=None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the SIGTERM it caught once the shutdown is done, which ends the
+        # process at once: what must outlive the shutdown (the log lines still queued, among
+        # them the one saying which rows the journal keeps) is finished first.
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                if self.before_exit is not None:
+                    self.before_exit()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)

@@ -38,12 +38,12 @@ def listen(host: str, port: int) -> socket.socket:
 
 async def check_reachable(config: Config) -> None:
     """Opens the database and the state backend as the gateway will, and closes them."""
-    from tokenbrake.limits import open_state
+    from tokenbrake.limits import open_limit_store
     from tokenbrake.storage import open_database
 
     await (await reach("the database", config.database, lambda: open_database(config.database))).close()
     await (await reach("the state backend (state:)", config.state_url,
-                       lambda: open_state(config.state_url, read_only=True))).close()
+                       lambda: open_limit_store(config.state_url, read_only=True))).close()
 
 
 async def reach(what: str, url: str, opening: Callable[[], Awaitable[T]]) -> T:

@@ -13,11 +13,11 @@ nothing). No shared state: a cap is a property of one request.
 
 from __future__ import annotations
 
-from tokenbrake import request_size
+from tokenbrake.admission.limit_rules import ApplicableLimits, AppliedLimit, setting_in, tightest
 from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
-from tokenbrake.limit_rules import AppliedLimit, ApplicableLimits, setting_in, tightest
 from tokenbrake.scopes import scope_values
+from tokenbrake.wire import request_size
 
 
 def input_refusal(caps: list[AppliedLimit], counted: int) -> GatewayError | None:

@@ -5,14 +5,15 @@ budgets and limits count only requests that say whose they are."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from tokenbrake.auth import KeyCache, authenticate
+from tokenbrake.admission.auth import KeyCache, authenticate
 from tokenbrake.core import Attribution, Endpoint, ErrorKind, Format, GatewayError, RequestContext
 
 USER_HEADER = "x-tokenbrake-user"
 SESSION_HEADER = "x-tokenbrake-session"
 TAGS_HEADER = "x-tokenbrake-tags"
+OptionalStr = TypeVar("OptionalStr", bound=str | None)
 MAX_TAGS = 20
 MAX_ATTRIBUTE_LENGTH = 256
 
@@ -24,6 +25,7 @@ class Identify:
     async def before(self, ctx: RequestContext) -> None:
         if self.keys is not None:
             who = await authenticate(ctx.headers, self.keys)
+            assert who.key_name is not None  # a key authenticated is named
             ctx.key_standing = self.keys.standing(who.key_name)  # read by a stream between chunks
         else:
             who = Attribution()
@@ -83,7 +85,7 @@ def parse_tags(header: str | None) -> dict[str, str]:
     return tags
 
 
-def _bounded(what: str, value: str | None) -> str | None:
+def _bounded(what: str, value: OptionalStr) -> OptionalStr:
     if value is not None and len(value) > MAX_ATTRIBUTE_LENGTH:
         raise GatewayError(ErrorKind.INVALID_REQUEST, f"{what} is longer than {MAX_ATTRIBUTE_LENGTH} characters")
     return value

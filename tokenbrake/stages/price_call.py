@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tokenbrake.core import RequestContext
-from tokenbrake.pricing import PriceBook
+from tokenbrake.settlement.pricing import PriceBook
 
 
 class PriceCall:

@@ -34,15 +34,16 @@ from __future__ import annotations
 import logging
 import math
 
-from tokenbrake import request_size
+from tokenbrake.admission.limit_rules import ApplicableLimits, AppliedLimit, setting_in
 from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
-from tokenbrake.limit_rules import AppliedLimit, ApplicableLimits, setting_in
 from tokenbrake.limits import HitAsk, LimitStore, RateDecision, SlotAsk
 from tokenbrake.scopes import scope_values
 from tokenbrake.uncancellable import finish
+from tokenbrake.wire import request_size
+from tokenbrake.wire.retry_after import duration, retry_headers
 
-log = logging.getLogger("tokenbrake.rate_limits")
+log = logging.getLogger(__name__)
 
 WINDOW_S = 60.0
 PREFIX = {"requests_per_minute": "rpm:", "tokens_per_minute": "tpm:", "concurrent": "conc:"}
@@ -56,7 +57,6 @@ class RateLimits:
         self.limits = setting_in(config.limits, "requests_per_minute", "tokens_per_minute", "concurrent")
         self._applicable = ApplicableLimits(self.limits, ("concurrent", "requests_per_minute", "tokens_per_minute"))
         self.slot_ttl_s = config.budgeting.reservation_ttl_s
-        self._slots: dict[str, list[str]] = {}  # request id -> the concurrency counters it holds
 
     async def before(self, ctx: RequestContext) -> None:
         if not self.limits or ctx.endpoint is Endpoint.COUNT_TOKENS:
@@ -71,17 +71,17 @@ class RateLimits:
         if not slots and not windows:
             return
         if slots:
-            self._slots[ctx.request_id] = [limit.key for limit in slots]  # first, so a cancelled admit is freed too
+            ctx.concurrency_slots = tuple(limit.key for limit in slots)  # first, so a cancelled admit is freed too
         try:
             admission = await self.store.admit(
                 ctx.request_id, [SlotAsk(PREFIX["concurrent"] + limit.key, limit.value) for limit in slots],
                 [HitAsk(PREFIX[limit.setting] + limit.key, limit.value, WINDOW_S, amount) for limit, amount, _ in windows],
                 self.slot_ttl_s)
         except BaseException:  # a store failure, or the client leaving: give the slots back
-            await self._free_slots(ctx.request_id)
+            await self._free_slots(ctx)
             raise
         if not admission.allowed:
-            self._slots.pop(ctx.request_id, None)  # the store gave them back
+            ctx.concurrency_slots = ()  # the store gave them back
         if admission.full_slot is not None:
             raise concurrency_refusal(slots[admission.full_slot])
         decided = list(zip(windows, admission.decisions))
@@ -95,15 +95,15 @@ class RateLimits:
             raise rate_refusal(limit, decision, amount, detail)
 
     async def after(self, ctx: RequestContext) -> None:
-        await self._free_slots(ctx.request_id)
+        await self._free_slots(ctx)
 
-    async def _free_slots(self, request_id: str) -> None:
-        keys = self._slots.pop(request_id, None)
+    async def _free_slots(self, ctx: RequestContext) -> None:
+        keys, ctx.concurrency_slots = ctx.concurrency_slots, ()
         if not keys:
             return
-        await finish(self._release(keys, request_id))  # even when the client leaves meanwhile
+        await finish(self._release(keys, ctx.request_id))  # even when the client leaves meanwhile
 
-    async def _release(self, keys: list[str], request_id: str) -> None:
+    async def _release(self, keys: tuple[str, ...], request_id: str) -> None:
         for key in keys:
             try:
                 await self.store.release_slot(PREFIX["concurrent"] + key, request_id)
@@ -145,19 +145,3 @@ def concurrency_refusal(limit: AppliedLimit) -> GatewayError:
                         code="rate_limit_exceeded", limit=f"{limit.scope} concurrent", headers=retry_headers(1.0))
 
 
-def retry_headers(seconds: float) -> dict[str, str]:
-    """Retry-After in whole seconds (rounded up, as HTTP has it), and the SDKs' finer retry-after-ms."""
-    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(max(1, math.ceil(seconds * 1000)))}
-
-
-def duration(seconds: float) -> str:
-    """`0s`, `20ms`, `1.5s`, `6m0s`, `1h2m3s`: how OpenAI writes its reset times."""
-    ms = math.ceil(seconds * 1000)
-    if ms == 0:
-        return "0s"
-    if ms < 1000:
-        return f"{ms}ms"
-    minutes, ms = divmod(ms, 60_000)
-    hours, minutes = divmod(minutes, 60)
-    secs = (f"{ms / 1000:.3f}".rstrip("0").rstrip(".") or "0") + "s"
-    return (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + secs

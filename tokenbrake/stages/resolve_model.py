@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from tokenbrake.config import Config
-from tokenbrake.core import ErrorKind, Format, GatewayError, RequestContext, Target
-
-
-def build_targets(config: Config) -> dict[str, list[Target]]:
-    def target(name: str) -> Target:
-        model = config.models[name]
-        kind = Format(config.upstreams[model.upstream].kind)
-        return Target(name=name, upstream=model.upstream, kind=kind, upstream_model=model.model or name)
-
-    return {name: [target(name)] + [target(f) for f in model.fallbacks] for name, model in config.models.items()}
+from tokenbrake.core import ErrorKind, GatewayError, RequestContext
+from tokenbrake.routing.targets import build_targets
 
 
 class ResolveModel:
@@ -21,7 +15,7 @@ class ResolveModel:
         self.virtual = set(config.routes)  # the route stage gives these their targets
 
     async def before(self, ctx: RequestContext) -> None:
-        name = ctx.body.get("model")
+        name = cast(str, ctx.body.get("model"))  # a string: the front door checked the body
         ctx.requested_model = name
         targets = self.targets.get(name)
         if targets is None:

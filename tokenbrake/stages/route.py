@@ -9,18 +9,16 @@ model, for the ledger. A request for any other model costs one dict lookup here.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
-from tokenbrake.config import Config, ConfigError
+from tokenbrake.config import Config
 from tokenbrake.core import Endpoint, ErrorKind, GatewayError, RequestContext
-from tokenbrake.pricing import PriceBook
 from tokenbrake.routing import strategies
 from tokenbrake.routing.prompt import prompt_text
-from tokenbrake.routing.scoring import scorer_for
-from tokenbrake.routing.virtual import VirtualModel, build_virtual_models, reroute_rules, share_thresholds
+from tokenbrake.routing.routers import build_routes
+from tokenbrake.routing.virtual import VirtualModel
 from tokenbrake.scopes import counter_key, request_values
-from tokenbrake.stages.resolve_model import build_targets
+from tokenbrake.settlement.pricing import PriceBook
 
 ROUTE_HEADER = "x-tokenbrake-route"
 
@@ -28,9 +26,8 @@ ROUTE_HEADER = "x-tokenbrake-route"
 class Route:
     def __init__(self, config: Config, prices: PriceBook) -> None:
         self.prices = prices
-        self.models = build_virtual_models(config, build_targets(config))
-        self.reroutes = reroute_rules(config, self.models)
-        self.routers = load_routers(self.models)  # also fills in thresholds from strong_share
+        routes = build_routes(config)
+        self.models, self.reroutes, self.routers = routes.models, routes.reroutes, routes.scorers
 
     async def before(self, ctx: RequestContext) -> None:
         model = self.models.get(ctx.requested_model)
@@ -65,30 +62,3 @@ class Route:
         return next((model for scope, model in rules if counter_key(scope, values) is not None), None)
 
 
-def load_routers(models: dict[str, VirtualModel]) -> dict:
-    """The scorer of each virtual model with the router strategy, each router loaded once, at
-    start-up (a missing or broken file stops the gateway from starting, not a request). A
-    model without thresholds gets those its strong_share calls for, from its router."""
-    from tokenbrake.routing.classifier import load_router
-
-    loaded: dict[str | None, tuple] = {}  # router, and its scorer (shared: one worker thread per router)
-    scorers = {}
-    for name, model in list(models.items()):
-        if model.strategy != "router":
-            continue
-        path = model.router_path
-        if path not in loaded:
-            try:
-                router = load_router(path)
-                loaded[path] = (router, scorer_for(router))
-            except (OSError, ValueError, KeyError) as exc:
-                raise ConfigError(f"routes.{model.name}.router: cannot load {path}: {exc}") from None
-        router, scorer = loaded[path]
-        if not model.thresholds:
-            try:
-                thresholds = share_thresholds(router, len(model.tiers), model.strong_share)
-            except ValueError as exc:
-                raise ConfigError(f"routes.{model.name}: set thresholds: {exc}") from None
-            models[name] = replace(model, thresholds=thresholds)
-        scorers[name] = scorer
-    return scorers

@@ -23,7 +23,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 Params = Sequence[Any]
 
@@ -68,6 +68,12 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+@overload
+def to_datetime(value: datetime | str) -> datetime: ...
+@overload
+def to_datetime(value: None) -> None: ...
+@overload
+def to_datetime(value: datetime | str | None) -> datetime | None: ...
 def to_datetime(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None

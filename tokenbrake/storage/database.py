@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tokenbrake.storage.backend import Backend
-from tokenbrake.storage.budgets import BudgetStore
+from tokenbrake.storage.budget_rows import BudgetStore
+from tokenbrake.storage.insight_queries import Insight
 from tokenbrake.storage.keys import KeyStore
 from tokenbrake.storage.ledger import Ledger
 from tokenbrake.storage.migrations import migrate
@@ -20,6 +21,7 @@ class Database:
     keys: KeyStore
     ledger: Ledger
     budgets: BudgetStore
+    insight: Insight  # what the rollups say (insight_queries.py)
 
     async def close(self) -> None:
         await self.backend.close()
@@ -56,4 +58,5 @@ async def open_database(url: str, *, schema: str | None = None) -> Database:
     except BaseException:
         await backend.close()
         raise
-    return Database(backend=backend, keys=KeyStore(backend), ledger=Ledger(backend), budgets=BudgetStore(backend))
+    return Database(backend=backend, keys=KeyStore(backend), ledger=Ledger(backend), budgets=BudgetStore(backend),
+                    insight=Insight(backend))

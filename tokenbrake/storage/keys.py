@@ -18,8 +18,10 @@ import hmac
 import json
 import secrets
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from tokenbrake.storage.backend import Backend, to_datetime
 
@@ -28,6 +30,10 @@ ID_LENGTH = 8
 ID_ALPHABET = string.ascii_letters + string.digits
 SECRET_BYTES = 32
 SALT_BYTES = 16
+# What a key may do: an application key calls models; a viewer key reads its team's spend
+# (the dashboard and the insight API) and nothing else.
+APP, VIEWER = "app", "viewer"
+ROLES = (APP, VIEWER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,7 @@ class VirtualKey:
     revoked_at: datetime | None
     key_prefix: str  # public, for listings: "tb-<id>…"
     require_user: bool = False  # every request must name its end user
+    role: str = APP
 
     @property
     def revoked(self) -> bool:
@@ -108,14 +115,25 @@ def _new_key() -> tuple[str, str]:
     return key_id, secrets.token_urlsafe(SECRET_BYTES)
 
 
-_COLUMNS = "name, team, models, created_at, revoked_at, key_prefix, require_user"
+_COLUMNS = "name, team, models, created_at, revoked_at, key_prefix, require_user, role"
 
 
-def _key(row: tuple) -> VirtualKey:
-    name, team, models, created_at, revoked_at, key_prefix, require_user = row
+def _key(row: Sequence[Any]) -> VirtualKey:
+    name, team, models, created_at, revoked_at, key_prefix, require_user, role = row
     return VirtualKey(name=name, team=team, models=json.loads(models) if models is not None else None,
                       created_at=to_datetime(created_at), revoked_at=to_datetime(revoked_at), key_prefix=key_prefix,
-                      require_user=bool(require_user))
+                      require_user=bool(require_user), role=role)
+
+
+def check_role(role: str, team: str | None, models: list[str] | None) -> None:
+    """ValueError for a role that is not one, or a viewer key that names no team (it would
+    see nothing) or models (it calls none)."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r}: expected one of {', '.join(ROLES)}")
+    if role == VIEWER and not team:
+        raise ValueError("a viewer key sees one team's spend: give it the team (--team T)")
+    if role == VIEWER and models is not None:
+        raise ValueError("a viewer key calls no models: drop the models from it")
 
 
 class KeyStore:
@@ -123,24 +141,25 @@ class KeyStore:
         self._backend = backend
 
     async def create(self, name: str, team: str | None = None, models: list[str] | None = None,
-                     require_user: bool = False) -> tuple[str, VirtualKey]:
+                     require_user: bool = False, role: str = APP) -> tuple[str, VirtualKey]:
         """A new key: (plaintext, key). The plaintext exists only in the return value."""
         if not name:
             raise ValueError("a key needs a name")
+        check_role(role, team, models)
         key_id, secret = _new_key()
         salt = secrets.token_bytes(SALT_BYTES)
         key = VirtualKey(name=name, team=team, models=list(models) if models is not None else None,
                          created_at=datetime.now(UTC), revoked_at=None, key_prefix=f"{KEY_PREFIX}{key_id}…",
-                         require_user=require_user)
+                         require_user=require_user, role=role)
         try:
             async with self._backend.transaction() as tx:
                 if await tx.fetch("SELECT 1 FROM virtual_keys WHERE name = ?", (name,)):
                     raise ValueError(f"a key named {name!r} already exists")
                 await tx.execute(
                     "INSERT INTO virtual_keys (key_id, name, team, models, salt, key_hash, key_prefix, created_at,"
-                    " require_user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " require_user, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (key_id, name, team, json.dumps(key.models) if key.models is not None else None,
-                     salt.hex(), _digest(salt, secret).hex(), key.key_prefix, key.created_at, require_user),
+                     salt.hex(), _digest(salt, secret).hex(), key.key_prefix, key.created_at, require_user, role),
                 )
         except ValueError:
             raise

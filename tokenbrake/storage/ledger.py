@@ -6,6 +6,9 @@ retry safe even when a commit succeeded but its acknowledgement was lost.
 
 Money is quantised to `MONEY_PLACES` decimal places before it is stored, so both backends
 hold (and add up) exactly the same numbers.
+
+The same transaction keeps the rollups (rollups.py) up to date, counting only the rows it
+inserted, so a retried batch adds nothing twice and a failed one leaves neither row nor sum.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 
-from tokenbrake.storage.backend import Backend, Dialect, to_datetime, to_decimal
+from tokenbrake.storage.backend import Backend, Dialect, Params, to_datetime, to_decimal
+from tokenbrake.storage.compaction import RollupCompactor
+from tokenbrake.storage.rollups import MAX_PACKED_ROWS, RollupWriter, units
 from tokenbrake.storage.usage import UsageGroup, grouped, spenders_by_tenant, total
 
 MONEY_PLACES = Decimal("1e-10")
@@ -99,12 +104,13 @@ def _insert_sql(table: str, columns: str, one_row: str, rows: int) -> str:
 
 
 def _inserts(table: str, columns: str, one_row: str, rows: Sequence[tuple],
-             max_parameters: int) -> list[tuple[str, list]]:
+             max_parameters: int) -> list[tuple[str, Params]]:
     """`rows` as multi-row inserts, each with its parameters in one flat list."""
     if not rows:
         return []
     largest = max(1, min(MAX_ROWS_PER_INSERT, max_parameters // len(rows[0])))
-    statements, start = [], 0
+    statements: list[tuple[str, Params]] = []
+    start = 0
     for size in statement_sizes(len(rows), largest):
         chunk = rows[start:start + size]
         statements.append((_insert_sql(table, columns, one_row, size), [v for row in chunk for v in row]))
@@ -147,26 +153,63 @@ def _row(values: tuple) -> LedgerRow:
     )
 
 
+def _rollup_source(row: LedgerRow, values: tuple) -> tuple:
+    """What the rollups read of a row (rollups.SOURCE), from its insert's parameters."""
+    return (*values[:10], row.status, row.input_tokens, row.cached_input_tokens, row.cache_write_tokens,
+            row.output_tokens, row.reasoning_tokens, units(row.cost_usd), units(row.saved_usd), float(row.latency_ms))
+
+
 class Ledger:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, rollups: bool = True) -> None:
+        """`rollups=False` writes the rows alone: only to measure what the rollups cost."""
         self._backend = backend
+        self._rollups = RollupWriter(backend.dialect) if rollups else None
+        self.compactor = RollupCompactor(backend) if rollups else None
 
     async def write(self, rows: Sequence[LedgerRow]) -> None:
-        """Writes the rows and their tags in one transaction."""
+        """Writes the rows, their tags and charges, and their rollups, in one transaction."""
         if not rows:
             return
+        statements: list[tuple[str, Params]] = []
+        for start in range(0, len(rows), MAX_PACKED_ROWS):  # the rollups add up at most this many at once
+            statements += self._statements(rows[start:start + MAX_PACKED_ROWS])
+        await self._backend.write_batch(statements)
+
+    def _statements(self, rows: Sequence[LedgerRow]) -> list[tuple[str, Params]]:
         dialect = self._backend.dialect
         values = [_values(row, dialect) for row in rows]
         tags = [(row.request_id, str(key), str(value)) for row in rows for key, value in row.tags.items()]
         charges = [(row.request_id, c.counter_key, c.nanos, c.at, c.keep_until) for row in rows for c in row.charges]
         limit = self._backend.max_parameters
-        await self._backend.write_batch(_inserts("ledger", _COLUMNS, _ONE_ROW, values, limit)
-                                        + _inserts("ledger_tags", "request_id, key, value", _TAG_ROW, tags, limit)
-                                        + _inserts("budget_charges", _CHARGE_COLUMNS, _CHARGE_ROW, charges, limit))
+        statements = _inserts("ledger", _COLUMNS, _ONE_ROW, values, limit)
+        if self._rollups is not None:
+            sources = [_rollup_source(row, v) for row, v in zip(rows, values, strict=True)] \
+                if dialect.name == "sqlite" else ()
+            statements = self._rollups.statements(statements, sources, limit)
+        return (statements + _inserts("ledger_tags", "request_id, key, value", _TAG_ROW, tags, limit)
+                + _inserts("budget_charges", _CHARGE_COLUMNS, _CHARGE_ROW, charges, limit))
+
+    async def held(self, request_ids: Sequence[str]) -> set[str]:
+        """Which of these request ids the ledger holds already."""
+        found: set[str] = set()
+        step = self._backend.max_parameters
+        for start in range(0, len(request_ids), step):
+            chunk = request_ids[start:start + step]
+            found.update(request_id for (request_id,) in await self._backend.fetch(
+                f"SELECT request_id FROM ledger WHERE request_id IN ({', '.join('?' * len(chunk))})", chunk))
+        return found
 
     async def rows(self, limit: int = 100) -> list[LedgerRow]:
         """The most recent rows first."""
         found = await self._backend.fetch(f"SELECT {_COLUMNS} FROM ledger ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
+        return [_row(values) for values in found]
+
+    async def recent(self, conditions: Sequence[str] = (), params: Sequence = (), limit: int = 50) -> list[LedgerRow]:
+        """The most recent rows meeting every condition (SQL on the ledger as `l`), newest first:
+        read backwards along the time index, so it stops after `limit` rows."""
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        found = await self._backend.fetch(f"SELECT {', '.join('l.' + n for n in _NAMES)} FROM ledger l{where} "
+                                          f"ORDER BY l.ts DESC, l.id DESC LIMIT ?", (*params, limit))
         return [_row(values) for values in found]
 
     async def usage(self, by: str, since: datetime | None = None, until: datetime | None = None) -> list[UsageGroup]:

@@ -8,11 +8,14 @@ nothing the second time. To change the schema, add the next function; never edit
 has shipped.
 
 Tables:
-- `virtual_keys`: one row per key; only a salted hash of the secret (see keys.py).
+- `virtual_keys`: one row per key; only a salted hash of the secret, and its role (see keys.py).
 - `ledger`: one row per upstream call; `tags` holds the tags as JSON for reading back.
 - `ledger_tags`: the same tags, one row per pair, so grouping by tag is plain SQL.
 - `routing_examples`: cascade outcomes (prompt, whether the cheaper tier's answer was kept),
   written only for routes with `keep_examples: true` (routing/outcomes.py).
+- `rollup_minute`, `rollup_hour`, `rollup_day`, `rollup_week`: the ledger summed per bucket
+  and grouping, the minutes written with the rows (rollups.py), the rest folded from them
+  (compaction.py) up to the mark in `rollup_compacted`.
 - `budgets`: budgets set at run time (`tokenbrake budgets set`, the admin API), one per scope
   and period; gateways merge them over the config's (see budgets.py).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from tokenbrake.storage import rollups
 from tokenbrake.storage.backend import Backend, Dialect
 
 Migration = Callable[[Dialect], list[str]]
@@ -167,8 +171,41 @@ def m006_durable_spend(d: Dialect) -> list[str]:
     ]
 
 
-async def migrate(backend: Backend) -> list[str]:
-    """Applies the migrations not yet recorded; returns their names."""
+@migration
+def m007_rollups(d: Dialect) -> list[str]:
+    """The rollups the insight API, the dashboard and `tokenbrake usage` read (per minute, hour
+    and day, by every attribution dimension; see rollups.py), built from the ledger already
+    there: a scan of the ledger per grouping, in this migration's transaction."""
+    return rollups.schema(d) + rollups.backfill(d)
+
+
+@migration
+def m008_key_roles(d: Dialect) -> list[str]:
+    """What a key is for: `app` keys call models; `viewer` keys only read their team's spend
+    (the dashboard, the insight API) and are refused on /v1."""
+    return ["ALTER TABLE virtual_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'app'"]
+
+
+@migration
+def m009_rollup_compaction(d: Dialect) -> list[str]:
+    """Batches write the rollups' minutes only; each closed hour is folded into hours, days and
+    weeks once (compaction.py), up to a mark every reader tiles by. Adds weekly rollups (a
+    90-day ranking reads 13 weeks and a few days a group, not 90 days). Stop every replica before
+    this migration: one still running the code before it adds to hours and days the minutes
+    that compaction adds again."""
+    return rollups.compaction_schema(d, datetime.now(UTC))
+
+
+@migration
+def m010_rollup_spans(d: Dialect) -> list[str]:
+    """An index for one value over a span (a team's users over 90 days) on the tables that
+    compaction writes once an hour: the primary key would read every team's rows."""
+    return [f"CREATE INDEX {rollups.TABLES[g]}_spans ON {rollups.TABLES[g]} (dims, v1, bucket)" for g in rollups.COARSER]
+
+
+async def migrate(backend: Backend, until: str | None = None) -> list[str]:
+    """Applies the migrations not yet recorded (up to and including `until`, if named);
+    returns their names."""
     dialect = backend.dialect
     applied = []
     async with backend.transaction() as tx:
@@ -178,12 +215,13 @@ async def migrate(backend: Backend) -> list[str]:
                          f"(name TEXT PRIMARY KEY, applied_at {dialect.types['timestamp']} NOT NULL)")
         done = {name for (name,) in await tx.fetch("SELECT name FROM migrations")}
         for name, fn in MIGRATIONS:
-            if name in done:
-                continue
-            for statement in fn(dialect):
-                await tx.execute(statement)
-            await tx.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, datetime.now(UTC)))
-            applied.append(name)
+            if name not in done:
+                for statement in fn(dialect):
+                    await tx.execute(statement)
+                await tx.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, datetime.now(UTC)))
+                applied.append(name)
+            if name == until:
+                break
     return applied
 
 

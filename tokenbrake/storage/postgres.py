@@ -11,9 +11,9 @@ needed; any other libpq parameter in the URL (`?options=-csearch_path%3Dx`, `ssl
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tokenbrake.storage.backend import Dialect, Params, utc
 
-CONNECT_TIMEOUT_S = 5
+CONNECT_TIMEOUT_S = 3  # a start that cannot reach the database fails within 5 s, start-up included
 POOL_MAX_SIZE = 8
 # Plain identifiers only: the name goes into libpq's `options`, where quoting is its own dialect.
 SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")

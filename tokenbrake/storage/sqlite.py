@@ -90,7 +90,8 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode, much faster
-    conn.create_aggregate("decimal_sum", 1, DecimalSum)
+    # typeshed's aggregate protocol takes and returns ints only; SQLite passes any value (text here).
+    conn.create_aggregate("decimal_sum", 1, DecimalSum)  # type: ignore[arg-type]
     return conn
 
 

@@ -1,0 +1,138 @@
+// Overview: spend today, this week and this month against the period before; for the period
+// chosen, spend over time by model, the breakdowns by model, team and feature, the top users
+// and keys, what was saved, and the budgets closest to their cap.
+"use strict";
+
+(() => {
+  const {el} = TB;
+  const periodBox = document.getElementById("period");
+  const teamBox = document.getElementById("team");
+  const WORDS = {day: "yesterday", week: "last week", month: "last month"};
+  const seenTeams = new Set();
+
+  function chosen() {
+    const q = TB.query();
+    const period = ["day", "week", "month"].includes(q.get("period")) ? q.get("period") : "week";
+    return {period, team: TB.viewer ? TB.team : (q.get("team") || "")};
+  }
+
+  function scoped(extra) {
+    const {team} = chosen();
+    return TB.withParams(team ? new URLSearchParams({team}) : new URLSearchParams(), extra);
+  }
+
+  function span() {
+    const [start] = TB.periodStart(chosen().period);
+    return {since: TB.iso(start), until: TB.iso(new Date())};
+  }
+
+  async function card(period) {
+    const [start, before] = TB.periodStart(period);
+    const [now, prev] = await Promise.all([
+      TB.get("/admin/insight/totals", scoped({since: TB.iso(start), until: TB.iso(new Date())})),
+      TB.get("/admin/insight/totals", scoped({since: TB.iso(before), until: TB.iso(start)})),
+    ]);
+    const box = document.getElementById(`card-${period}`);
+    const spent = now.current.cost_usd, was = prev.current.cost_usd;
+    box.querySelector(".value").textContent = TB.usd(spent);
+    const delta = TB.change(spent, was);
+    box.querySelector(".prev").replaceChildren(
+      `${TB.count(now.current.requests)} requests · ${WORDS[period]} ${TB.usd(was)} `,
+      el("span", {class: delta.startsWith("+") ? "up" : delta.startsWith("-") ? "down" : "", text: `(${delta})`}));
+  }
+
+  async function spendOverTime() {
+    const target = TB.panel("spend");
+    const {period} = chosen();
+    const data = await TB.get("/admin/insight/series",
+                              scoped({...span(), every: period === "day" ? "hour" : "day", by: "model", top: 8,
+                                       metrics: "cost_usd"}));
+    const series = data.series || [];
+    TB.chart(target, series.map((s) => ({type: "bar", name: TB.groupName(s.group), x: s.points.map((p) => p.t),
+                                         y: s.points.map((p) => Number(p.cost_usd))})),
+             {barmode: "stack", yaxis: {tickprefix: "$"}, xaxis: {type: "date"}});
+    const times = [...new Set(series.flatMap((s) => s.points.map((p) => p.t)))].sort();
+    const cost = new Map(series.map((s) => [TB.groupName(s.group), new Map(s.points.map((p) => [p.t, p.cost_usd]))]));
+    const rows = times.map((t) => ({t, values: [...cost.values()].map((byTime) => byTime.get(t) || "0")}));
+    const total = (r) => r.values.reduce((sum, v) => sum + Number(v), 0).toFixed(9);
+    TB.table(target, [{label: "Time", value: (r) => TB.when(r.t)},
+                      ...[...cost.keys()].map((name, i) => ({label: name, value: (r) => TB.usd(r.values[i]), num: true})),
+                      {label: "Total", value: (r) => TB.usd(total(r)), num: true}],
+             rows.filter((r) => r.values.some((v) => Number(v))));
+  }
+
+  async function breakdown(id, by, label) {
+    const target = TB.panel(id);
+    const data = await TB.get("/admin/insight/breakdown", scoped({...span(), by, top: 10}));
+    const rows = data.rows || [];
+    TB.bars(target, rows, (r) => TB.groupName(r.group), (r) => r.cost_usd, TB.usd);
+    TB.breakdownTable(target, data, label);
+    if (by === "team") {
+      for (const r of rows) if (r.group.team) seenTeams.add(r.group.team);
+      fillTeams();
+    }
+  }
+
+  const SAVINGS = [["routing_usd", "Routing to a cheaper model"], ["downgrades_usd", "Budget downgrades"],
+                   ["refusals_usd", "Refusals before spending"], ["cache_usd", "Cache"],
+                   ["reduction_usd", "Context reduction"]];
+
+  async function savings() {
+    const target = TB.panel("savings");
+    const data = await TB.get("/admin/insight/savings", scoped(span()));
+    const rows = SAVINGS.map(([field, label]) => ({label, amount: data[field] || "0"}));
+    TB.bars(target, rows, (r) => r.label, (r) => r.amount, TB.usd);
+    TB.table(target, [{label: "Saved by", value: (r) => r.label}, {label: "Amount", value: (r) => TB.usd(r.amount), num: true}],
+             rows, [{label: "total", amount: data.total_usd}]);
+    const box = document.getElementById("card-saved");
+    box.querySelector(".value").textContent = TB.usd(data.total_usd);
+    box.querySelector(".prev").textContent = `${periodBox.selectedOptions[0].textContent.toLowerCase()}, by the controls`;
+  }
+
+  async function budgets() {
+    const target = TB.panel("budgets");
+    const {team} = chosen();
+    let rows = TB.budgetRows(await TB.get("/admin/budgets"));
+    if (team && !TB.viewer) rows = rows.filter((r) => r.counter.counter === `team:${team}` || r.counter.tenant === `team:${team}`);
+    rows = rows.slice(0, 10);
+    TB.budgetBars(target, rows);
+    TB.table(target, TB.BUDGET_COLUMNS, rows);
+  }
+
+  function fillTeams() {
+    const {team} = chosen();
+    if (team) seenTeams.add(team);
+    const have = new Set([...teamBox.options].map((o) => o.value));
+    for (const name of [...seenTeams].sort()) if (!have.has(name)) teamBox.append(el("option", {value: name, text: name}));
+    teamBox.value = team;
+  }
+
+  function setUp() {
+    const {period} = chosen();
+    periodBox.value = period;
+    if (TB.viewer) {
+      teamBox.replaceChildren(el("option", {value: TB.team, text: TB.team}));
+      teamBox.disabled = true;
+    }
+    fillTeams();
+    const changed = () => {
+      const q = TB.query();
+      q.set("period", periodBox.value);
+      q.delete("team");
+      if (teamBox.value && !TB.viewer) q.set("team", teamBox.value);
+      TB.keep(q);
+      refresh();
+    };
+    periodBox.addEventListener("change", changed);
+    teamBox.addEventListener("change", changed);
+  }
+
+  setUp();
+  const refresh = TB.every(() => TB.panels({
+    "card-day": () => card("day"), "card-week": () => card("week"), "card-month": () => card("month"),
+    spend: spendOverTime, "by-model": () => breakdown("by-model", "model", "Model"),
+    "by-team": () => breakdown("by-team", "team", "Team"), "by-feature": () => breakdown("by-feature", "tag.feature", "Feature"),
+    "top-users": () => breakdown("top-users", "user", "User"), "top-keys": () => breakdown("top-keys", "key", "Key"),
+    savings, budgets,
+  }));
+})();

@@ -1,5 +1,0 @@
-"""Upstream providers: one class per wire format, behind the narrow `Provider` interface."""
-
-from tokenbrake.providers.base import Provider, UpstreamFailure, UpstreamStream, build_providers
-
-__all__ = ["Provider", "UpstreamFailure", "UpstreamStream", "build_providers"]
