@@ -1,8 +1,9 @@
 """How fast the insight API answers on a big ledger, and what the rollups cost the writer.
 
 1. Generates a ledger (default 10 million rows over 90 days ending now: 50 teams, 5,000 end
-   users, 100 keys, 20 models on 5 upstreams, tags, sessions, a few errors) straight into the
-   tables: `executemany` in big transactions on SQLite, COPY on PostgreSQL, into a database
+   users, 100 keys, 20 models on 5 upstreams, tags, a tenth of the calls in agent sessions of
+   20 calls by one user, a few errors) straight into the tables: `executemany` in big
+   transactions on SQLite, COPY on PostgreSQL, into a database
    migrated up to m006 (before the rollups). Then runs migration m007, whose backfill builds
    the rollups from that ledger, and times both steps.
 2. Asks each query of the API (the dashboard's: overview numbers, 90-day charts, breakdowns,
@@ -70,6 +71,9 @@ def ledger_rows(count: int, days: int, w, end: datetime, seed: int = 1):
     for n in range(count):
         ts = start + timedelta(seconds=n * step + rnd.random() * step)
         u = rnd.randrange(len(w.users))
+        in_session = (n // 20) % 10 == 0  # a tenth of the calls: agent runs of 20 calls, one user's each
+        if in_session:
+            u = (n // 20 * 7919) % len(w.users)
         team = w.teams[u % len(w.teams)]
         m = min(int(rnd.paretovariate(1.2)) - 1, len(w.models) - 1)
         served = w.models[m]
@@ -79,7 +83,7 @@ def ledger_rows(count: int, days: int, w, end: datetime, seed: int = 1):
         cost = (tokens_in + tokens_out) * w.prices[m]
         saved = f"{cost * 0.8:.10f}" if routed else None
         tags = {"feature": FEATURES[u % len(FEATURES)], "env": "prod" if rnd.random() < 0.9 else "staging"}
-        session = f"s-{n // 20}" if (n // 20) % 10 == 0 else None
+        session = f"s-{n // 20}" if in_session else None
         status = rnd.choice(statuses)
         yield (f"{int(ts.timestamp() * 1000):012x}{n:010x}", ts, f"key-{team}-{u % w.keys}", team, w.users[u], session,
                tags, asked, served, f"upstream-{m % 5}", tokens_in, rnd.randrange(0, 200), 0, tokens_out,
@@ -160,7 +164,8 @@ async def generate(kind: str, url: str, schema: str | None, path: Path | None, a
 
 
 def queries(w) -> list[tuple[str, str, dict]]:
-    """(group, name, parameters): the overview's numbers, then the charts and tables."""
+    """(group, name, parameters): the overview's numbers, then the charts and tables; a chart
+    asks for the one metric it draws, as the dashboard does."""
     team = w.teams[3]
     return [
         ("overview", "totals today", {"path": "totals", "since": "today"}),
@@ -168,11 +173,13 @@ def queries(w) -> list[tuple[str, str, dict]]:
         ("overview", "totals this month", {"path": "totals", "since": "30d"}),
         ("overview", "savings this month", {"path": "savings", "since": "30d"}),
         ("overview", "team's totals this month", {"path": "totals", "since": "30d", "team": team}),
-        ("90-day chart", "series by day", {"path": "series", "since": "90d", "every": "day"}),
-        ("90-day chart", "series by day, by model", {"path": "series", "since": "90d", "every": "day", "by": "model"}),
-        ("90-day chart", "series by hour, by team", {"path": "series", "since": "90d", "every": "hour", "by": "team"}),
+        ("90-day chart", "series by day", {"path": "series", "since": "90d", "every": "day", "metrics": "cost_usd"}),
+        ("90-day chart", "series by day, by model", {"path": "series", "since": "90d", "every": "day", "by": "model", "metrics": "cost_usd"}),
+        ("90-day chart", "series by hour, by team", {"path": "series", "since": "90d", "every": "hour", "by": "team",
+                                                     "metrics": "cost_usd"}),
+        ("API", "the same, every metric", {"path": "series", "since": "90d", "every": "hour", "by": "team"}),
         ("90-day chart", "series by day, a team by user", {"path": "series", "since": "90d", "every": "day", "by": "user",
-                                                           "team": team}),
+                                                           "team": team, "metrics": "cost_usd"}),
         ("90-day chart", "breakdown by user, top 10", {"path": "breakdown", "since": "90d", "by": "user", "top": "10"}),
         ("90-day chart", "breakdown by key", {"path": "breakdown", "since": "90d", "by": "key"}),
         ("90-day chart", "breakdown by team and model", {"path": "breakdown", "since": "90d", "by": "team,model",

@@ -150,7 +150,7 @@ async def series(request: Request, state: AppState, access: Access, now: datetim
     by = _by(request, required=False)
     top = _int(request, "top", 10, 1, MAX_TOP) or 10
     fields = _fields(request)
-    found = await state.database.insight.series(query, every, by, top, now)
+    found = await state.database.insight.series(query, every, by, top, now, fields)
     times = [iso(t) for t in found.times]
     return {"every": every, "since": iso(found.since), "until": iso(found.until), "by": by,
             "series": [{"group": _group(by, group),

@@ -18,6 +18,7 @@ cost; `other` is the rest of the total (for a tag, with the requests that lack i
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -65,16 +66,31 @@ class Metrics:
     histogram: tuple[int, ...] = (0,) * len(HISTOGRAM)
 
     @classmethod
-    def of(cls, values: Sequence[Any]) -> Metrics:
-        """From sums in rollups.METRICS order, counts as integers (all NULL: nothing summed)."""
+    def of(cls, values: Sequence[Any], columns: Sequence[str] = METRICS) -> Metrics:
+        """From sums of `columns` (rollups.METRICS, or some of them in that order: the rest
+        are 0), counts as integers (all NULL: nothing summed)."""
         if values[0] is None:
             return ZERO
+        if columns is not METRICS:
+            full = [0] * len(METRICS)
+            for at, value in zip(_places(tuple(columns)), values, strict=True):
+                full[at] = value
+            values = full
         n = len(COUNTS)
         return cls(tuple(values[:n]), float(values[n]), tuple(values[n + 1:]))
 
     def __add__(self, other: Metrics) -> Metrics:
         return Metrics(tuple(map(operator.add, self.counts, other.counts)), self.latency_ms_sum + other.latency_ms_sum,
                        tuple(map(operator.add, self.histogram, other.histogram)))
+
+    @classmethod
+    def added(cls, many: Sequence[Metrics]) -> Metrics:
+        """The sum of many at once (one object made, not one per addition)."""
+        if not many:
+            return ZERO
+        return cls(tuple(map(sum, zip(*(m.counts for m in many), strict=True))),
+                   sum(m.latency_ms_sum for m in many),
+                   tuple(map(sum, zip(*(m.histogram for m in many), strict=True))))
 
     def __sub__(self, other: Metrics) -> Metrics:
         return Metrics(tuple(map(operator.sub, self.counts, other.counts)), self.latency_ms_sum - other.latency_ms_sum,
@@ -178,6 +194,29 @@ _FIELD: dict[str, Callable[[Metrics], Any]] = {
     "latency_ms_avg": lambda m: round(m.latency_ms_sum / m.requests, 3) if m.requests > 0 else None,
     "latency_ms_p50": lambda m: _rounded(m.latency_ms(0.5)), "latency_ms_p95": lambda m: _rounded(m.latency_ms(0.95)),
 }
+
+
+# The rollup columns each field of the view is computed from.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "requests": ("requests",), "errors": ("errors",),
+    "input_tokens": ("input_tokens", "cached_input_tokens", "cache_write_tokens"),
+    "cached_input_tokens": ("cached_input_tokens",), "output_tokens": ("output_tokens",),
+    "reasoning_tokens": ("reasoning_tokens",), "cost_usd": ("cost_units",), "saved_usd": ("saved_units",),
+    "latency_ms_avg": ("requests", "latency_ms_sum"), "latency_ms_p50": HISTOGRAM, "latency_ms_p95": HISTOGRAM,
+}
+
+
+@functools.cache
+def _places(columns: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(METRICS.index(name) for name in columns)
+
+
+def columns_for(fields: Sequence[str] | None) -> Sequence[str]:
+    """The rollup columns that `fields` of the view need (all of them without `fields`)."""
+    if fields is None:
+        return METRICS
+    wanted = {column for name in fields for column in _NEEDS[name]}
+    return tuple(name for name in METRICS if name in wanted)
 
 
 def units_text(units: int) -> str:
@@ -310,10 +349,13 @@ COARSEST_FIRST = ("week", "day", "hour", "minute")
 
 
 def _constrained(plan: _Plan, filters: Mapping[str, Sequence[str]], chosen: Sequence[str]) -> set[str]:
-    """The value columns (v1, v2) that a query's filters and chosen groups pin to a list."""
+    """The value columns (v1, v2) that a query's filters, or its chosen groups of a nested
+    dimension (ten users of 5,000), pin to a few values: an index on them reads less than
+    the primary key's span. Ten teams or models of fifty are read faster in key order."""
     if plan.prefix:  # every tag: a range of dims, no index serves a value within it
         return set()
-    return {plan.columns[name] for name, values in filters.items() if values} | {plan.columns[name] for name in chosen}
+    nested = {plan.columns[name] for name in chosen} & {"v2"}
+    return {plan.columns[name] for name, values in filters.items() if values} | nested
 
 
 def _ceil(t: datetime, every: str) -> datetime:
@@ -363,8 +405,12 @@ def sources(every: str, start: datetime, end: datetime, folded: datetime) -> lis
     return found + ([("minute", max(start, folded), end)] if end > folded else [])
 
 
-# Counts summed back to integers (PostgreSQL's SUM of a BIGINT is a NUMERIC).
-_SUMS = ", ".join(f"SUM({m})" if m == "latency_ms_sum" else f"CAST(SUM({m}) AS BIGINT)" for m in METRICS)
+def _sums(columns: Sequence[str]) -> str:
+    """Counts summed back to integers (PostgreSQL's SUM of a BIGINT is a NUMERIC)."""
+    return ", ".join(f"SUM({m})" if m == "latency_ms_sum" else f"CAST(SUM({m}) AS BIGINT)" for m in columns)
+
+
+_SUMS = _sums(METRICS)
 
 
 class Insight:
@@ -425,14 +471,13 @@ class Insight:
     def _table(self, granularity: str, constrained: set[str]) -> str:
         """The table, and on SQLite the index to read it by. SQLite's planner, without
         statistics, always takes the primary key (dims, bucket, …), which for one team's
-        rows reads every team's; a value filter reads (dims, v1, bucket), chosen groups
-        (dims, v1, v2, bucket). PostgreSQL picks by its statistics."""
+        rows reads every team's: a team's reads (dims, v1, bucket), a few users' (dims, v2,
+        bucket), a team's few users (dims, v1, v2, bucket). PostgreSQL picks by its statistics."""
         table = TABLES[granularity]
-        if self._backend.dialect.name != "sqlite" or granularity == "minute":
+        if self._backend.dialect.name != "sqlite" or granularity == "minute" or not constrained:
             return table
-        if "v2" in constrained:
-            return f"{table} INDEXED BY {table}_values"
-        return f"{table} INDEXED BY {table}_spans" if "v1" in constrained else table
+        index = {"v1": "spans", "v2": "nested"}.get("".join(sorted(constrained)), "values")
+        return f"{table} INDEXED BY {table}_{index}"
 
     async def total(self, query: Query, now: datetime | None = None) -> tuple[datetime, datetime, Metrics]:
         """Everything in the span, under the filters: (covered since, until, metrics)."""
@@ -459,13 +504,15 @@ class Insight:
         ranked = await self._ranked(by, query, pieces, top)
         picked = ranked[:top]
         rows = sorted((await self._grouped(by, query, pieces, picked)).items(), key=_rank) if picked else []
-        other = total - sum((m for _, m in rows), ZERO) if len(ranked) > top else None
+        other = total - Metrics.added([m for _, m in rows]) if len(ranked) > top else None
         return Breakdown(start, end, rows, other, total)
 
     async def series(self, query: Query, every: str, by: Sequence[str] = (), top: int = 10,
-                     now: datetime | None = None) -> Series:
+                     now: datetime | None = None, fields: Sequence[str] | None = None) -> Series:
         """Metrics per `every` bucket; with `by`, one series for each of the top N groups by
-        cost over the span, and one for the rest (group None) if there are more."""
+        cost over the span, and one for the rest (group None) if there are more. With
+        `fields` (of VIEW_FIELDS), the points hold only what those need; the rest is 0."""
+        columns = columns_for(fields)
         now = now or datetime.now(UTC)
         if every not in EVERY:
             raise QueryError("every", f"{every!r}: use minute, hour or day")
@@ -481,18 +528,15 @@ class Insight:
         span = Query(start, end, query.filters)
         keys = [self._backend.dialect.timestamp(t) for t in times]  # buckets as the database returns them
         folded = await folded_until(self._backend)
-        base = await self._points(span, (), every, folded, None)
+        base = await self._points(span, (), every, folded, None, columns)
         if not by:
             return Series(start, end, times, [((), _filled(base.get((), {}), keys))])
         ranked = await self.breakdown(span, by, top, now)
         picked = [group for group, _ in ranked.rows]
-        points = await self._points(span, by, every, folded, picked)
+        points = await self._points(span, by, every, folded, picked, columns)
         series: list[tuple[Group | None, list[Metrics]]] = [(g, _filled(points.get(g, {}), keys)) for g in picked]
         if ranked.other is not None:  # the rest: the total less the top groups, bucket by bucket
-            if len(by) == 1:
-                top_sum = _filled((await self._points(span, by, every, folded, picked, summed=True)).get((), {}), keys)
-            else:
-                top_sum = [sum(points_at, ZERO) for points_at in zip(*(line for _, line in series), strict=True)]
+            top_sum = [Metrics.added(points_at) for points_at in zip(*(line for _, line in series), strict=True)]
             series.append((None, [b - t for b, t in zip(_filled(base.get((), {}), keys), top_sum, strict=True)]))
         return Series(start, end, times, series)
 
@@ -517,7 +561,7 @@ class Insight:
             found = await self.series(query, "day", now=now)
             ((_, line),) = found.series
             groups = [usage_group(t.strftime("%Y-%m-%d"), m) for t, m in zip(found.times, line, strict=True) if m.requests]
-            return sorted(groups, key=lambda g: (-g.cost_usd, g.group)), usage_group("total", sum(line, ZERO))
+            return sorted(groups, key=lambda g: (-g.cost_usd, g.group)), usage_group("total", Metrics.added(line))
         ranked = await self.breakdown(query, [by], top, now)
         groups = [usage_group(group[0], m) for group, m in ranked.rows]
         if ranked.other is not None:
@@ -525,10 +569,10 @@ class Insight:
         return groups, usage_group("total", ranked.total)
 
     async def _points(self, query: Query, by: Sequence[str], every: str, folded: datetime, picked: list[Group] | None,
-                      summed: bool = False) -> dict[Group, dict[Any, Metrics]]:
-        """Metrics per group and bucket (keyed by the bucket as the database returns it), for
-        the `picked` groups only if given (`summed`: those of one dimension added up): from
-        the `every` table up to the mark, the minutes after it cut to `every`."""
+                      columns: Sequence[str] = METRICS) -> dict[Group, dict[Any, Metrics]]:
+        """Metrics (of `columns`) per group and bucket (keyed by the bucket as the database
+        returns it), for the `picked` groups only if given: from the `every` table up to the
+        mark, the minutes after it cut to `every`."""
         plan = _plan(by, query.filters)
         where, params = _filter_sql(plan, query.filters)
         for i, name in enumerate(by):  # the top groups' values (a superset, for two dimensions)
@@ -536,27 +580,27 @@ class Insight:
             if picked is not None and values:
                 where += f" AND {plan.columns[name]} IN ({', '.join('?' for _ in values)})"
                 params += values
-        grouped = [] if summed else [f"{plan.columns[name]} AS g{i}" for i, name in enumerate(by)]
+        grouped = [f"{plan.columns[name]} AS g{i}" for i, name in enumerate(by)]
         constrained = _constrained(plan, query.filters, by if picked else ())
         dialect = self._backend.dialect
         branches, bound = [], []
         for granularity, start, end in sources(every, query.since, query.until, folded):
             bucket = "bucket" if granularity == every else truncate(dialect, every, "bucket")
-            branches.append(f"SELECT {', '.join([f'{bucket} AS bucket', *grouped, *METRICS])} FROM "
+            branches.append(f"SELECT {', '.join([f'{bucket} AS bucket', *grouped, *columns])} FROM "
                             f"{self._table(granularity, constrained)} WHERE {where} AND bucket >= ? AND bucket < ?")
             bound += [*params, start, end]
         if not branches:
             return {}
         keys = ["bucket", *(f"g{i}" for i in range(len(grouped)))]
-        sql = (f"SELECT {', '.join(keys)}, {_SUMS} FROM ({' UNION ALL '.join(branches)}) r "
+        sql = (f"SELECT {', '.join(keys)}, {_sums(columns)} FROM ({' UNION ALL '.join(branches)}) r "
                f"GROUP BY {', '.join(keys)}")
-        wanted = None if picked is None or summed else set(picked)
+        wanted = None if picked is None else set(picked)
         n = len(grouped)
         found: dict[Group, dict[Any, Metrics]] = {}
         for row in await self._backend.fetch(sql, bound):
             group = tuple(v or None for v in row[1:1 + n])
             if wanted is None or group in wanted:
-                found.setdefault(group, {})[row[0]] = Metrics.of(row[1 + n:])
+                found.setdefault(group, {})[row[0]] = Metrics.of(row[1 + n:], columns)
         return found
 
 
