@@ -115,3 +115,22 @@ def test_the_answer_is_plain_floats_and_datetimes():
     assert isinstance(result, Forecast)
     numbers = [result.spent_usd, result.forecast_usd, *(v for i in result.intervals for v in (i.low_usd, i.high_usd))]
     assert all(type(number) is float for number in numbers) and type(result.runs_out_at) is datetime
+
+
+def test_the_way_to_the_period_end_starts_at_what_is_spent_and_ends_at_the_forecast():
+    series = steady(per_hour=2.0, noise=0.2, seed=3)
+    result = forecast_spend(series, NOW, MONTH_END, MONTH_START)
+    assert isinstance(result, Forecast)
+    first, *ahead = result.path
+    assert (first.at, first.forecast_usd) == (NOW, result.spent_usd)
+    assert all(i.low_usd == i.high_usd == result.spent_usd for i in first.intervals)
+    assert len(ahead) == -(-(MONTH_END - NOW) // timedelta(days=1))  # a waypoint a day ahead, the last cut short
+    assert ahead[-1].at == MONTH_END
+    assert (ahead[-1].forecast_usd, ahead[-1].intervals) == (result.forecast_usd, result.intervals)
+    for earlier, later in zip(result.path, result.path[1:]):
+        assert later.at - earlier.at <= timedelta(days=1)
+        assert later.forecast_usd > earlier.forecast_usd  # a steady $2 an hour adds every day
+        assert later.forecast_usd - earlier.forecast_usd == pytest.approx(2.0 * (later.at - earlier.at).total_seconds()
+                                                                          / 3600, rel=0.2)
+        for a, b in zip(earlier.intervals, later.intervals):
+            assert b.high_usd - b.low_usd > a.high_usd - a.low_usd  # the band widens as the way goes on

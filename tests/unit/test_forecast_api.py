@@ -98,6 +98,10 @@ async def test_global_then_every_budget_each_to_its_period_end(api):
     eighty, ninety_five = plain["intervals"]
     assert (eighty["level"], ninety_five["level"]) == (0.8, 0.95)
     assert Decimal(ninety_five["low_usd"]) <= Decimal(plain["forecast_usd"]) <= Decimal(ninety_five["high_usd"])
+    first, *_, last = plain["path"]  # the way a chart draws: from what is spent now to the period's end
+    assert (first["forecast_usd"], first["intervals"][0]["low_usd"]) == (plain["spent_usd"], plain["spent_usd"])
+    assert (last["t"], last["forecast_usd"], last["intervals"]) == (plain["period_end"], plain["forecast_usd"],
+                                                                    plain["intervals"])
     assert budgeted["runs_out_at"] is None and budgeted["over_budget"] is False
     assert {"team:alpha", "user:*"} <= {f["scope"] for f in found}
     assert "team:beta" not in {f["scope"] for f in found}  # a rolling window has no end to forecast to

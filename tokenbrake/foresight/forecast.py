@@ -57,12 +57,22 @@ class Interval:
 
 
 @dataclass(frozen=True, slots=True)
+class Waypoint:
+    """The period's spend forecast to a moment ahead, as a chart draws the way there."""
+
+    at: datetime
+    forecast_usd: float
+    intervals: tuple[Interval, ...]  # one per `LEVELS`
+
+
+@dataclass(frozen=True, slots=True)
 class Forecast:
     spent_usd: float  # in the period, up to now
     forecast_usd: float  # spent, plus the hours predicted from now to the period's end
     intervals: tuple[Interval, ...]  # one per `LEVELS`
     runs_out_at: datetime | None  # when spend reaches the budget (past: it has); None: not in the period
     history_hours: int  # complete hours since the first spend
+    path: tuple[Waypoint, ...] = ()  # now, the end of each day ahead (24 hours from now), the period's end
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +106,36 @@ def forecast_spend(hourly: Sequence[tuple[datetime, float | Decimal]], now: date
     if period_start is not None:
         in_period &= hours >= np.floor(_hour(period_start))
     spent = float(costs[in_period].sum()) + float(spent_earlier_usd)
-    spread = float(np.sqrt(days.variance(of_day) + _within_days(past, of_day, days)))
-    intervals = tuple(Interval(level, spent + max(0.0, rest - z * spread), spent + rest + z * spread)
-                      for level in LEVELS for z in [NormalDist().inv_cdf((1 + level) / 2)])
+    path = _path(spent, now, (ends, predicted, (ahead - current) // 24), of_day, past, days)
     runs_out = None
     if budget_usd is not None:
         runs_out = _runs_out(float(budget_usd), float(spent_earlier_usd), (hours[in_period], costs[in_period], now_h),
                              (starts, ends, predicted))
-    return Forecast(spent, spent + rest, intervals, runs_out, since_first)
+    return Forecast(spent, spent + rest, path[-1].intervals, runs_out, since_first, path)
+
+
+def _intervals(spent: float, rest: float, spread: float) -> tuple[Interval, ...]:
+    """The normal intervals of `LEVELS` around spent + rest, never below what is spent."""
+    return tuple(Interval(level, spent + max(0.0, rest - z * spread), spent + rest + z * spread)
+                 for level in LEVELS for z in [NormalDist().inv_cdf((1 + level) / 2)])
+
+
+def _path(spent: float, now: datetime, ahead: tuple[np.ndarray, np.ndarray, np.ndarray], of_day: np.ndarray,
+          past: np.ndarray, days: Days) -> tuple[Waypoint, ...]:
+    """The spend forecast to now (what is spent), to the end of each day ahead and to the
+    period's end (`ahead`: each hour's end, forecast cost and day), each with its interval:
+    the error of the days up to it, so the band widens as the way goes on. The last is the
+    forecast of the period."""
+    ends, predicted, day_of = ahead
+    points = [Waypoint(now, spent, _intervals(spent, 0.0, 0.0))]
+    for day in range(len(of_day)):
+        upto = day_of <= day
+        shares = np.where(np.arange(len(of_day)) <= day, of_day, 0.0)
+        spread = float(np.sqrt(days.variance(shares) + _within_days(past, shares, days)))
+        rest = float(predicted[upto].sum())
+        points.append(Waypoint(datetime.fromtimestamp(float(ends[upto][-1]) * 3600, UTC), spent + rest,
+                               _intervals(spent, rest, spread)))
+    return tuple(points)
 
 
 def _hour(moment: datetime) -> float:

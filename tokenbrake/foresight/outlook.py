@@ -25,7 +25,7 @@ from typing import Any
 
 from tokenbrake.admission.budget_rules import merge, spending_counters, stored_budgets, window
 from tokenbrake.config import BudgetConfig, Config
-from tokenbrake.foresight.forecast import MAX_HISTORY_DAYS, Forecast, forecast_spend
+from tokenbrake.foresight.forecast import MAX_HISTORY_DAYS, Forecast, Interval, forecast_spend
 from tokenbrake.limits import Window
 from tokenbrake.limits.windows import period
 from tokenbrake.scopes import check_scope, split_tenant
@@ -140,10 +140,14 @@ async def forecast(db: Database, target: Target, now: datetime, tz: str) -> dict
                 "history_hours": result.history_hours, "needed_hours": result.needed_hours}
     return {**head, "status": "ok", "enough_history": True, "history_hours": result.history_hours,
             "spent_usd": _money(result.spent_usd), "forecast_usd": _money(result.forecast_usd),
-            "intervals": [{"level": i.level, "low_usd": _money(i.low_usd), "high_usd": _money(i.high_usd)}
-                          for i in result.intervals],
-            "runs_out_at": _iso(result.runs_out_at),
+            "intervals": _intervals(result.intervals), "runs_out_at": _iso(result.runs_out_at),
+            "path": [{"t": iso(p.at), "forecast_usd": _money(p.forecast_usd), "intervals": _intervals(p.intervals)}
+                     for p in result.path],
             "over_budget": amount is not None and result.forecast_usd > amount}  # the forecast passes the budget
+
+
+def _intervals(intervals: Sequence[Interval]) -> list[dict[str, Any]]:
+    return [{"level": i.level, "low_usd": _money(i.low_usd), "high_usd": _money(i.high_usd)} for i in intervals]
 
 
 def _head(target: Target, start: datetime | None, end: datetime) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 // Budgets: every budget in force, and for each counter its burn-down through the period, read
-// from the insight series with the filters its scope names, against an even pace to the reset.
+// from the insight series with the filters its scope names, against an even pace to the reset,
+// and what its forecast leaves of it to the period's end (a line, and its 80% band).
 "use strict";
 
 (() => {
@@ -54,7 +55,13 @@
     return TB.panel(id);
   }
 
-  async function burndown(index, row) {
+  // The forecast of a budget's counter, from the list /admin/insight/forecast answers.
+  function forecastOf(forecasts, row) {
+    return forecasts.find((f) => f.budget_usd !== null && f.scope === row.budget.scope && f.period === row.budget.period
+                          && (f.counter || f.scope) === row.counter.counter && (f.tenant || null) === (row.counter.tenant || null));
+  }
+
+  async function burndown(index, row, forecast) {
     const target = chartPanel(index, row);
     const [start, end] = window_(row.budget, row.counter);
     const step = every(start, end);
@@ -75,6 +82,7 @@
       {type: "scatter", mode: "lines", name: "remaining", line: {shape: "hv", width: 2.5},
        x: [TB.iso(start), ...rows.map((r) => r.t), TB.iso(now < end ? now : end)],
        y: [row.amount, ...rows.map((r) => Number(r.left)), left]},
+      ...(forecast && forecast.status === "ok" ? TB.forecastTraces(forecast, (spend) => row.amount - spend) : []),
     ], {yaxis: {tickprefix: "$", rangemode: "tozero"}, xaxis: {type: "date", range: [TB.iso(start), TB.iso(end)]},
         height: 240});
     TB.table(target, [{label: "Time", value: (r) => TB.when(r.t)}, {label: "Spent then", value: (r) => TB.usd(r.cost), num: true},
@@ -82,6 +90,7 @@
                       {label: "Remaining", value: (r) => TB.usd(r.left), num: true}],
              rows.filter((r) => Number(r.cost)),
              [{t: "now (settled and reserved)", cost: null, spent: String(row.amount - left), left: String(left)}]);
+    if (forecast) TB.say(target, TB.forecastNote(forecast));
   }
 
   async function all() {
@@ -93,7 +102,8 @@
     const shown = rows.slice(0, MAX_CHARTS);
     const holder = document.getElementById("burndowns");
     while (holder.children.length > shown.length) holder.lastElementChild.remove();
-    const results = await Promise.allSettled(shown.map((row, i) => burndown(i, row)));
+    const forecasts = shown.length ? (await TB.get("/admin/insight/forecast")).forecasts || [] : [];
+    const results = await Promise.allSettled(shown.map((row, i) => burndown(i, row, forecastOf(forecasts, row))));
     results.forEach((r, i) => { if (r.status === "rejected") TB.say(TB.panel(`burndown-${i}`), r.reason.message, "error"); });
   }
 

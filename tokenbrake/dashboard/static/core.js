@@ -298,6 +298,39 @@ window.TB = (() => {
     return rows.sort((a, b) => b.share - a.share);
   }
 
+  // ---- forecasts (/admin/insight/forecast): the way to the period's end as chart traces, its
+  // 80% interval a band around it; `toY` turns a spend into what the chart shows (the spend, or
+  // what a budget has left of it)
+  function forecastTraces(forecast, toY = (spend) => spend) {
+    const path = forecast.path || [];
+    const x = path.map((p) => p.t);
+    const end = (p, which) => toY(Number(p.intervals[0][which]));
+    return [
+      {type: "scatter", mode: "lines", name: "80% interval", x, y: path.map((p) => end(p, "low_usd")),
+       line: {width: 0}, showlegend: false, hoverinfo: "skip"},
+      {type: "scatter", mode: "lines", name: "80% interval", x, y: path.map((p) => end(p, "high_usd")),
+       line: {width: 0}, fill: "tonexty", fillcolor: "rgba(148, 163, 184, 0.35)", hoverinfo: "skip"},
+      {type: "scatter", mode: "lines", name: "forecast", x, y: path.map((p) => toY(Number(p.forecast_usd))),
+       line: {dash: "dash", width: 2}},
+    ];
+  }
+
+  function forecastNote(forecast) {
+    if (forecast.status !== "ok") return `No forecast: ${forecast.reason}.`;
+    const [eighty] = forecast.intervals;
+    const out = !forecast.runs_out_at ? "" : new Date(forecast.runs_out_at) <= new Date()
+      ? `; the budget ran out ${when(forecast.runs_out_at)}` : `; at this pace the budget runs out ${when(forecast.runs_out_at)}`;
+    return `Forecast for ${when(forecast.period_end)}: ${usd(forecast.forecast_usd)} ` +
+           `(80% between ${usd(eighty.low_usd)} and ${usd(eighty.high_usd)})${out}.`;
+  }
+
+  const FORECAST_COLUMNS = [
+    {label: "By", value: (p) => when(p.t)},
+    {label: "Forecast spend", value: (p) => usd(p.forecast_usd), num: true},
+    {label: "80% low", value: (p) => usd(p.intervals[0].low_usd), num: true},
+    {label: "80% high", value: (p) => usd(p.intervals[0].high_usd), num: true},
+  ];
+
   const BUDGET_COLUMNS = [
     {label: "Budget", value: (r) => r.name},
     {label: "Period", value: (r) => r.budget.period},
@@ -334,5 +367,6 @@ window.TB = (() => {
 
   return {viewer, team, actions, get, post, usd, count, ms, percent, when, change, periodStart, iso, query, keep,
           filters, withParams, el, panel, say, table, meter, chart, bars, every, panels, groupName, budgetRows, budgetBars,
-          BUDGET_COLUMNS, METRIC_COLUMNS, breakdownTable, PALETTE, roundDecimal};
+          BUDGET_COLUMNS, METRIC_COLUMNS, breakdownTable, PALETTE, roundDecimal, forecastTraces, forecastNote,
+          FORECAST_COLUMNS};
 })();

@@ -1,6 +1,7 @@
 // Overview: spend today, this week and this month against the period before; for the period
 // chosen, spend over time by model, the breakdowns by model, team and feature, the top users
-// and keys, what was saved, and the budgets closest to their cap.
+// and keys, what was saved, the budgets closest to their cap, and where the period's spend is
+// forecast to end.
 "use strict";
 
 (() => {
@@ -99,6 +100,45 @@
     TB.table(target, TB.BUDGET_COLUMNS, rows);
   }
 
+  // The period's spend so far (the global month, or the team's: a team's budget's period if it
+  // has one) and its forecast to the end, with the forecast's 80% band.
+  async function forecast() {
+    const target = TB.panel("forecast");
+    const {team} = chosen();
+    const data = await TB.get("/admin/insight/forecast",
+                              new URLSearchParams(team && !TB.viewer ? {scope: `team:${team}`} : {}));
+    const found = (data.forecasts || [])[0];
+    if (!found || found.status !== "ok") {
+      target.chart.hidden = true;
+      target.wrap.replaceChildren();
+      TB.say(target, found ? TB.forecastNote(found) : "No spend to forecast.", "empty");
+      return;
+    }
+    const now = new Date(), start = new Date(found.period_start || Date.now() - 30 * 86400000);
+    const step = (now - start) <= 2 * 86400000 ? "hour" : "day";
+    const params = new URLSearchParams(Object.entries(found.filters).flatMap(([name, values]) => values.map((v) => [name, v])));
+    const spent = await TB.get("/admin/insight/series", TB.withParams(params, {since: TB.iso(start), until: TB.iso(now),
+                                                                               every: step, metrics: "cost_usd"}));
+    let sum = 0;
+    const points = ((spent.series || [])[0] || {points: []}).points;
+    const stepMs = step === "hour" ? 3600000 : 86400000;
+    const x = [TB.iso(start)], y = [0];
+    for (const p of points) {
+      sum += Number(p.cost_usd);
+      x.push(TB.iso(new Date(Math.min(new Date(p.t).getTime() + stepMs, now.getTime()))));
+      y.push(sum);
+    }
+    const traces = [{type: "scatter", mode: "lines", name: "spent", x, y, line: {width: 2.5}}, ...TB.forecastTraces(found)];
+    if (found.budget_usd) {
+      traces.push({type: "scatter", mode: "lines", name: "budget", x: [found.period_start, found.period_end],
+                   y: [Number(found.budget_usd), Number(found.budget_usd)], line: {dash: "dot", color: "#ef4444"}});
+    }
+    TB.chart(target, traces, {yaxis: {tickprefix: "$", rangemode: "tozero"},
+                              xaxis: {type: "date", range: [TB.iso(start), found.period_end]}});
+    TB.table(target, TB.FORECAST_COLUMNS, found.path.slice(1));
+    TB.say(target, TB.forecastNote(found));
+  }
+
   function fillTeams() {
     const {team} = chosen();
     if (team) seenTeams.add(team);
@@ -133,6 +173,6 @@
     spend: spendOverTime, "by-model": () => breakdown("by-model", "model", "Model"),
     "by-team": () => breakdown("by-team", "team", "Team"), "by-feature": () => breakdown("by-feature", "tag.feature", "Feature"),
     "top-users": () => breakdown("top-users", "user", "User"), "top-keys": () => breakdown("top-keys", "key", "Key"),
-    savings, budgets,
+    savings, budgets, forecast,
   }));
 })();
