@@ -127,7 +127,7 @@ async def forecast(db: Database, target: Target, now: datetime, tz: str) -> dict
     since = floor(now - HISTORY, "hour")
     head = _head(target, start, end)
     try:
-        found = await db.insight.series(Query(since, now, target.filters), "hour", now=now)
+        found = await db.insight.series(Query(since, now, target.filters), "hour", now=now, fields=["cost_usd"])
         earlier = await _spent_before(db, target, since, now) if start is None else Decimal(0)
     except QueryError as exc:
         return {**head, "status": "not_rolled_up", "enough_history": None,
