@@ -18,6 +18,9 @@ Tables:
   (compaction.py) up to the mark in `rollup_compacted`.
 - `budgets`: budgets set at run time (`tokenbrake budgets set`, the admin API), one per scope
   and period; gateways merge them over the config's (see budgets.py).
+- `responses`: the Responses API conversations the gateway keeps (responses.py): one row per
+  response, with its whole input and the Response object, scoped to the key that made it and
+  deleted once `expires_at` (epoch seconds) has passed.
 """
 
 from __future__ import annotations
@@ -201,6 +204,24 @@ def m010_rollup_spans(d: Dialect) -> list[str]:
     """An index for one value over a span (a team's users over 90 days) on the tables that
     compaction writes once an hour: the primary key would read every team's rows."""
     return [f"CREATE INDEX {rollups.TABLES[g]}_spans ON {rollups.TABLES[g]} (dims, v1, bucket)" for g in rollups.COARSER]
+
+
+@migration
+def m013_responses_store(d: Dialect) -> list[str]:
+    """Responses API conversations kept for `previous_response_id` and `GET /v1/responses/{id}`,
+    for upstreams that keep none themselves (responses.py)."""
+    t = d.types
+    return [
+        f"""CREATE TABLE responses (
+            response_id TEXT PRIMARY KEY,
+            key_name TEXT NOT NULL,
+            created_at {t['float']} NOT NULL,
+            expires_at {t['float']} NOT NULL,
+            input_items TEXT NOT NULL,
+            response TEXT NOT NULL
+        )""",
+        "CREATE INDEX responses_expiry ON responses (expires_at)",
+    ]
 
 
 async def migrate(backend: Backend, until: str | None = None) -> list[str]:

@@ -96,12 +96,13 @@ def from_request(header: str | None, texts: list[str]) -> Directives:
 
 
 def last_user_texts(messages: Any) -> list[str]:
-    """The text parts of the last user message (OpenAI or Anthropic shape)."""
+    """The text parts of the last user message that has any (OpenAI or Anthropic shape): after
+    a tool turn, Anthropic's last user message holds only tool results."""
     if not isinstance(messages, list):
         return []
     for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return _texts(message.get("content"))
+        if isinstance(message, dict) and message.get("role") == "user" and (texts := _texts(message.get("content"))):
+            return texts
     return []
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from tokenbrake.tools.emulator.compose import END, LENGTH, STOP_SEQUENCE, TOOL, Answer, Ask
+from tokenbrake.tools.emulator.compose import END, LENGTH, STOP_SEQUENCE, TOOL, Answer, Ask, output_schema
 from tokenbrake.tools.emulator.directives import last_user_texts
 from tokenbrake.tools.emulator.errors import EmulatorError, invalid
 from tokenbrake.tools.emulator.ids import SYSTEM_FINGERPRINT, new_id
@@ -51,7 +51,14 @@ def read_chat(body: dict[str, Any]) -> Ask:
         wants_tools=bool(tools) and choice != "none" and last_role == "user",
         n=_positive(body, "n", 1, 128) or 1,
         logprobs=_flag(body, "logprobs"),
+        json_schema=_schema(body.get("response_format")),
     )
+
+
+def _schema(response_format: Any) -> Any:
+    if not isinstance(response_format, dict):
+        return None
+    return output_schema(response_format.get("type"), (response_format.get("json_schema") or {}).get("schema"))
 
 
 def _tool(tool: dict[str, Any]) -> tuple[str, Any]:

@@ -1,0 +1,134 @@
+"""OpenAI's Responses API through the gateway, driven with the official SDK's `client.responses`,
+against the three kinds of upstream: one that speaks Responses itself (`gpt-4o`, on an OpenAI
+upstream), an OpenAI-compatible server that speaks only Chat Completions (`small`), and
+Anthropic (`claude-fast`). Each gets what it speaks (the emulator's journal shows it), and the
+client gets Response objects and event streams in OpenAI's shape and order."""
+
+import json
+
+import httpx
+import openai
+import pytest
+
+MODELS = ["gpt-4o", "small", "claude-fast"]
+WEATHER = {"type": "function", "name": "get_weather", "description": "The weather in a city.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+CITY = {"type": "object", "properties": {"city": {"type": "string"}, "celsius": {"type": "integer"}},
+        "required": ["city", "celsius"], "additionalProperties": False}
+
+
+def last_sent(emulator, marker: str) -> dict:
+    return [r for r in httpx.get(emulator.url + "/_emulator/requests").json() if marker in str(r["body"])][-1]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_text_answer_is_a_response_object_with_usage(openai_client, model):
+    response = openai_client.responses.create(model=model, instructions="Be brief.",
+                                              input=f"hello [[emulator: tokens=7 id=rsp-text-{model}]]")
+    assert response.object == "response" and response.status == "completed" and response.id.startswith("resp_")
+    assert response.output[0].type == "message" and response.output_text
+    assert response.usage.output_tokens == 7 and response.usage.input_tokens > 0
+    assert response.usage.total_tokens == response.usage.input_tokens + 7
+    assert response.usage.input_tokens_details.cached_tokens == 0
+    assert response.usage.output_tokens_details.reasoning_tokens == 0
+
+
+@pytest.mark.parametrize(("model", "path"), [("gpt-4o", "/v1/responses"), ("small", "/v1/chat/completions"),
+                                             ("claude-fast", "/v1/messages")])
+def test_each_upstream_gets_the_request_in_the_api_it_speaks(openai_client, emulator, model, path):
+    openai_client.responses.create(model=model, instructions="Be brief.", max_output_tokens=64, temperature=0.5,
+                                   input=[{"role": "user", "content": [
+                                       {"type": "input_text", "text": f"hi [[emulator: id=rsp-path-{model}]]"}]}])
+    sent = last_sent(emulator, f"rsp-path-{model}")
+    assert sent["path"] == path
+    body = sent["body"]
+    if path == "/v1/responses":
+        assert body["instructions"] == "Be brief." and body["max_output_tokens"] == 64
+    elif path == "/v1/chat/completions":
+        assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+        assert body["max_tokens"] == 64 and body["temperature"] == 0.5
+    else:
+        assert body["system"] == "Be brief." and body["max_tokens"] == 64
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_stream_has_openai_s_events_in_order_numbered(openai_client, model):
+    with openai_client.responses.stream(model=model, input=f"stream [[emulator: tokens=6 id=rsp-stream-{model}]]") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added"]
+    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                          "response.completed"]
+    assert kinds.count("response.output_text.delta") == len(kinds) - 8
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    deltas = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert deltas == final.output_text and final.usage.output_tokens == 6
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_function_call_and_its_output_make_a_second_turn(openai_client, emulator, model):
+    first = openai_client.responses.create(model=model, tools=[WEATHER], input="weather in Paris?")
+    call = next(item for item in first.output if item.type == "function_call")
+    assert call.name == "get_weather" and "city" in json.loads(call.arguments)
+    second = openai_client.responses.create(model=model, tools=[WEATHER], input=[
+        {"role": "user", "content": "weather in Paris?"},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": f"sunny [[emulator: id=rsp-tool-{model}]]"},
+    ])
+    assert second.status == "completed" and second.output_text
+    if model == "small":
+        sent = last_sent(emulator, f"rsp-tool-{model}")["body"]["messages"]
+        assert sent[1]["tool_calls"][0]["id"] == call.call_id
+        assert sent[2] == {"role": "tool", "tool_call_id": call.call_id, "content": f"sunny [[emulator: id=rsp-tool-{model}]]"}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_streamed_function_call_arrives_with_its_arguments(openai_client, model):
+    with openai_client.responses.stream(model=model, tools=[WEATHER], tool_choice="required",
+                                        input="weather in Oslo?") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert "response.function_call_arguments.delta" in kinds and "response.function_call_arguments.done" in kinds
+    call = next(item for item in final.output if item.type == "function_call")
+    done = next(event for event in events if event.type == "response.function_call_arguments.done")
+    assert done.arguments == call.arguments and "city" in json.loads(call.arguments)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "small"])
+def test_structured_output_follows_the_json_schema(openai_client, emulator, model):
+    response = openai_client.responses.create(
+        model=model, input=f"a city [[emulator: id=rsp-schema-{model}]]",
+        text={"format": {"type": "json_schema", "name": "city", "schema": CITY, "strict": True}},
+    )
+    value = json.loads(response.output_text)
+    assert isinstance(value["city"], str) and isinstance(value["celsius"], int)
+    if model == "small":
+        sent = last_sent(emulator, f"rsp-schema-{model}")["body"]
+        assert sent["response_format"] == {"type": "json_schema",
+                                           "json_schema": {"name": "city", "schema": CITY, "strict": True}}
+
+
+def test_an_answer_cut_by_max_output_tokens_is_incomplete(openai_client):
+    response = openai_client.responses.create(model="small", max_output_tokens=16, input="long [[emulator: tokens=40]]")
+    assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
+    assert response.usage.output_tokens == 16
+
+
+def test_a_built_in_tool_is_refused_for_an_upstream_that_cannot_run_it(openai_client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        openai_client.responses.create(model="small", tools=[{"type": "web_search"}], input="news?")
+    assert refused.value.body["param"] == "tools[0].type" and "responses_api" in refused.value.body["message"]
+
+
+def test_a_built_in_tool_reaches_an_upstream_that_speaks_responses(openai_client, emulator):
+    openai_client.responses.create(model="gpt-4o", tools=[{"type": "web_search"}], input="news? [[emulator: id=rsp-web]]")
+    assert last_sent(emulator, "rsp-web")["body"]["tools"] == [{"type": "web_search"}]
+
+
+def test_a_request_without_input_is_refused_naming_the_field(openai_client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        openai_client.responses.create(model="small", input=None)  # type: ignore[arg-type]
+    assert refused.value.body["param"] == "input"
