@@ -137,6 +137,9 @@ class ModelConfig(Strict):
     model: str | None = None  # the upstream's name for it; defaults to the config key
     # The output cap assumed when a request sets none (the worst case a budget reserves for).
     default_max_tokens: int = Field(4096, gt=0)
+    # The most output the model can produce: a request asking for more is clamped to it (the
+    # provider would refuse it, and budgets would reserve for output that cannot come).
+    max_output_tokens: int | None = Field(None, gt=0)
     fallbacks: list[str] = []
     price: PriceConfig | None = None
     free: bool = False  # a model with no price must say so, so nothing is priced at zero by accident

@@ -132,3 +132,54 @@ def test_a_request_without_input_is_refused_naming_the_field(openai_client):
     with pytest.raises(openai.BadRequestError) as refused:
         openai_client.responses.create(model="small", input=None)  # type: ignore[arg-type]
     assert refused.value.body["param"] == "input"
+
+
+@pytest.mark.parametrize("model", ["small", "claude-fast"])
+def test_a_stream_cut_by_the_upstream_ends_with_response_failed(openai_client, model):
+    with openai_client.responses.stream(model=model, input="cut [[emulator: tokens=30 cut=3]]") as stream:
+        events = list(stream)
+    assert events[-1].type == "response.failed" and "the stream" in events[-1].response.error.message
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert sum(event.type == "response.output_text.delta" for event in events) == 3
+
+
+def test_a_stream_cut_by_a_responses_upstream_ends_with_an_error_event(openai_client):
+    with openai_client.responses.stream(model="gpt-4o", input="cut [[emulator: tokens=30 cut=3]]") as stream:
+        events = list(stream)
+    assert events[-1].type == "error" and events[-1].sequence_number == events[-2].sequence_number + 1
+    assert "the stream" in events[-1].message
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_an_upstream_failure_is_an_openai_shaped_error(openai_client, model):
+    with pytest.raises(openai.APIStatusError) as failed:
+        openai_client.responses.create(model=model, input="fail [[emulator: status=400]]")
+    assert failed.value.status_code == 400 and "Emulated failure" in failed.value.body["message"]
+
+
+def test_reasoning_effort_and_text_settings_reach_a_chat_upstream(openai_client, emulator):
+    openai_client.responses.create(model="small", reasoning={"effort": "low", "summary": "auto"},
+                                   text={"format": {"type": "json_object"}, "verbosity": "low"},
+                                   parallel_tool_calls=False, tools=[WEATHER], tool_choice={"type": "function",
+                                                                                            "name": "get_weather"},
+                                   input="json [[emulator: id=rsp-settings]]", safety_identifier="user-42")
+    sent = last_sent(emulator, "rsp-settings")["body"]
+    assert sent["reasoning_effort"] == "low" and sent["response_format"] == {"type": "json_object"}
+    assert sent["verbosity"] == "low" and sent["parallel_tool_calls"] is False and sent["user"] == "user-42"
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+
+
+def test_an_image_part_reaches_a_chat_upstream_as_an_image_url(openai_client, emulator):
+    image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    openai_client.responses.create(model="small", input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "what is it? [[emulator: id=rsp-image]]"},
+        {"type": "input_image", "image_url": image, "detail": "low"}]}])
+    part = last_sent(emulator, "rsp-image")["body"]["messages"][0]["content"][1]
+    assert part == {"type": "image_url", "image_url": {"url": image, "detail": "low"}}
+
+
+def test_an_output_cap_above_the_model_s_limit_reaches_the_upstream_clamped(openai_client, emulator):
+    response = openai_client.responses.create(model="claude-fast", max_output_tokens=128000,
+                                              input="hi [[emulator: id=rsp-clamp tokens=3]]")
+    assert response.status == "completed"
+    assert last_sent(emulator, "rsp-clamp")["body"]["max_tokens"] == 8192  # models.claude-fast.max_output_tokens
