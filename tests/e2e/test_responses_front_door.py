@@ -97,7 +97,7 @@ def test_a_streamed_function_call_arrives_with_its_arguments(openai_client, mode
     assert done.arguments == call.arguments and "city" in json.loads(call.arguments)
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "small"])
+@pytest.mark.parametrize("model", MODELS)
 def test_structured_output_follows_the_json_schema(openai_client, emulator, model):
     response = openai_client.responses.create(
         model=model, input=f"a city [[emulator: id=rsp-schema-{model}]]",

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from tokenbrake.tools.emulator.compose import END, LENGTH, STOP_SEQUENCE, TOOL, Answer, Ask
+from tokenbrake.tools.emulator.compose import END, LENGTH, STOP_SEQUENCE, TOOL, Answer, Ask, output_schema
 from tokenbrake.tools.emulator.directives import last_user_texts
 from tokenbrake.tools.emulator.errors import EmulatorError, invalid
 from tokenbrake.tools.emulator.ids import new_id
@@ -60,7 +60,26 @@ def read_chat(body: dict[str, Any]) -> Ask:
         tools=tools,
         forced_tool=choice.get("name") if choice.get("type") == "tool" else None,
         wants_tools=bool(tools) and choice.get("type") != "none" and _user_turn(last),
+        json_schema=_asked_schema(body),
     )
+
+
+def _asked_schema(body: dict[str, Any]) -> Any:
+    """The schema the answer must follow: Anthropic's structured outputs (`output_config.format`),
+    or, as a model that follows its instructions would, a system prompt that asks for JSON
+    conforming to a schema it spells out (what the gateway sends for OpenAI's response_format)."""
+    form = (body.get("output_config") or {}).get("format") or {}
+    if form.get("type") == "json_schema":
+        return output_schema("json_schema", form.get("schema"))
+    system = body.get("system")
+    text = system if isinstance(system, str) else " ".join(b.get("text", "") for b in system or [] if isinstance(b, dict))
+    if "single valid JSON object" not in text:
+        return None
+    _, found, spelled = text.partition("JSON schema:\n")
+    try:
+        return output_schema("json_schema", orjson.loads(spelled)) if found else output_schema("json_object", None)
+    except orjson.JSONDecodeError:
+        return output_schema("json_object", None)
 
 
 def _custom_tool(tool: Any) -> bool:
