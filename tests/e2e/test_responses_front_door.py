@@ -183,3 +183,29 @@ def test_an_output_cap_above_the_model_s_limit_reaches_the_upstream_clamped(open
                                               input="hi [[emulator: id=rsp-clamp tokens=3]]")
     assert response.status == "completed"
     assert last_sent(emulator, "rsp-clamp")["body"]["max_tokens"] == 8192  # models.claude-fast.max_output_tokens
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_prompt_cache_reads_are_cached_tokens_in_the_responses_usage(openai_client, model):
+    response = openai_client.responses.create(model=model, input="cached [[emulator: tokens=4 cached=8]]")
+    assert response.usage.input_tokens_details.cached_tokens == 8 and response.usage.input_tokens >= 8
+    assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "small"])
+def test_reasoning_comes_back_as_a_reasoning_item_and_reasoning_tokens(openai_client, model):
+    response = openai_client.responses.create(model=model, reasoning={"effort": "low"},
+                                              input="think [[emulator: tokens=4 thinking=6]]")
+    assert [item.type for item in response.output] == ["reasoning", "message"]
+    assert response.usage.output_tokens_details.reasoning_tokens == 6 and response.usage.output_tokens == 10
+    with openai_client.responses.stream(model=model, input="think [[emulator: tokens=4 thinking=6]]") as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert final.output[0].type == "reasoning" and kinds[2] == "response.output_item.added"
+    if model == "small":  # a reasoning server's reasoning_content, as reasoning text
+        assert response.output[0].content[0].text and "response.reasoning_text.delta" in kinds
+
+
+def test_anthropic_thinking_is_not_mistaken_for_the_answer(openai_client):
+    response = openai_client.responses.create(model="claude-fast", input="think [[emulator: tokens=4 thinking=6]]")
+    assert [item.type for item in response.output] == ["message"] and response.usage.output_tokens == 10

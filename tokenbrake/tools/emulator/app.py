@@ -71,12 +71,13 @@ class Emulator:
             directives = self._directives(request, responses_wire.directive_texts(body), record)
             await self._misbehave(directives)
             input_tokens = responses_wire.count_input(body)
+            ask.cached_tokens = min(directives.cached or 0, input_tokens)
             answer = compose(ask, directives, self.settings.output_tokens)
             pacing = self._pacing(directives, Format.OPENAI)
             if ask.stream:
-                frames = responses_wire.events(body, answer, input_tokens)
+                frames = responses_wire.events(body, ask, answer, input_tokens)
                 return self._paced(frames, pacing, answer.output_tokens, input_tokens, record, Format.OPENAI)
-            reply = responses_wire.reply(body, answer, input_tokens)
+            reply = responses_wire.reply(body, ask, answer, input_tokens)
             return await self._answer(reply, pacing, answer.output_tokens, input_tokens, record, Format.OPENAI)
         except EmulatorError as error:
             return _error(Format.OPENAI, error, record)
@@ -92,6 +93,7 @@ class Emulator:
             if directives.confidence is not None:
                 ask.confidence = directives.confidence
             input_tokens = count_request_input(fmt, body)
+            ask.cached_tokens = min(directives.cached or 0, input_tokens)
             answers = [compose(ask, directives, self.settings.output_tokens, i) for i in range(ask.n)]
             pacing = self._pacing(directives, fmt)
             if ask.stream:

@@ -46,6 +46,7 @@ class Ask:
     logprobs: bool = False  # OpenAI `logprobs: true`: each token's log-probability in the reply
     confidence: float = 0.95  # every token's probability (directive confidence=P), so the mean logprob is ln P
     json_schema: Any = None  # structured output asked for: the answer is JSON valid against this schema
+    cached_tokens: int = 0  # input tokens reported as read from the prompt cache (directive cached=N)
 
 
 @dataclass(slots=True)
@@ -63,12 +64,20 @@ class Answer:
     output_tokens: int
     stop_sequence: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    thinking: str = ""  # the reasoning before the answer (directive thinking=N)
+    reasoning_tokens: int = 0  # its tokens, counted in output_tokens too
 
 
 def compose(ask: Ask, directives: Directives, default_tokens: int, index: int = 0) -> Answer:
     if ask.wants_tools and directives.tools != 0:
-        return _tool_answer(ask, directives.tools or 1)
-    return _text_answer(ask, directives, default_tokens, ask.seed + index)
+        answer = _tool_answer(ask, directives.tools or 1)
+    else:
+        answer = _text_answer(ask, directives, default_tokens, ask.seed + index)
+    if directives.thinking:
+        answer.thinking = "".join(words(ask.seed + 1, directives.thinking))
+        answer.reasoning_tokens = directives.thinking
+        answer.output_tokens += directives.thinking
+    return answer
 
 
 def _text_answer(ask: Ask, directives: Directives, default_tokens: int, seed: int) -> Answer:

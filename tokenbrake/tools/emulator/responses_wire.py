@@ -77,17 +77,24 @@ def read_responses(body: dict[str, Any]) -> Ask:
     )
 
 
-def usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+def usage(ask: Ask, answer: Answer, input_tokens: int) -> dict[str, Any]:
+    output_tokens = answer.output_tokens
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": ask.cached_tokens, "cache_write_tokens": 0},
         "output_tokens": output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": answer.reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
     }
 
 
 def _output(answer: Answer) -> list[dict[str, Any]]:
+    # OpenAI shows no reasoning text unless a summary is asked for: the item, and its tokens in usage.
+    reasoning = [{"id": new_id("rs_"), "type": "reasoning", "summary": []}] if answer.thinking else []
+    return reasoning + _answer_items(answer)
+
+
+def _answer_items(answer: Answer) -> list[dict[str, Any]]:
     if answer.tool_calls:
         return [{"id": new_id("fc_"), "type": "function_call", "status": "completed", "call_id": new_id("call_"),
                  "name": call.name, "arguments": call.arguments} for call in answer.tool_calls]
@@ -114,18 +121,18 @@ def _status(answer: Answer) -> str:
     return "incomplete" if answer.finish == LENGTH else "completed"
 
 
-def reply(body: dict[str, Any], answer: Answer, input_tokens: int) -> dict[str, Any]:
-    return _response(body, new_id("resp_", 32), _status(answer), _output(answer),
-                     usage(input_tokens, answer.output_tokens))
+def reply(body: dict[str, Any], ask: Ask, answer: Answer, input_tokens: int) -> dict[str, Any]:
+    return _response(body, new_id("resp_", 32), _status(answer), _output(answer), usage(ask, answer, input_tokens))
 
 
-def events(body: dict[str, Any], answer: Answer, input_tokens: int) -> list[Frame]:
+def events(body: dict[str, Any], ask: Ask, answer: Answer, input_tokens: int) -> list[Frame]:
     """The whole stream as frames, each event numbered in order."""
     response_id, output = new_id("resp_", 32), _output(answer)
     frames: list[Frame] = []
 
-    def emit(kind: str, frame_kind: int = BODY, text: str = "", **data: Any) -> None:
-        frames.append(Frame(encode({"type": kind, "sequence_number": len(frames), **data}, kind), frame_kind, text))
+    def emit(kind: str, role: int = BODY, sent: str = "", **data: Any) -> None:
+        """One event; `role` and `sent` are its frame's (see Frame), the rest its data."""
+        frames.append(Frame(encode({"type": kind, "sequence_number": len(frames), **data}, kind), role, sent))
 
     shell = _response(body, response_id, "in_progress", [], None)
     emit("response.created", PREAMBLE, response=shell)
@@ -140,6 +147,8 @@ def events(body: dict[str, Any], answer: Answer, input_tokens: int) -> list[Fram
                 emit("response.output_text.delta", CONTENT, piece, **at, content_index=0, delta=piece, logprobs=[])
             emit("response.output_text.done", **at, content_index=0, text=answer.text, logprobs=[])
             emit("response.content_part.done", **at, content_index=0, part=item["content"][0])
+        elif item["type"] == "reasoning":
+            emit("response.output_item.added", output_index=index, item=item)
         else:
             emit("response.output_item.added", output_index=index, item={**item, "status": "in_progress", "arguments": ""})
             arguments = item["arguments"]
@@ -148,6 +157,6 @@ def events(body: dict[str, Any], answer: Answer, input_tokens: int) -> list[Fram
                 emit("response.function_call_arguments.delta", CONTENT, fragment, **at, delta=fragment)
             emit("response.function_call_arguments.done", **at, arguments=arguments)
         emit("response.output_item.done", output_index=index, item=item)
-    final = _response(body, response_id, _status(answer), output, usage(input_tokens, answer.output_tokens))
+    final = _response(body, response_id, _status(answer), output, usage(ask, answer, input_tokens))
     emit(f"response.{final['status']}", response=final)
     return frames
