@@ -5,13 +5,16 @@ made it, and `store: false` keeps nothing. Each call is in the ledger like any o
 
 import asyncio
 import time
+import uuid
 
 import httpx
 import openai
 import pytest
 import yaml
+from gateway_setup import MASTER_KEY, create_key, gateway_config, write_config
 
 from tokenbrake.storage import open_database
+from tokenbrake.tools.launch import ChildServer
 
 MODELS = ["gpt-4o", "small", "claude-fast"]
 
@@ -22,7 +25,7 @@ def last_sent(emulator, marker: str) -> dict:
 
 @pytest.fixture
 def other_client(gateway, make_key):
-    with openai.OpenAI(base_url=gateway.url + "/v1", api_key=make_key("responses-other"), max_retries=0) as client:
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key=make_key(f"responses-other-{uuid.uuid4().hex[:6]}"), max_retries=0) as client:
         yield client
 
 
@@ -56,12 +59,13 @@ def test_a_kept_response_can_be_read_listed_and_deleted(openai_client):
         openai_client.responses.create(model="small", previous_response_id=made.id, input="and now?")
 
 
-def test_another_key_cannot_see_or_continue_a_response(openai_client, other_client):
-    made = openai_client.responses.create(model="small", input="a secret")
+@pytest.mark.parametrize("model", MODELS)
+def test_another_key_cannot_see_or_continue_a_response(openai_client, other_client, model):
+    made = openai_client.responses.create(model=model, input="a secret")
     with pytest.raises(openai.NotFoundError):
         other_client.responses.retrieve(made.id)
-    with pytest.raises(openai.NotFoundError) as refused:
-        other_client.responses.create(model="small", previous_response_id=made.id, input="tell me")
+    with pytest.raises(openai.NotFoundError) as refused:  # a Responses upstream is not asked either
+        other_client.responses.create(model=model, previous_response_id=made.id, input="tell me")
     assert refused.value.body["param"] == "previous_response_id"
     with pytest.raises(openai.NotFoundError):
         other_client.responses.delete(made.id)
@@ -107,3 +111,19 @@ def test_responses_calls_are_in_the_ledger_and_a_refused_one_costs_nothing(opena
     (row,), refused = asyncio.run(rows())
     assert row.endpoint == "responses" and row.output_tokens == 5 and row.cost_usd > 0 and row.status == 200
     assert refused == []  # refused before any upstream call or reservation: nothing was spent
+
+
+def test_a_gateway_that_keeps_nothing_leaves_previous_response_id_to_a_responses_upstream(emulator, tmp_path):
+    config = gateway_config(emulator.url, f"sqlite:///{tmp_path / 'ledger.db'}")
+    config["responses"] = {"store": False}
+    path = write_config(tmp_path, config)
+    key = create_key(path, "keeps-nothing")
+    with ChildServer(["serve", "--config", str(path)], quiet=True, env={"TOKENBRAKE_MASTER_KEY": MASTER_KEY}) as gateway:
+        with openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0) as oa:
+            made = oa.responses.create(model="small", input="not kept")
+            with pytest.raises(openai.NotFoundError):
+                oa.responses.retrieve(made.id)
+            with pytest.raises(openai.NotFoundError):
+                oa.responses.create(model="small", previous_response_id=made.id, input="next")
+            oa.responses.create(model="gpt-4o", previous_response_id="resp_upstream_kept", input="go [[emulator: id=rsp-pass]]")
+    assert last_sent(emulator, "rsp-pass")["body"]["previous_response_id"] == "resp_upstream_kept"

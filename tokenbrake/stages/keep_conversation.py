@@ -3,8 +3,10 @@
 before: a request with a field only a Responses upstream serves, whose model is served
 elsewhere, is refused; a request that continues a response the gateway kept (for this key) gets that
 conversation as its history, and its chat translation is made again with it; one the gateway
-did not keep goes on as sent to an upstream that speaks Responses (it may keep it), and is
-refused with a 404 anywhere else. after: a completed response is kept, unless the request
+did not keep for this key is a 404. Only when the gateway keeps nothing (`responses.store:
+false`) does `previous_response_id` go on to an upstream that speaks Responses, which keeps
+them itself: that upstream answers for the gateway's own credentials, whatever the key, so
+while the gateway keeps conversations it is the only one asked, and no key continues another's. after: a completed response is kept, unless the request
 or the config says not to.
 """
 
@@ -42,7 +44,7 @@ class Conversations:
             ex.history = [*kept.input_items, *kept.response.get("output", [])]
             ex.continues = previous
             ctx.body = to_chat(ex)
-        elif not native:
+        elif self.keep or not native:
             raise GatewayError(
                 ErrorKind.NOT_FOUND,
                 f"Previous response with id '{previous}' not found: this gateway keeps no such response for this "
