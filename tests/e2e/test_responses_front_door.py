@@ -209,3 +209,36 @@ def test_reasoning_comes_back_as_a_reasoning_item_and_reasoning_tokens(openai_cl
 def test_anthropic_thinking_is_not_mistaken_for_the_answer(openai_client):
     response = openai_client.responses.create(model="claude-fast", input="think [[emulator: tokens=4 thinking=6]]")
     assert [item.type for item in response.output] == ["message"] and response.usage.output_tokens == 10
+
+
+def codex_turn(history: list[dict]) -> dict:
+    """A request as Codex sends it (`wire_api = "responses"`): no stored state, the whole history
+    each turn with reasoning items passed back encrypted, developer instructions."""
+    return {"instructions": "You are a coding agent.", "input": history, "tools": [SHELL], "tool_choice": "auto",
+            "parallel_tool_calls": False, "reasoning": {"effort": "medium", "summary": "auto"}, "store": False,
+            "include": ["reasoning.encrypted_content"], "prompt_cache_key": "codex-session-1",
+            "text": {"verbosity": "medium"}}
+
+
+SHELL = {"type": "function", "name": "shell", "description": "Run a command.", "strict": False,
+         "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+                        "required": ["command"]}}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_codex_style_streamed_agent_turn_gets_a_complete_event_sequence(openai_client, model):
+    history = [{"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Be careful."}]},
+               {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "List the files."}]}]
+    with openai_client.responses.stream(model=model, **codex_turn(history)) as stream:
+        first = stream.get_final_response()
+    call = next(item for item in first.output if item.type == "function_call")
+    history += [{"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque"},
+                call.model_dump(exclude_none=True),
+                {"type": "function_call_output", "call_id": call.call_id, "output": "README.md\nsrc/"}]
+    with openai_client.responses.stream(model=model, **codex_turn(history)) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    assert kinds.count("response.output_item.added") == kinds.count("response.output_item.done")
+    assert final.output_text and final.store is False and final.usage.output_tokens > 0
