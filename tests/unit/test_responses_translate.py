@@ -140,3 +140,17 @@ def test_tool_call_ids_anthropic_refuses_are_rewritten_the_same_way_in_call_and_
     kept = to_chat(new_exchange({"model": "m", "input": [
         {"type": "function_call", "call_id": "toolu_01A-b", "name": "f", "arguments": "{}"}]}))
     assert openai_to_anthropic_request(kept, "claude")["messages"][0]["content"][0]["id"] == "toolu_01A-b"
+
+
+def test_a_responses_stream_cut_short_is_metered_from_the_counted_input_and_the_text_delivered():
+    from tokenbrake.core import Format
+    from tokenbrake.upstream.relay import StreamMeter
+
+    meter = StreamMeter(Format.OPENAI, {"model": "m", "input": "x"}, counted_input=42)
+    meter.observe("response.output_text.delta", {"type": "response.output_text.delta", "delta": "hello there",
+                                                 "sequence_number": 4})
+    assert meter.usage() == Usage(input_tokens=42, output_tokens=2) and meter.sequence == 4
+    completed = {"type": "response.completed", "sequence_number": 5, "response": {"usage": responses_usage(
+        Usage(input_tokens=40, cached_input_tokens=2, output_tokens=9))}}
+    meter.observe("response.completed", completed)
+    assert meter.usage() == Usage(input_tokens=40, cached_input_tokens=2, output_tokens=9)

@@ -16,7 +16,7 @@ from tokenbrake.core import ErrorKind, Format, GatewayError, KeyStanding, Reques
 from tokenbrake.uncancellable import finish
 from tokenbrake.upstream.dispatch import gateway_error
 from tokenbrake.upstream.providers import UpstreamFailure, UpstreamStream
-from tokenbrake.wire import sse
+from tokenbrake.wire import request_size, sse
 from tokenbrake.wire.errors import stream_error_event
 from tokenbrake.wire.openai_chunks import Chunk, decode_chunks
 from tokenbrake.wire.responses_api.answers import usage_from_responses
@@ -38,10 +38,12 @@ RESPONSES_DELTAS = frozenset({"response.output_text.delta", "response.function_c
 class StreamMeter:
     """Reads usage and delivered text off upstream events, whatever the client's format."""
 
-    def __init__(self, kind: Format, upstream_body: dict[str, Any], native: bool = False) -> None:
+    def __init__(self, kind: Format, upstream_body: dict[str, Any], counted_input: int | None = None) -> None:
         self.kind = kind
         self.upstream_body = upstream_body
-        self.native = native  # the upstream streams Responses events
+        # A Responses upstream's stream: its request's input as the stages counted it
+        self.counted_input = counted_input
+        self.native = counted_input is not None
         self.reported: Usage | None = None
         self.complete = False  # the upstream's final usage report arrived
         self.parts: list[str] = []
@@ -122,7 +124,9 @@ class StreamMeter:
         if self.reported is not None:  # input known from the start of the stream
             self.reported.output_tokens = max(self.reported.output_tokens, delivered)
             return self.reported
-        counted = count_request_input(self.kind.value, self.upstream_body) if not self.native else 0
+        counted = self.counted_input
+        if counted is None:
+            counted = count_request_input(self.kind.value, self.upstream_body)
         return Usage(input_tokens=counted, output_tokens=delivered)
 
 
@@ -168,11 +172,19 @@ class Translation:
         return sse.encode_all(self.translator.feed(data))
 
     def ends(self, data: dict[str, Any], ctx: RequestContext) -> bool:
-        """Whether a Responses upstream's event passed on ends the stream (and is the response)."""
-        if not self.native or data.get("type") not in RESPONSES_ENDS:
+        """Whether a Responses upstream's event passed on ends the stream (and is the response);
+        one that says the response failed is the call's error, as the ledger records it."""
+        kind = data.get("type")
+        if not self.native or kind not in RESPONSES_ENDS:
             return False
-        if isinstance(data.get("response"), dict):
-            ctx.responses.final = data["response"]
+        response = data.get("response")
+        if isinstance(response, dict):
+            ctx.responses.final = response
+        if kind in ("response.failed", "error"):
+            reported = (response or {}).get("error") if isinstance(response, dict) else data
+            message = str((reported or {}).get("message") or "the response failed")
+            ctx.error = GatewayError(ErrorKind.UPSTREAM, f"upstream reported: {message}")
+            ctx.status = ctx.error.status
         return True
 
     def end(self, event: sse.SSEEvent, meter: StreamMeter) -> bytes:
@@ -186,7 +198,6 @@ class Translation:
         if self.client is Format.OPENAI:
             return sse.encode_all((None, chunk) for chunk in self.translator.finish()) + DONE
         return sse.encode_all(self.translator.finish())
-
 
     def fail(self, error: GatewayError, meter: StreamMeter) -> bytes | None:
         """The Responses event that ends a Responses client's stream with `error`; None for others."""
@@ -225,7 +236,7 @@ class StreamRelay:
         self.ctx = ctx
         self.target = target
         self.upstream = upstream
-        self.meter = StreamMeter(target.kind, upstream_body, native)
+        self.meter = StreamMeter(target.kind, upstream_body, request_size.input_tokens(ctx) if native else None)
         self.translation = Translation(ctx, target, native)
         self.parser = sse.SSEParser()  # one for the stream: `arrived` goes on where `read` stopped
         self.finished = False  # the client got a complete stream, or an error event ending it
