@@ -5,6 +5,7 @@ Anthropic (`claude-fast`). Each gets what it speaks (the emulator's journal show
 client gets Response objects and event streams in OpenAI's shape and order."""
 
 import json
+import math
 
 import httpx
 import openai
@@ -242,3 +243,12 @@ def test_a_codex_style_streamed_agent_turn_gets_a_complete_event_sequence(openai
     assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
     assert kinds.count("response.output_item.added") == kinds.count("response.output_item.done")
     assert final.output_text and final.store is False and final.usage.output_tokens > 0
+
+
+def test_logprobs_asked_for_with_include_come_back_on_the_output_text(openai_client, emulator):
+    response = openai_client.responses.create(model="small", include=["message.output_text.logprobs"],
+                                              input="sure? [[emulator: tokens=5 confidence=0.5 id=rsp-logprobs]]")
+    logprobs = response.output[0].content[0].logprobs
+    assert len(logprobs) == 5 and all(abs(lp.logprob - math.log(0.5)) < 1e-9 for lp in logprobs)
+    assert "".join(lp.token for lp in logprobs) == response.output_text
+    assert last_sent(emulator, "rsp-logprobs")["body"]["logprobs"] is True

@@ -84,8 +84,16 @@ def message_item(text: str, status: str = "completed", item_id: str | None = Non
             "content": content}
 
 
-def text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
+def token_logprobs(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chat choice's token log-probabilities, as a Responses text part holds them (asked for
+    with `include: ["message.output_text.logprobs"]` or `top_logprobs`)."""
+    content = (choice.get("logprobs") or {}).get("content") or []
+    return [{"token": t.get("token", ""), "bytes": t.get("bytes") or list(str(t.get("token", "")).encode()),
+             "logprob": t.get("logprob", 0.0), "top_logprobs": t.get("top_logprobs") or []} for t in content]
 
 
 def call_item(call_id: str, name: str, arguments: str, status: str = "completed",
@@ -108,7 +116,9 @@ def from_chat(ex: Exchange, answer: dict[str, Any], usage: Usage) -> dict[str, A
     if isinstance(thought, str) and thought:
         output.append(reasoning_item(thought))
     if message.get("content"):
-        output.append(message_item(message["content"]))
+        item = message_item(message["content"])
+        item["content"] = [text_part(message["content"], token_logprobs(choice))]
+        output.append(item)
     elif message.get("refusal"):
         item = message_item("")
         item["content"] = [{"type": "refusal", "refusal": message["refusal"]}]

@@ -20,6 +20,7 @@ from tokenbrake.wire.responses_api.answers import (
     reasoning_item,
     response_object,
     text_part,
+    token_logprobs,
 )
 
 Event = tuple[str, dict[str, Any]]  # (event name, data)
@@ -33,6 +34,7 @@ class _Item:
         self.index = index
         self.item = item
         self.text: list[str] = []
+        self.logprobs: list[dict[str, Any]] = []
 
 
 class ChatToResponsesStream:
@@ -58,7 +60,7 @@ class ChatToResponsesStream:
             if isinstance(thought, str) and thought:
                 self._reasoning(thought, out)
             if delta.get("content"):
-                self._text(delta["content"], out)
+                self._text(delta["content"], token_logprobs(choice), out)
             for call in delta.get("tool_calls") or ():
                 self._call(call, out)
             if choice.get("finish_reason"):
@@ -112,14 +114,15 @@ class ChatToResponsesStream:
         open_.text.append(text)
         self._emit(out, "response.reasoning_text.delta", {**self._at(open_), "content_index": 0, "delta": text})
 
-    def _text(self, text: str, out: list[Event]) -> None:
+    def _text(self, text: str, logprobs: list[dict[str, Any]], out: list[Event]) -> None:
         open_ = self.open
         if open_ is None or open_.item["type"] != "message":
             open_ = self._add(message_item("", status="in_progress"), out)
             self._emit(out, "response.content_part.added", {**self._at(open_), "content_index": 0, "part": text_part("")})
         open_.text.append(text)
+        open_.logprobs += logprobs
         self._emit(out, "response.output_text.delta",
-                   {**self._at(open_), "content_index": 0, "delta": text, "logprobs": []})
+                   {**self._at(open_), "content_index": 0, "delta": text, "logprobs": logprobs})
 
     def _call(self, call: dict[str, Any], out: list[Event]) -> None:
         number = call.get("index", len(self.calls))
@@ -140,9 +143,10 @@ class ChatToResponsesStream:
             return
         item, text, at = open_.item, "".join(open_.text), self._at(open_)
         if item["type"] == "message":
-            self._emit(out, "response.output_text.done", {**at, "content_index": 0, "text": text, "logprobs": []})
-            self._emit(out, "response.content_part.done", {**at, "content_index": 0, "part": text_part(text)})
-            item["content"] = [text_part(text)]
+            logprobs = open_.logprobs
+            self._emit(out, "response.output_text.done", {**at, "content_index": 0, "text": text, "logprobs": logprobs})
+            self._emit(out, "response.content_part.done", {**at, "content_index": 0, "part": text_part(text, logprobs)})
+            item["content"] = [text_part(text, logprobs)]
         elif item["type"] == "reasoning":
             part = {"type": "reasoning_text", "text": text}
             self._emit(out, "response.reasoning_text.done", {**at, "content_index": 0, "text": text})
