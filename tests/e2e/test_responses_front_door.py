@@ -207,9 +207,15 @@ def test_reasoning_comes_back_as_a_reasoning_item_and_reasoning_tokens(openai_cl
         assert response.output[0].content[0].text and "response.reasoning_text.delta" in kinds
 
 
-def test_anthropic_thinking_is_not_mistaken_for_the_answer(openai_client):
+def test_anthropic_thinking_comes_back_as_a_reasoning_item_not_as_the_answer(openai_client):
     response = openai_client.responses.create(model="claude-fast", input="think [[emulator: tokens=4 thinking=6]]")
-    assert [item.type for item in response.output] == ["message"] and response.usage.output_tokens == 10
+    assert [item.type for item in response.output] == ["reasoning", "message"] and response.usage.output_tokens == 10
+    thought = response.output[0].content[0].text
+    assert thought and thought not in response.output_text
+    with openai_client.responses.stream(model="claude-fast", input="think [[emulator: tokens=4 thinking=6]]") as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert [item.type for item in final.output] == ["reasoning", "message"] and "response.reasoning_text.delta" in kinds
 
 
 def codex_turn(history: list[dict]) -> dict:

@@ -16,7 +16,7 @@ from typing import Any
 from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target, Usage
 from tokenbrake.wire import request_size
 from tokenbrake.wire.responses_api import Exchange
-from tokenbrake.wire.responses_api.answers import from_chat, output_text, usage_from_responses
+from tokenbrake.wire.responses_api.answers import from_chat, output_text, usage_from_responses, with_thinking
 from tokenbrake.wire.responses_api.requests import refuse_native_only
 from tokenbrake.wire.tokens import count_request_input, count_text
 from tokenbrake.wire.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
@@ -71,7 +71,8 @@ def upstream_headers(ctx: RequestContext, target: Target) -> dict[str, str] | No
 def client_body(ctx: RequestContext, target: Target, answer: dict[str, Any], native: bool = False) -> dict[str, Any]:
     if (ex := ctx.responses) is not None:
         if not native:
-            chat = answer if target.kind is Format.OPENAI else anthropic_to_openai_response(answer, target.upstream_model)
+            chat = answer if target.kind is Format.OPENAI else with_thinking(
+                anthropic_to_openai_response(answer, target.upstream_model), answer)
             answer = from_chat(ex, chat, ctx.usage or Usage())
         elif ex.continues is not None:  # the upstream was sent the conversation, not the id
             answer["previous_response_id"] = ex.continues

@@ -19,7 +19,7 @@ from tokenbrake.upstream.providers import UpstreamFailure, UpstreamStream
 from tokenbrake.wire import request_size, sse
 from tokenbrake.wire.errors import stream_error_event
 from tokenbrake.wire.openai_chunks import Chunk, decode_chunks
-from tokenbrake.wire.responses_api.answers import usage_from_responses
+from tokenbrake.wire.responses_api.answers import thinking_chunks, usage_from_responses
 from tokenbrake.wire.responses_api.events import ChatToResponsesStream, Event
 from tokenbrake.wire.tokens import count_request_input, count_text
 from tokenbrake.wire.translate.streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
@@ -158,7 +158,10 @@ class Translation:
 
     def convert(self, event: sse.SSEEvent, data: dict[str, Any]) -> bytes:
         if self.responses is not None:
-            chunks = [data] if self.translator is None else self.translator.feed(event.event or "", data)
+            if self.translator is None:
+                chunks = [data]
+            else:  # an Anthropic stream: its thinking too, which the chat translation drops
+                chunks = [*thinking_chunks(event.event, data), *self.translator.feed(event.event or "", data)]
             return _encode_events([e for chunk in chunks for e in self.responses.feed(chunk)])
         if self.native and self.continues is not None and isinstance(response := data.get("response"), dict):
             response["previous_response_id"] = self.continues  # the upstream was sent the conversation, not the id

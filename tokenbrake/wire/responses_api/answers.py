@@ -130,6 +130,24 @@ def from_chat(ex: Exchange, answer: dict[str, Any], usage: Usage) -> dict[str, A
     return response_object(ex, "completed", output, usage, choice.get("finish_reason"))
 
 
+def with_thinking(chat: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion translated from an Anthropic `message`, with its thinking as the
+    `reasoning_content` a reasoning server would send (the Response's reasoning item): the chat
+    translation drops it, a Responses client has a place for it."""
+    thought = "".join(b.get("thinking") or "" for b in message.get("content") or [] if b.get("type") == "thinking")
+    if thought and chat.get("choices"):
+        chat["choices"][0]["message"]["reasoning_content"] = thought
+    return chat
+
+
+def thinking_chunks(event: str | None, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """`with_thinking` for a stream: an Anthropic thinking delta as a chat chunk's reasoning_content."""
+    delta = data.get("delta") or {}
+    if event != "content_block_delta" or delta.get("type") != "thinking_delta" or not delta.get("thinking"):
+        return []
+    return [{"choices": [{"index": 0, "delta": {"reasoning_content": delta["thinking"]}}]}]
+
+
 def output_text(response: dict[str, Any]) -> str:
     """The text and call arguments a Response object's output holds (for counting and storing)."""
     parts: list[str] = []
