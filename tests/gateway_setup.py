@@ -32,9 +32,12 @@ def gateway_config(emulator_url: str, database_url: str) -> dict:
         },
         "models": {
             "gpt-4o": {"upstream": "emu-openai"},
-            "claude-fast": {"upstream": "emu-anthropic", "model": "claude-3-5-haiku-latest"},
+            "claude-fast": {"upstream": "emu-anthropic", "model": "claude-3-5-haiku-latest", "max_output_tokens": 8192},
             "small": {"upstream": "emu-local", "model": "qwen2.5-3b-instruct",
                       "price": {"input_per_mtok": 0.02, "output_per_mtok": 0.06}},
+            # The OpenAI Agents SDK's default model, served by a Chat-Completions-only local server
+            "gpt-5.6-luna": {"upstream": "emu-local", "model": "qwen2.5-3b-instruct",
+                             "price": {"input_per_mtok": 0.02, "output_per_mtok": 0.06}},
             "slow": {"upstream": "emu-slow", "free": True},
             "dead": {"upstream": "dead", "free": True},
             "dead-then-small": {"upstream": "dead", "free": True, "fallbacks": ["small"]},

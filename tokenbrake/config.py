@@ -85,6 +85,10 @@ class UpstreamConfig(Strict):
     # for OpenAI's and Azure's APIs (their reasoning models refuse max_tokens), max_tokens for
     # every other server (vLLM, llama.cpp, Ollama, LM Studio, Mistral...: some know no other).
     output_cap_field: Literal["max_tokens", "max_completion_tokens"] | None = None
+    # Whether a `kind: openai` upstream serves OpenAI's Responses API (/v1/responses) itself: then
+    # a Responses request reaches it as sent. Unset: true for OpenAI's own API (provider openai),
+    # false for every other server (vLLM, llama.cpp, Ollama...), which get it as a chat completion.
+    responses_api: bool | None = None
     retry: RetryConfig | None = None  # overrides the top-level retry policy
 
     @model_validator(mode="after")
@@ -97,6 +101,8 @@ class UpstreamConfig(Strict):
     def _check_output_cap_field(self) -> UpstreamConfig:
         if self.output_cap_field is not None and self.kind != "openai":
             raise ValueError("output_cap_field applies to kind: openai upstreams (Anthropic's API reads max_tokens)")
+        if self.responses_api and self.kind != "openai":
+            raise ValueError("responses_api applies to kind: openai upstreams (Anthropic's API has no /v1/responses)")
         return self
 
 
@@ -131,6 +137,9 @@ class ModelConfig(Strict):
     model: str | None = None  # the upstream's name for it; defaults to the config key
     # The output cap assumed when a request sets none (the worst case a budget reserves for).
     default_max_tokens: int = Field(4096, gt=0)
+    # The most output the model can produce: a request asking for more is clamped to it (the
+    # provider would refuse it, and budgets would reserve for output that cannot come).
+    max_output_tokens: int | None = Field(None, gt=0)
     fallbacks: list[str] = []
     price: PriceConfig | None = None
     free: bool = False  # a model with no price must say so, so nothing is priced at zero by accident
@@ -292,6 +301,14 @@ class SessionsConfig(Strict):
     loops: LoopConfig = LoopConfig()  # what the detector counts as a loop
 
 
+class ResponsesConfig(Strict):
+    """The conversations the gateway keeps for OpenAI's Responses API (`previous_response_id`,
+    `GET /v1/responses/{id}`), for upstreams that keep none themselves."""
+
+    store: bool = True  # false: nothing is kept, whatever a request's `store` says
+    retention_s: float = Field(30 * 86400.0, gt=0)  # a kept response is deleted this long after it was made
+
+
 class BudgetingConfig(Strict):
     timezone: str = "UTC"  # calendar periods (day, week, month) begin at midnight here
     min_output_tokens: int = Field(16, gt=0)  # clamp max_tokens no lower than this; refuse below
@@ -420,6 +437,7 @@ class Config(Strict):
     alerts: AlertsConfig = AlertsConfig()
     log: LogConfig = LogConfig()
     sessions: SessionsConfig = SessionsConfig()  # per-session limits and loop detection
+    responses: ResponsesConfig = ResponsesConfig()  # conversations kept for the Responses API
     upstreams: dict[str, UpstreamConfig]
     models: dict[str, ModelConfig]
     routes: dict[str, RouteConfig] = {}  # virtual models (e.g. `auto`) and how they pick a tier

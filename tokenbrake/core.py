@@ -28,6 +28,9 @@ class Endpoint(enum.StrEnum):
     CHAT = "chat"  # OpenAI /v1/chat/completions or Anthropic /v1/messages
     EMBEDDINGS = "embeddings"
     COUNT_TOKENS = "count_tokens"
+    # An upstream's own /v1/responses. A request through the Responses front door is a CHAT to
+    # every stage; only an upstream that speaks Responses is sent it on this endpoint.
+    RESPONSES = "responses"
 
 
 class ErrorKind(enum.StrEnum):
@@ -221,6 +224,10 @@ class RequestContext:
     concurrency_slots: tuple[str, ...] = ()  # the counters with a slot taken (stages/rate_limits.py)
     session_counted: tuple[str, str] | None = None  # (key name, session) the call counts on (stages/watch_session.py)
     usage_unseen: bool = False  # cut mid-call with no usage seen: charged at the worst case it reserved
+    # A request through the Responses front door (wire/responses_api.Exchange): what the client
+    # sent, its response id, the conversation it continues, and the response it got. `body`
+    # then holds its translation into a chat completion request, which the stages read.
+    responses: Any = None
 
     @property
     def total_cost(self) -> Decimal:
@@ -232,6 +239,11 @@ class RequestContext:
         """The tokens of the call that served the request and of the calls made before it."""
         served = self.usage.total_tokens if self.usage is not None else 0
         return served + sum(prior.usage.total_tokens for prior in self.prior_calls)
+
+    @property
+    def endpoint_name(self) -> str:
+        """The endpoint the ledger records: the client's (`responses` for the Responses API)."""
+        return Endpoint.RESPONSES.value if self.responses is not None else self.endpoint.value
 
     @property
     def elapsed_s(self) -> float:

@@ -348,3 +348,17 @@ def test_usage_report_shows_the_saved_column(routed, oa):
                              "--config", str(path)], capture_output=True, text=True, check=True, timeout=60)
     rows = {row["model"]: row for row in json.loads(result.stdout)["data"]}
     assert Decimal(rows["small"]["saved_usd"]) > 0
+
+
+def test_cascade_serves_a_responses_client_kept_and_escalated_answers(routed, oa):
+    kept = oa.responses.create(model="json-first", input="Where? " + say('{"city": "Rome"}'))
+    assert json.loads(kept.output_text) == {"city": "Rome"} and kept.usage.output_tokens > 0
+    raw = oa.responses.with_raw_response.create(model="json-first", input="Where? " + say("somewhere"))
+    assert raw.headers["x-tokenbrake-served-by"] == "gpt-4o" and raw.parse().output_text == "somewhere"
+    with oa.responses.stream(model="json-first", input="Where? " + say('{"city": "Oslo"}')) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert json.loads(final.output_text) == {"city": "Oslo"}
+    assert oa.responses.retrieve(final.id).output_text == final.output_text  # kept like any other response

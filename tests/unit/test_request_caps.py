@@ -90,3 +90,17 @@ async def test_caps_of_other_scopes_do_nothing_and_nothing_is_counted():
 async def test_counting_tokens_is_never_capped():
     ctx = chat(said(LONG), fmt=Format.ANTHROPIC, endpoint=Endpoint.COUNT_TOKENS)
     await caps({"scope": "global", "max_input_tokens": 1}).before(ctx)
+
+
+async def test_an_output_cap_above_the_model_s_own_limit_is_clamped_to_it():
+    config = parse_config({**RAW, "models": {**RAW["models"], "small": {"upstream": "u", "free": True,
+                                                                        "max_output_tokens": 8192}}})
+    asked_too_much = chat({**said("hi"), "max_tokens": 128000}, model="small")
+    await RequestCaps(config).before(asked_too_much)
+    assert asked_too_much.body["max_tokens"] == 8192
+    within = chat({**said("hi"), "max_completion_tokens": 500}, model="small")
+    await RequestCaps(config).before(within)
+    assert within.body["max_completion_tokens"] == 500
+    anthropic = chat({**said("hi"), "max_tokens": 64000}, fmt=Format.ANTHROPIC, model="small")
+    await RequestCaps(config).before(anthropic)
+    assert anthropic.body["max_tokens"] == 8192

@@ -40,7 +40,7 @@ def access_fields(ctx: RequestContext) -> dict:
         "user": who.user,
         "session": who.session,
         "door": ctx.format.value,
-        "endpoint": ctx.endpoint.value,
+        "endpoint": ctx.endpoint_name,
         "model": ctx.requested_model or None,
         "served": ctx.served.name if ctx.served is not None else None,
         "route": route.model.name if route is not None else None,

@@ -33,6 +33,7 @@ def build_stages(state: AppState) -> list[Stage]:
     from tokenbrake.stages.caps import RequestCaps
     from tokenbrake.stages.identify import Identify
     from tokenbrake.stages.journal_start import JournalStart
+    from tokenbrake.stages.keep_conversation import Conversations
     from tokenbrake.stages.price_call import PriceCall
     from tokenbrake.stages.rate_limits import RateLimits
     from tokenbrake.stages.record_call import RecordCall
@@ -50,6 +51,9 @@ def build_stages(state: AppState) -> list[Stage]:
         Identify(state.keys),  # virtual key → team; end user, session, tags
         AllowModels(),  # the key's model allow-list
         ResolveModel(state.config),  # model name → targets (model, then its fallbacks)
+        # before: a Responses request's `previous_response_id` → the kept conversation, for this
+        # key, ahead of everything that counts or reads the prompt; after: the response kept
+        Conversations(state.config, state.database.responses),
         # before: a virtual model (or a rerouted one) → a routing decision and its tier's targets,
         # ahead of the budgets, whose downgrade caps it; after: the cost saved, for the ledger
         Route(state.config, state.prices),

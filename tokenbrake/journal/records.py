@@ -123,7 +123,7 @@ def start_of(ctx: RequestContext, now: float) -> Start:
         request_id=ctx.request_id, at=now, key_name=who.key_name, team=who.team, user=who.user,
         session=who.session, tags=dict(who.tags), requested_model=ctx.requested_model or None,
         model=target.name if target else "", upstream=target.upstream if target else "", stream=ctx.stream,
-        endpoint=ctx.endpoint.value, front_door=ctx.format.value,
+        endpoint=ctx.endpoint_name, front_door=ctx.format.value,
         reserved_nanos=to_nanos(grant.amount) if grant is not None else 0,
         held_on=tuple(Held(p.key, p.rolling_s, p.keep_s) for p in grant.held_on) if grant is not None else (),
         placed_at=grant.placed_at if grant is not None else now,

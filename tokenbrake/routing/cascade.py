@@ -20,12 +20,13 @@ from tokenbrake.core import Endpoint, Format, GatewayError, PriorCall, Reply, Re
 from tokenbrake.routing import checks
 from tokenbrake.routing.outcomes import OutcomeRecorder, example
 from tokenbrake.routing.prompt import prompt_text
-from tokenbrake.routing.replay import replay
+from tokenbrake.routing.replay import replay, replay_responses
 from tokenbrake.routing.strategies import targets_from
 from tokenbrake.routing.virtual import RouteDecision
 from tokenbrake.settlement.pricing import PriceBook
 from tokenbrake.upstream.bodies import answer_text
 from tokenbrake.upstream.call import UpstreamCall
+from tokenbrake.wire.responses_api.answers import from_chat
 
 ASK_LOGPROBS = {"logprobs": True}
 
@@ -71,8 +72,13 @@ class CascadeCall:
             return None
         ctx.served, ctx.usage, ctx.completion_text = trial.served, trial.usage, trial.completion_text
         body = reply.body if ctx.body.get("logprobs") else without_logprobs(reply.body)
+        assert body is not None  # a complete call's reply has its body
+        if (ex := ctx.responses) is not None:  # the tier answered the chat completion it amounts to
+            if ctx.stream:
+                return Reply(stream=replay_responses(ex, body, ctx.usage or Usage()))
+            ex.final = from_chat(ex, body, ctx.usage or Usage())
+            return Reply(body=ex.final)
         if ctx.stream:
-            assert body is not None  # a complete call's reply has its body
             include_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
             return Reply(stream=replay(ctx.format, body, include_usage))
         return Reply(body=body)
@@ -128,11 +134,12 @@ class CascadeCall:
 
 
 def trial_context(ctx: RequestContext, tier: list[Target], logprobs: bool) -> RequestContext:
-    """A non-streamed copy of the request for one cheaper tier."""
+    """A non-streamed copy of the request for one cheaper tier, a chat completion whatever its
+    front door (a Responses request too: its checks read a chat answer)."""
     body = {key: value for key, value in ctx.body.items() if key not in ("stream", "stream_options")}
     return replace(ctx, body=body, stream=False, targets=list(tier), attempts=[], served=None, usage=None,
                    completion_text=None, upstream_extra=ASK_LOGPROBS if logprobs else None, route=None,
-                   prior_calls=(), response_headers={})
+                   prior_calls=(), response_headers={}, responses=None)
 
 
 def without_logprobs(body: dict[str, Any] | None) -> dict[str, Any] | None:

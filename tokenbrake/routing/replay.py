@@ -4,7 +4,8 @@ stream.
 The cheaper tier was called without streaming so its answer could be checked before the
 first byte left; the client still gets a proper stream in its own format, the events its
 SDK expects, in the order it expects them: OpenAI chunks (role, content, tool-call arguments,
-finish reason, usage when asked, `[DONE]`), or Anthropic's message_start … message_stop.
+finish reason, usage when asked, `[DONE]`), Anthropic's message_start … message_stop, or the
+Responses API's numbered events (those chunks, translated as a chat stream would be).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 
 import orjson
 
-from tokenbrake.core import Format
+from tokenbrake.core import Format, Usage
 from tokenbrake.wire import sse
+from tokenbrake.wire.responses_api import Exchange
+from tokenbrake.wire.responses_api.events import ChatToResponsesStream
 
 _PIECE = re.compile(r"\s*\S+\s*|\s+")  # words, so the client sees text arrive in pieces
 PIECES_PER_CHUNK = 8
@@ -46,6 +49,13 @@ def replay(fmt: Format, body: dict[str, Any], include_usage: bool = False) -> Re
     if fmt is Format.ANTHROPIC:
         return ReplayedStream(sse.encode_all(anthropic_events(body)))
     return ReplayedStream(sse.encode_all((None, chunk) for chunk in openai_chunks(body, include_usage)) + b"data: [DONE]\n\n")
+
+
+def replay_responses(ex: Exchange, completion: dict[str, Any], usage: Usage) -> ReplayedStream:
+    """A chat completion as the Responses events of the request `ex` (which then holds the response)."""
+    stream = ChatToResponsesStream(ex)
+    events = [event for chunk in openai_chunks(completion, False) for event in stream.feed(chunk)]
+    return ReplayedStream(sse.encode_all(events + stream.finish(usage)))
 
 
 def _pieces(text: str) -> list[str]:

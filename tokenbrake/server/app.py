@@ -22,7 +22,7 @@ from tokenbrake.config import Config
 from tokenbrake.core import ErrorKind, Format, GatewayError
 from tokenbrake.dashboard import pages as dashboard
 from tokenbrake.gateway.state import AppState
-from tokenbrake.server import admin, front_doors, insight
+from tokenbrake.server import admin, front_doors, insight, kept_responses
 from tokenbrake.server.front_doors import FrontDoor, JSONBytes, error_response
 from tokenbrake.server.guard import door_format
 
@@ -40,6 +40,7 @@ HOT_DOORS: dict[str, FrontDoor] = {
     "/v1/chat/completions": front_doors.chat_completions,
     "/v1/messages": front_doors.messages,
     "/v1/embeddings": front_doors.embeddings,
+    "/v1/responses": front_doors.responses,
 }
 
 
@@ -58,6 +59,8 @@ def build_app(config: Config) -> FastDoors:
         Route("/v1/embeddings", front_doors.embeddings, methods=["POST"]),
         Route("/v1/messages", front_doors.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", front_doors.count_tokens, methods=["POST"]),
+        Route("/v1/responses", front_doors.responses, methods=["POST"]),
+        *kept_responses.routes,
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

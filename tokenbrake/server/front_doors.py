@@ -14,8 +14,11 @@ from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, Reply, Re
 from tokenbrake.gateway.state import AppState
 from tokenbrake.wire import validate
 from tokenbrake.wire.errors import error_body
+from tokenbrake.wire.responses_api import Exchange
+from tokenbrake.wire.responses_api.requests import new_exchange, to_chat
 
-Check = Callable[[dict[str, Any]], None]
+# Checks a request's body; for a Responses request, returns its exchange.
+Check = Callable[[dict[str, Any]], Exchange | None]
 FrontDoor = Callable[[Request], Awaitable[ASGIApp]]
 
 
@@ -159,7 +162,10 @@ async def handle(request: Request, fmt: Format, endpoint: Endpoint, check: Check
     headers = header_dict(request.scope)
     try:
         body = validate.parse_json_object(await read_body(request.receive, headers, state.config.server.max_body_bytes))
-        check(body)
+        exchange = check(body)
+        stream = bool(body.get("stream")) and endpoint is Endpoint.CHAT
+        if exchange is not None:
+            body = to_chat(exchange)  # what the stages read
     except GatewayError as error:
         return error_response(fmt, error)
     except ClientDisconnect:
@@ -169,7 +175,8 @@ async def handle(request: Request, fmt: Format, endpoint: Endpoint, check: Check
         endpoint=endpoint,
         body=body,
         headers=headers,
-        stream=bool(body.get("stream")) and endpoint is Endpoint.CHAT,
+        stream=stream,
+        responses=exchange,
     )
     assert state.pipeline is not None, "AppState.open builds the pipeline"
     reply = await state.pipeline.run(ctx)
@@ -192,6 +199,10 @@ def error_response(fmt: Format, error: GatewayError) -> ASGIApp:
 
 async def chat_completions(request: Request) -> ASGIApp:
     return await handle(request, Format.OPENAI, Endpoint.CHAT, validate.check_openai_chat)
+
+
+async def responses(request: Request) -> ASGIApp:
+    return await handle(request, Format.OPENAI, Endpoint.CHAT, new_exchange)
 
 
 async def embeddings(request: Request) -> ASGIApp:

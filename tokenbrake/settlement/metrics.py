@@ -145,7 +145,7 @@ class RecordMetrics:
         # Only configured names become label values, so clients cannot blow up cardinality.
         metrics = self.metrics
         model = ctx.served.name if ctx.served else (ctx.requested_model if ctx.targets else "unknown")
-        metrics.requests[(model, ctx.format.value, ctx.endpoint.value, str(ctx.status))] += 1
+        metrics.requests[(model, ctx.format.value, ctx.endpoint_name, str(ctx.status))] += 1
         metrics.latency.observe((model, "true" if ctx.stream else "false"), ctx.elapsed_s)
         if ctx.error is not None:
             metrics.errors[(model, ctx.error.kind.value)] += 1

@@ -7,6 +7,10 @@ long; each SDK raises BadRequestError), naming the count, the cap and the scope 
 it sets none) is above the tightest cap is clamped to it. Runs before rate limits and
 budgets, so they count the clamped cap.
 
+A model's own output limit (`models.<name>.max_output_tokens`) clamps the same way: a client
+that does not know what an alias stands for may ask for 128,000 output tokens of a model that
+produces at most 8,192, which the provider would refuse.
+
 Only chat requests are capped (an embeddings request has no output; counting tokens costs
 nothing). No shared state: a cap is a property of one request.
 """
@@ -44,9 +48,14 @@ class RequestCaps:
         self.config = config
         self.limits = setting_in(config.limits, "max_input_tokens", "max_output_tokens")
         self._applicable = ApplicableLimits(self.limits, ("max_input_tokens", "max_output_tokens"))
+        self.model_limits = {name: m.max_output_tokens for name, m in config.models.items() if m.max_output_tokens}
 
     async def before(self, ctx: RequestContext) -> None:
-        if not self.limits or ctx.endpoint is not Endpoint.CHAT:
+        if ctx.endpoint is not Endpoint.CHAT:
+            return
+        if self.model_limits:
+            self._clamp_to_models(ctx)
+        if not self.limits:
             return
         applied = self._applicable(scope_values(ctx))
         input_caps = applied["max_input_tokens"]
@@ -55,3 +64,10 @@ class RequestCaps:
         output_caps = applied["max_output_tokens"]
         if output_caps and (clamped := output_clamp(output_caps, request_size.output_cap(ctx, self.config))):
             request_size.clamp_output(ctx, clamped)
+
+    def _clamp_to_models(self, ctx: RequestContext) -> None:
+        """The output cap lowered to the least that any of the request's targets can produce."""
+        limits = [self.model_limits[t.name] for t in ctx.targets if t.name in self.model_limits]
+        asked = request_size.asked_output(ctx)
+        if limits and asked is not None and asked > min(limits):
+            request_size.clamp_output(ctx, min(limits))

@@ -74,7 +74,7 @@ def ledger_row(ctx: RequestContext, store_prompts: bool) -> LedgerRow:
         status=ctx.status,
         error=ctx.error.message if ctx.error else None,
         stream=ctx.stream,
-        endpoint=ctx.endpoint.value,
+        endpoint=ctx.endpoint_name,
         front_door=ctx.format.value,
         prompt=_prompt(ctx) if store_prompts else None,
         completion=ctx.completion_text if store_prompts else None,

@@ -10,6 +10,7 @@ from tokenbrake.storage.insight_queries import Insight
 from tokenbrake.storage.keys import KeyStore
 from tokenbrake.storage.ledger import Ledger
 from tokenbrake.storage.migrations import migrate
+from tokenbrake.storage.responses import ResponseStore
 
 SQLITE_SCHEME = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -22,6 +23,7 @@ class Database:
     ledger: Ledger
     budgets: BudgetStore
     insight: Insight  # what the rollups say (insight_queries.py)
+    responses: ResponseStore  # Responses API conversations the gateway keeps (responses.py)
 
     async def close(self) -> None:
         await self.backend.close()
@@ -59,4 +61,4 @@ async def open_database(url: str, *, schema: str | None = None) -> Database:
         await backend.close()
         raise
     return Database(backend=backend, keys=KeyStore(backend), ledger=Ledger(backend), budgets=BudgetStore(backend),
-                    insight=Insight(backend))
+                    insight=Insight(backend), responses=ResponseStore(backend))

@@ -18,6 +18,9 @@ Tables:
   (compaction.py) up to the mark in `rollup_compacted`.
 - `budgets`: budgets set at run time (`tokenbrake budgets set`, the admin API), one per scope
   and period; gateways merge them over the config's (see budgets.py).
+- `responses`: the Responses API conversations the gateway keeps (responses.py): one row per
+  response, with its whole input and the Response object, scoped to the key that made it and
+  deleted once `expires_at` (epoch seconds) has passed.
 """
 
 from __future__ import annotations
@@ -210,6 +213,24 @@ def m011_rollup_nested(d: Dialect) -> list[str]:
     other indexes read every user's rows. On the tables compaction writes once an hour only."""
     return [f"CREATE INDEX {rollups.TABLES[g]}_nested ON {rollups.TABLES[g]} (dims, v2, bucket)"
             for g in rollups.COARSER]
+
+
+@migration
+def m013_responses_store(d: Dialect) -> list[str]:
+    """Responses API conversations kept for `previous_response_id` and `GET /v1/responses/{id}`,
+    for upstreams that keep none themselves (responses.py)."""
+    t = d.types
+    return [
+        f"""CREATE TABLE responses (
+            response_id TEXT PRIMARY KEY,
+            key_name TEXT NOT NULL,
+            created_at {t['float']} NOT NULL,
+            expires_at {t['float']} NOT NULL,
+            input_items TEXT NOT NULL,
+            response TEXT NOT NULL
+        )""",
+        "CREATE INDEX responses_expiry ON responses (expires_at)",
+    ]
 
 
 async def migrate(backend: Backend, until: str | None = None) -> list[str]:

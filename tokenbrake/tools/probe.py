@@ -3,7 +3,8 @@ would use them, for each model named — the check to run once a config points a
 providers (OpenAI, Anthropic, a local server), which the test suite cannot reach.
 
 For every model, through both front doors: a reply, a stream (with usage), a forced tool
-call, and a forced tool call streamed; once, the errors each SDK must raise for an unknown
+call, and a forced tool call streamed; through the Responses door the same and more
+(probe_responses.py); once, the errors each SDK must raise for an unknown
 model and a bad key. Each check spends a few dozen tokens (a reasoning model, a few
 hundred). The answer's wording is the model's business: a check looks at the shape (text,
 usage, a tool call whose arguments are JSON with the required field), not at what was said.
@@ -18,6 +19,9 @@ from typing import TYPE_CHECKING
 
 import anthropic
 import openai
+
+from tokenbrake.tools.probe_expect import ProbeFailed, _expect, _expect_weather
+from tokenbrake.tools.probe_responses import responses_checks
 
 if TYPE_CHECKING:
     from anthropic.types import MessageParam, ToolChoiceToolParam, ToolParam
@@ -43,10 +47,6 @@ OPENAI_TOOL: ChatCompletionToolParam = {"type": "function", "function": {
 OPENAI_FORCE: ChatCompletionNamedToolChoiceParam = {"type": "function", "function": {"name": "get_weather"}}
 ANTHROPIC_TOOL: ToolParam = {"name": "get_weather", "description": "The weather in a city.", "input_schema": WEATHER}
 ANTHROPIC_FORCE: ToolChoiceToolParam = {"type": "tool", "name": "get_weather"}
-
-
-class ProbeFailed(Exception):
-    """A check whose call succeeded but whose answer lacks what the SDK's user relies on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +97,15 @@ def _model_checks(oa: openai.OpenAI, an: anthropic.Anthropic, model: str) -> Ite
     yield "anthropic stream", lambda: _anthropic_stream(an, model)
     yield "anthropic tool use", lambda: _anthropic_tool(an, model)
     yield "anthropic tool use, streamed", lambda: _anthropic_tool_streamed(an, model)
+    yield from responses_checks(oa, model)
 
 
 def _error_checks(url: str, oa: openai.OpenAI, an: anthropic.Anthropic) -> Iterator[tuple[str, Callable[[], None]]]:
     unknown = "tokenbrake-probe-no-such-model"
     yield "openai unknown model", lambda: _raises(openai.NotFoundError, lambda: oa.chat.completions.create(
         model=unknown, messages=OPENAI_ASK, max_tokens=5))
+    yield "responses unknown model", lambda: _raises(openai.NotFoundError, lambda: oa.responses.create(
+        model=unknown, input=HELLO, max_output_tokens=16))
     yield "anthropic unknown model", lambda: _raises(anthropic.NotFoundError, lambda: an.messages.create(
         model=unknown, messages=ANTHROPIC_ASK, max_tokens=5))
     bad = "tb-probe-not-a-key"
@@ -185,23 +188,9 @@ def _expect_tool_use(message: anthropic.types.Message) -> None:
     _expect_weather(uses[0].name, json.dumps(uses[0].input))
 
 
-def _expect_weather(name: str, arguments: str) -> None:
-    _expect(name == "get_weather", f"called {name!r}, not get_weather")
-    try:
-        parsed = json.loads(arguments)
-    except json.JSONDecodeError:
-        raise ProbeFailed(f"tool arguments are not JSON: {arguments[:80]!r}") from None
-    _expect(isinstance(parsed, dict) and isinstance(parsed.get("city"), str), f"no city in {arguments[:80]!r}")
-
-
 def _raises(expected: type[Exception], call: Callable[[], object]) -> None:
     try:
         call()
     except expected:
         return
     raise ProbeFailed(f"expected {expected.__module__}.{expected.__name__}, but the call succeeded")
-
-
-def _expect(condition: bool, failure: str) -> None:
-    if not condition:
-        raise ProbeFailed(failure)

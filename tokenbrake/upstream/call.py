@@ -19,6 +19,11 @@ from tokenbrake.upstream.relay import StreamRelay
 from tokenbrake.wire.tokens import count_request_input
 
 
+def speaks_responses(ctx: RequestContext, provider: Provider) -> bool:
+    """A Responses request to an upstream that serves the Responses API itself."""
+    return ctx.responses is not None and provider.responses_api
+
+
 class UpstreamCall:
     def __init__(self, dispatcher: Dispatcher, keep_completions: bool = False) -> None:
         self.dispatcher = dispatcher
@@ -34,17 +39,19 @@ class UpstreamCall:
     async def complete(self, ctx: RequestContext) -> tuple[dict[str, Any], Reply]:
         """A non-streamed call: the upstream's own answer (a cascade reads its logprobs) and
         the client's reply."""
-        async def send(provider: Provider, target: Target) -> tuple[Target, dict[str, Any], dict[str, Any]]:
+        async def send(provider: Provider, target: Target) -> tuple[Target, bool, dict[str, Any], dict[str, Any]]:
             require_support(target, ctx.endpoint, provider.supports(ctx.endpoint))
-            body = upstream_body(ctx, target)
-            return target, body, await provider.request_json(ctx.endpoint, body, upstream_headers(ctx, target))
+            native = speaks_responses(ctx, provider)
+            body = upstream_body(ctx, target, native)
+            endpoint = Endpoint.RESPONSES if native else ctx.endpoint
+            return target, native, body, await provider.request_json(endpoint, body, upstream_headers(ctx, target))
 
-        target, body, answer = await self.dispatcher.first_answer(ctx, send)
+        target, native, body, answer = await self.dispatcher.first_answer(ctx, send)
         try:
-            ctx.usage = answer_usage(ctx, target, body, answer)
+            ctx.usage = answer_usage(ctx, target, body, answer, native)
             if self.keep_completions:
-                ctx.completion_text = answer_text(target.kind, answer)
-            return answer, Reply(body=client_body(ctx, target, answer))
+                ctx.completion_text = answer_text(target.kind, answer, native)
+            return answer, Reply(body=client_body(ctx, target, answer, native))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise GatewayError(
                 ErrorKind.UPSTREAM, f"upstream {target.upstream} answered in an unexpected shape ({exc!r})"
@@ -53,9 +60,11 @@ class UpstreamCall:
     async def _stream(self, ctx: RequestContext) -> Reply:
         async def send(provider: Provider, target: Target) -> StreamRelay:
             require_support(target, ctx.endpoint, provider.supports(ctx.endpoint))
-            body = upstream_body(ctx, target)
-            upstream = await provider.open_stream(ctx.endpoint, body, upstream_headers(ctx, target))
-            return StreamRelay(ctx, target, upstream, body)
+            native = speaks_responses(ctx, provider)
+            body = upstream_body(ctx, target, native)
+            endpoint = Endpoint.RESPONSES if native else ctx.endpoint
+            upstream = await provider.open_stream(endpoint, body, upstream_headers(ctx, target))
+            return StreamRelay(ctx, target, upstream, body, native)
 
         return Reply(stream=await self.dispatcher.first_answer(ctx, send))
 

@@ -16,9 +16,11 @@ from tokenbrake.core import ErrorKind, Format, GatewayError, KeyStanding, Reques
 from tokenbrake.uncancellable import finish
 from tokenbrake.upstream.dispatch import gateway_error
 from tokenbrake.upstream.providers import UpstreamFailure, UpstreamStream
-from tokenbrake.wire import sse
+from tokenbrake.wire import request_size, sse
 from tokenbrake.wire.errors import stream_error_event
 from tokenbrake.wire.openai_chunks import Chunk, decode_chunks
+from tokenbrake.wire.responses_api.answers import thinking_chunks, usage_from_responses
+from tokenbrake.wire.responses_api.events import ChatToResponsesStream, Event
 from tokenbrake.wire.tokens import count_request_input, count_text
 from tokenbrake.wire.translate.streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from tokenbrake.wire.translate.usage import usage_from_anthropic, usage_from_openai
@@ -27,20 +29,30 @@ DONE = b"data: [DONE]\n\n"
 DONE_EVENT = sse.SSEEvent(None, "[DONE]", DONE)
 EVENT_END = b"\n\n"  # the blank line after an event's last line
 CLIENT_CLOSED = 499
+# The events that end a Responses stream: the last one an upstream that speaks it sends.
+RESPONSES_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
+RESPONSES_DELTAS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta",
+                              "response.reasoning_text.delta", "response.refusal.delta"})
 
 
 class StreamMeter:
     """Reads usage and delivered text off upstream events, whatever the client's format."""
 
-    def __init__(self, kind: Format, upstream_body: dict[str, Any]) -> None:
+    def __init__(self, kind: Format, upstream_body: dict[str, Any], counted_input: int | None = None) -> None:
         self.kind = kind
         self.upstream_body = upstream_body
+        # A Responses upstream's stream: its request's input as the stages counted it
+        self.counted_input = counted_input
+        self.native = counted_input is not None
         self.reported: Usage | None = None
         self.complete = False  # the upstream's final usage report arrived
         self.parts: list[str] = []
+        self.sequence = -1  # a Responses stream's last sequence_number
 
     def observe(self, event: str | None, data: dict[str, Any]) -> None:
-        if self.kind is Format.OPENAI:
+        if self.native:
+            self._observe_responses(data)
+        elif self.kind is Format.OPENAI:
             self.observe_openai(data)
         else:
             self._observe_anthropic(event or data.get("type"), data)
@@ -76,6 +88,15 @@ class StreamMeter:
                 self.reported = usage_from_openai(chunk.usage)
                 self.complete = True
 
+    def _observe_responses(self, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        self.sequence = data.get("sequence_number", self.sequence + 1)
+        if kind in RESPONSES_DELTAS:
+            self.parts.append(data.get("delta") or "")
+        elif kind in RESPONSES_ENDS and isinstance(usage := (data.get("response") or {}).get("usage"), dict):
+            self.reported = usage_from_responses(usage)
+            self.complete = True
+
     def _observe_anthropic(self, event: str | None, data: dict[str, Any]) -> None:
         if event == "content_block_delta":
             delta = data.get("delta") or {}
@@ -103,19 +124,31 @@ class StreamMeter:
         if self.reported is not None:  # input known from the start of the stream
             self.reported.output_tokens = max(self.reported.output_tokens, delivered)
             return self.reported
-        return Usage(input_tokens=count_request_input(self.kind.value, self.upstream_body), output_tokens=delivered)
+        counted = self.counted_input
+        if counted is None:
+            counted = count_request_input(self.kind.value, self.upstream_body)
+        return Usage(input_tokens=counted, output_tokens=delivered)
 
 
 class Translation:
     """Per-format handling of one event: what to send the client, and whether it ends the stream."""
 
-    def __init__(self, ctx: RequestContext, target: Target) -> None:
+    def __init__(self, ctx: RequestContext, target: Target, native: bool = False) -> None:
         self.client = ctx.format
         self.upstream = target.kind
+        self.native = native  # Responses events both sides, passed through
+        self.continues = ctx.responses.continues if native else None
         options = ctx.body.get("stream_options") or {}
         self.client_wants_usage = bool(options.get("include_usage"))
-        if self.client is Format.OPENAI and self.upstream is Format.ANTHROPIC:
-            self.translator: Any = AnthropicToOpenAIStream(target.upstream_model, self.client_wants_usage)
+        # A Responses client served by a chat stream (an Anthropic one translated to chat first)
+        self.responses = ChatToResponsesStream(ctx.responses) if ctx.responses is not None and not native else None
+        self.translator: Any
+        if self.responses is not None and self.upstream is Format.ANTHROPIC:
+            self.translator = AnthropicToOpenAIStream(target.upstream_model, True)
+        elif self.responses is not None:
+            self.translator = None
+        elif self.client is Format.OPENAI and self.upstream is Format.ANTHROPIC:
+            self.translator = AnthropicToOpenAIStream(target.upstream_model, self.client_wants_usage)
         elif self.client is Format.ANTHROPIC and self.upstream is Format.OPENAI:
             # message_start comes before the upstream's usage: it shows our own count.
             estimate = count_request_input(Format.ANTHROPIC.value, ctx.body)
@@ -124,6 +157,15 @@ class Translation:
             self.translator = None
 
     def convert(self, event: sse.SSEEvent, data: dict[str, Any]) -> bytes:
+        if self.responses is not None:
+            if self.translator is None:
+                chunks = [data]
+            else:  # an Anthropic stream: its thinking too, which the chat translation drops
+                chunks = [*thinking_chunks(event.event, data), *self.translator.feed(event.event or "", data)]
+            return _encode_events([e for chunk in chunks for e in self.responses.feed(chunk)])
+        if self.native and self.continues is not None and isinstance(response := data.get("response"), dict):
+            response["previous_response_id"] = self.continues  # the upstream was sent the conversation, not the id
+            return sse.encode(data, event.event)
         if self.translator is None:
             if self.client is Format.OPENAI and not self.client_wants_usage and _is_usage_only(data):
                 return b""  # we asked for usage on the client's behalf; it did not
@@ -132,13 +174,47 @@ class Translation:
             return sse.encode_all((None, chunk) for chunk in self.translator.feed(event.event or "", data))
         return sse.encode_all(self.translator.feed(data))
 
-    def end(self, event: sse.SSEEvent) -> bytes:
+    def ends(self, data: dict[str, Any], ctx: RequestContext) -> bool:
+        """Whether a Responses upstream's event passed on ends the stream (and is the response);
+        one that says the response failed is the call's error, as the ledger records it."""
+        kind = data.get("type")
+        if not self.native or kind not in RESPONSES_ENDS:
+            return False
+        response = data.get("response")
+        if isinstance(response, dict):
+            ctx.responses.final = response
+        if kind in ("response.failed", "error"):
+            reported = (response or {}).get("error") if isinstance(response, dict) else data
+            message = str((reported or {}).get("message") or "the response failed")
+            ctx.error = GatewayError(ErrorKind.UPSTREAM, f"upstream reported: {message}")
+            ctx.status = ctx.error.status
+        return True
+
+    def end(self, event: sse.SSEEvent, meter: StreamMeter) -> bytes:
         """The bytes that close the client's stream, on the upstream's own end of stream."""
+        if self.responses is not None:
+            chunks = [] if self.translator is None else self.translator.finish()
+            events = [e for chunk in chunks for e in self.responses.feed(chunk)]
+            return _encode_events(events + self.responses.finish(meter.usage()))
         if self.translator is None:
             return DONE if self.client is Format.OPENAI else sse.encode(event.data, event.event)
         if self.client is Format.OPENAI:
             return sse.encode_all((None, chunk) for chunk in self.translator.finish()) + DONE
         return sse.encode_all(self.translator.finish())
+
+    def fail(self, error: GatewayError, meter: StreamMeter) -> bytes | None:
+        """The Responses event that ends a Responses client's stream with `error`; None for others."""
+        if self.responses is not None:
+            return _encode_events(self.responses.fail(error))
+        if self.native:
+            failure = {"type": "error", "sequence_number": meter.sequence + 1, "code": error.code or "server_error",
+                       "message": error.message, "param": error.param}
+            return sse.encode(failure, "error")
+        return None
+
+
+def _encode_events(events: list[Event]) -> bytes:
+    return sse.encode_all((name, data) for name, data in events)
 
 
 def _is_usage_only(data: dict[str, Any]) -> bool:
@@ -158,16 +234,17 @@ class StreamRelay:
     error event that ends the stream. An iterator rather than an async generator: it is one
     layer fewer on every chunk."""
 
-    def __init__(self, ctx: RequestContext, target: Target, upstream: UpstreamStream, upstream_body: dict[str, Any]) -> None:
+    def __init__(self, ctx: RequestContext, target: Target, upstream: UpstreamStream, upstream_body: dict[str, Any],
+                 native: bool = False) -> None:
         self.ctx = ctx
         self.target = target
         self.upstream = upstream
-        self.meter = StreamMeter(target.kind, upstream_body)
-        self.translation = Translation(ctx, target)
+        self.meter = StreamMeter(target.kind, upstream_body, request_size.input_tokens(ctx) if native else None)
+        self.translation = Translation(ctx, target, native)
         self.parser = sse.SSEParser()  # one for the stream: `arrived` goes on where `read` stopped
         self.finished = False  # the client got a complete stream, or an error event ending it
         self.closed = False
-        self.passthrough = self.translation.translator is None and target.kind is Format.OPENAI
+        self.passthrough = self.translation.translator is None and target.kind is Format.OPENAI and ctx.responses is None
         self.standing = ctx.key_standing or KeyStanding()  # no key: nothing to revoke
 
     def __aiter__(self) -> StreamRelay:
@@ -214,6 +291,9 @@ class StreamRelay:
             chunk = self.translation.convert(event, data)
             if chunk:
                 out.append(chunk)
+            if self.translation.ends(data, self.ctx):
+                self.finished = True
+                return
 
     def _pass_openai(self, payloads: list[bytes], out: list[bytes]) -> None:
         """`_convert` for an OpenAI stream to an OpenAI client whose events are each one line
@@ -249,11 +329,13 @@ class StreamRelay:
 
     def _end(self, event: sse.SSEEvent, out: list[bytes]) -> None:
         self.finished = True
-        out.append(self.translation.end(event))
+        out.append(self.translation.end(event, self.meter))
 
     def _fail(self, error: GatewayError) -> bytes:
         self.finished = True
         self.ctx.error, self.ctx.status = error, error.status
+        if (failed := self.translation.fail(error, self.meter)) is not None:
+            return failed
         event, data = stream_error_event(self.ctx.format, error)
         return sse.encode(data, event)
 

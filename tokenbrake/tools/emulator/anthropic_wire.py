@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from tokenbrake.tools.emulator.compose import END, LENGTH, STOP_SEQUENCE, TOOL, Answer, Ask
+from tokenbrake.tools.emulator.compose import END, LENGTH, STOP_SEQUENCE, TOOL, Answer, Ask, output_schema
 from tokenbrake.tools.emulator.directives import last_user_texts
 from tokenbrake.tools.emulator.errors import EmulatorError, invalid
 from tokenbrake.tools.emulator.ids import new_id
@@ -60,7 +60,26 @@ def read_chat(body: dict[str, Any]) -> Ask:
         tools=tools,
         forced_tool=choice.get("name") if choice.get("type") == "tool" else None,
         wants_tools=bool(tools) and choice.get("type") != "none" and _user_turn(last),
+        json_schema=_asked_schema(body),
     )
+
+
+def _asked_schema(body: dict[str, Any]) -> Any:
+    """The schema the answer must follow: Anthropic's structured outputs (`output_config.format`),
+    or, as a model that follows its instructions would, a system prompt that asks for JSON
+    conforming to a schema it spells out (what the gateway sends for OpenAI's response_format)."""
+    form = (body.get("output_config") or {}).get("format") or {}
+    if form.get("type") == "json_schema":
+        return output_schema("json_schema", form.get("schema"))
+    system = body.get("system")
+    text = system if isinstance(system, str) else " ".join(b.get("text", "") for b in system or [] if isinstance(b, dict))
+    if "single valid JSON object" not in text:
+        return None
+    _, found, spelled = text.partition("JSON schema:\n")
+    try:
+        return output_schema("json_schema", orjson.loads(spelled)) if found else output_schema("json_object", None)
+    except orjson.JSONDecodeError:
+        return output_schema("json_object", None)
 
 
 def _custom_tool(tool: Any) -> bool:
@@ -85,11 +104,11 @@ def _stops(stops: Any) -> list[str]:
     return stops
 
 
-def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
     return {
-        "input_tokens": input_tokens,
+        "input_tokens": input_tokens - cached_tokens,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": cached_tokens,
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
@@ -100,6 +119,8 @@ def message(ask: Ask, answer: Answer, input_tokens: int) -> dict[str, Any]:
         content = [_tool_use(call.name, call.input) for call in answer.tool_calls]
     else:
         content = [{"type": "text", "text": answer.text}]
+    if answer.thinking:
+        content.insert(0, _thinking(answer.thinking))
     return {
         "id": new_id("msg_"),
         "type": "message",
@@ -108,8 +129,12 @@ def message(ask: Ask, answer: Answer, input_tokens: int) -> dict[str, Any]:
         "content": content,
         "stop_reason": STOP_REASON[answer.finish],
         "stop_sequence": answer.stop_sequence,
-        "usage": usage(input_tokens, answer.output_tokens),
+        "usage": usage(input_tokens, answer.output_tokens, ask.cached_tokens),
     }
+
+
+def _thinking(text: str) -> dict[str, Any]:
+    return {"type": "thinking", "thinking": text, "signature": "emulated-" + new_id("", 16)}
 
 
 def _tool_use(name: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -119,10 +144,18 @@ def _tool_use(name: str, value: dict[str, Any]) -> dict[str, Any]:
 def events(ask: Ask, answer: Answer, input_tokens: int) -> list[Frame]:
     """The whole stream as frames, from message_start to message_stop."""
     start = {**message(ask, answer, input_tokens), "content": [], "stop_reason": None, "stop_sequence": None}
-    start["usage"] = usage(input_tokens, 1)
+    start["usage"] = usage(input_tokens, 1, ask.cached_tokens)
     frames = [Frame(encode({"type": "message_start", "message": start}, "message_start"), PREAMBLE)]
+    first = 0
+    if answer.thinking:
+        block = _thinking(answer.thinking)
+        frames += [_block_start(0, {**block, "thinking": "", "signature": ""}, PREAMBLE), PING,
+                   _delta(0, {"type": "thinking_delta", "thinking": answer.thinking}, answer.thinking),
+                   _delta(0, {"type": "signature_delta", "signature": block["signature"]}, ""), _block_stop(0)]
+        first = 1
     if answer.tool_calls:
-        for index, call in enumerate(answer.tool_calls):
+        for number, call in enumerate(answer.tool_calls):
+            index = first + number
             block = _tool_use(call.name, {})
             frames.append(_block_start(index, block, PREAMBLE if index == 0 else BODY))
             if index == 0:
@@ -131,9 +164,11 @@ def events(ask: Ask, answer: Answer, input_tokens: int) -> list[Frame]:
                           for part in _fragments(call.arguments))  # fmt: skip
             frames.append(_block_stop(index))
     else:
-        frames += [_block_start(0, {"type": "text", "text": ""}, PREAMBLE), PING]
-        frames.extend(_delta(0, {"type": "text_delta", "text": piece}, piece) for piece in answer.pieces)
-        frames.append(_block_stop(0))
+        frames.append(_block_start(first, {"type": "text", "text": ""}, PREAMBLE if first == 0 else BODY))
+        if first == 0:
+            frames.append(PING)
+        frames.extend(_delta(first, {"type": "text_delta", "text": piece}, piece) for piece in answer.pieces)
+        frames.append(_block_stop(first))
     delta = {"stop_reason": STOP_REASON[answer.finish], "stop_sequence": answer.stop_sequence}
     ending = {"type": "message_delta", "delta": delta, "usage": {"output_tokens": answer.output_tokens}}
     frames += [Frame(encode(ending, "message_delta")), MESSAGE_STOP]

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tokenbrake.core import Format
-from tokenbrake.tools.emulator import anthropic_wire, embeddings, openai_wire
+from tokenbrake.tools.emulator import anthropic_wire, embeddings, openai_wire, responses_wire
 from tokenbrake.tools.emulator.compose import Answer, Ask, compose
 from tokenbrake.tools.emulator.directives import NONE, Directives, from_request
 from tokenbrake.tools.emulator.errors import EmulatorError, error_body, invalid
@@ -47,6 +47,7 @@ class Emulator:
         return [
             Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+            Route("/v1/responses", self.responses, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/messages", self.anthropic_chat, methods=["POST"]),
             Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
@@ -61,6 +62,26 @@ class Emulator:
     async def anthropic_chat(self, request: Request) -> Any:
         return await self._chat(request, Format.ANTHROPIC)
 
+    async def responses(self, request: Request) -> Any:
+        """OpenAI's Responses API: the same directives, faults and pacing as chat completions."""
+        record = self.journal.open(request.url.path, request.headers)
+        try:
+            body = await self._read(request, Format.OPENAI, record)
+            ask = responses_wire.read_responses(body)
+            directives = self._directives(request, responses_wire.directive_texts(body), record)
+            await self._misbehave(directives)
+            input_tokens = responses_wire.count_input(body)
+            ask.cached_tokens = min(directives.cached or 0, input_tokens)
+            answer = compose(ask, directives, self.settings.output_tokens)
+            pacing = self._pacing(directives, Format.OPENAI)
+            if ask.stream:
+                frames = responses_wire.events(body, ask, answer, input_tokens)
+                return self._paced(frames, pacing, answer.output_tokens, input_tokens, record, Format.OPENAI)
+            reply = responses_wire.reply(body, ask, answer, input_tokens)
+            return await self._answer(reply, pacing, answer.output_tokens, input_tokens, record, Format.OPENAI)
+        except EmulatorError as error:
+            return _error(Format.OPENAI, error, record)
+
     async def _chat(self, request: Request, fmt: Format) -> Any:
         wire = WIRES[fmt]
         record = self.journal.open(request.url.path, request.headers)
@@ -72,6 +93,7 @@ class Emulator:
             if directives.confidence is not None:
                 ask.confidence = directives.confidence
             input_tokens = count_request_input(fmt, body)
+            ask.cached_tokens = min(directives.cached or 0, input_tokens)
             answers = [compose(ask, directives, self.settings.output_tokens, i) for i in range(ask.n)]
             pacing = self._pacing(directives, fmt)
             if ask.stream:
@@ -84,7 +106,15 @@ class Emulator:
         self, fmt: Format, ask: Ask, answers: list[Answer], input_tokens: int, pacing: Pacing, record: dict
     ) -> Response:
         """A non-streamed reply, after the time a model would take to produce it."""
-        output_tokens = sum(a.output_tokens for a in answers)
+        if fmt is Format.ANTHROPIC:
+            reply = anthropic_wire.message(ask, answers[0], input_tokens)
+        else:
+            reply = openai_wire.completion(ask, answers, input_tokens)
+        return await self._answer(reply, pacing, sum(a.output_tokens for a in answers), input_tokens, record, fmt)
+
+    async def _answer(
+        self, reply: dict, pacing: Pacing, output_tokens: int, input_tokens: int, record: dict, fmt: Format
+    ) -> Response:
         delay = pacing.ttft_s + pacing.gap_s * max(output_tokens - 1, 0)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -92,10 +122,6 @@ class Emulator:
         if pacing.garbage is not None:
             record["outcome"] = "garbage"
             return Response(NOT_JSON, media_type=JSON, headers=_request_id(fmt))
-        if fmt is Format.ANTHROPIC:
-            reply = anthropic_wire.message(ask, answers[0], input_tokens)
-        else:
-            reply = openai_wire.completion(ask, answers, input_tokens)
         record["outcome"], record["usage"] = "complete", usage(input_tokens, output_tokens)
         return Response(orjson.dumps(reply), media_type=JSON, headers=_request_id(fmt))
 
@@ -113,7 +139,11 @@ class Emulator:
             frames = anthropic_wire.events(ask, answers[0], input_tokens)
         else:
             frames = openai_wire.chunks(ask, answers, input_tokens, openai_wire.include_usage(body))
-        output_tokens = sum(a.output_tokens for a in answers)
+        return self._paced(frames, pacing, sum(a.output_tokens for a in answers), input_tokens, record, fmt)
+
+    def _paced(
+        self, frames: list, pacing: Pacing, output_tokens: int, input_tokens: int, record: dict, fmt: Format
+    ) -> SSEResponse:
         record["status"] = 200
 
         def done(outcome: str, sent: str) -> None:

@@ -22,6 +22,14 @@ from tokenbrake.wire.tokens import count_text
 END, LENGTH, STOP_SEQUENCE, TOOL = "end", "length", "stop_sequence", "tool"
 
 
+def output_schema(kind: Any, schema: Any) -> Any:
+    """The schema a structured-output request's answer must be valid against: its own for
+    `json_schema`, any object for `json_object`, none for plain text."""
+    if kind == "json_schema":
+        return schema or {}
+    return {"type": "object", "properties": {"answer": {"type": "string"}}} if kind == "json_object" else None
+
+
 @dataclass(slots=True)
 class Ask:
     """What a chat request asks for, whichever wire format it came in."""
@@ -37,6 +45,8 @@ class Ask:
     n: int = 1
     logprobs: bool = False  # OpenAI `logprobs: true`: each token's log-probability in the reply
     confidence: float = 0.95  # every token's probability (directive confidence=P), so the mean logprob is ln P
+    json_schema: Any = None  # structured output asked for: the answer is JSON valid against this schema
+    cached_tokens: int = 0  # input tokens reported as read from the prompt cache (directive cached=N)
 
 
 @dataclass(slots=True)
@@ -54,12 +64,20 @@ class Answer:
     output_tokens: int
     stop_sequence: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    thinking: str = ""  # the reasoning before the answer (directive thinking=N)
+    reasoning_tokens: int = 0  # its tokens, counted in output_tokens too
 
 
 def compose(ask: Ask, directives: Directives, default_tokens: int, index: int = 0) -> Answer:
     if ask.wants_tools and directives.tools != 0:
-        return _tool_answer(ask, directives.tools or 1)
-    return _text_answer(ask, directives, default_tokens, ask.seed + index)
+        answer = _tool_answer(ask, directives.tools or 1)
+    else:
+        answer = _text_answer(ask, directives, default_tokens, ask.seed + index)
+    if directives.thinking:
+        answer.thinking = "".join(words(ask.seed + 1, directives.thinking))
+        answer.reasoning_tokens = directives.thinking
+        answer.output_tokens += directives.thinking
+    return answer
 
 
 def _text_answer(ask: Ask, directives: Directives, default_tokens: int, seed: int) -> Answer:
@@ -70,6 +88,9 @@ def _text_answer(ask: Ask, directives: Directives, default_tokens: int, seed: in
             text, finish = truncate(text, limit), LENGTH
             tokens = count_text(text)
         pieces: list[str] | tuple[str, ...] = split_text(text)
+    elif ask.json_schema is not None:
+        text = orjson.dumps(arguments(ask.json_schema)).decode()
+        tokens, pieces = count_text(text), split_text(text)
     else:
         tokens = default_tokens if directives.tokens is None else directives.tokens
         if limit is not None and tokens > limit:

@@ -9,7 +9,7 @@ directives win over the header's. Grammar, for both places:
     value      := bare | '"' (char | '\\"' | '\\\\' | '\\n')* '"'
 
 Keys: tokens, text, tools, ttft_ms, tps, status, retry_after, fail_first, id, hang, cut, garbage,
-confidence.
+confidence, thinking, cached.
 An unknown key or a bad value is answered with a 400, naming it.
 """
 
@@ -42,6 +42,8 @@ class Directives:
     cut: int | None = None
     garbage: int | None = None
     confidence: float | None = None
+    thinking: int | None = None  # reason this many tokens before answering (counted in the output)
+    cached: int | None = None  # report this many input tokens as read from the prompt cache
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -49,7 +51,7 @@ class Directives:
 
 NONE = Directives()
 _CASTS = {
-    "tokens": int, "tools": int, "status": int, "fail_first": int, "cut": int, "garbage": int,
+    "tokens": int, "tools": int, "status": int, "thinking": int, "cached": int, "fail_first": int, "cut": int, "garbage": int,
     "ttft_ms": float, "tps": float, "retry_after": float, "hang": float, "confidence": float,
     "text": str, "id": str,
 }  # fmt: skip
@@ -96,12 +98,13 @@ def from_request(header: str | None, texts: list[str]) -> Directives:
 
 
 def last_user_texts(messages: Any) -> list[str]:
-    """The text parts of the last user message (OpenAI or Anthropic shape)."""
+    """The text parts of the last user message that has any (OpenAI or Anthropic shape): after
+    a tool turn, Anthropic's last user message holds only tool results."""
     if not isinstance(messages, list):
         return []
     for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return _texts(message.get("content"))
+        if isinstance(message, dict) and message.get("role") == "user" and (texts := _texts(message.get("content"))):
+            return texts
     return []
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from tokenbrake.tools.emulator.compose import END, LENGTH, STOP_SEQUENCE, TOOL, Answer, Ask
+from tokenbrake.tools.emulator.compose import END, LENGTH, STOP_SEQUENCE, TOOL, Answer, Ask, output_schema
 from tokenbrake.tools.emulator.directives import last_user_texts
 from tokenbrake.tools.emulator.errors import EmulatorError, invalid
 from tokenbrake.tools.emulator.ids import SYSTEM_FINGERPRINT, new_id
@@ -51,7 +51,14 @@ def read_chat(body: dict[str, Any]) -> Ask:
         wants_tools=bool(tools) and choice != "none" and last_role == "user",
         n=_positive(body, "n", 1, 128) or 1,
         logprobs=_flag(body, "logprobs"),
+        json_schema=_schema(body.get("response_format")),
     )
+
+
+def _schema(response_format: Any) -> Any:
+    if not isinstance(response_format, dict):
+        return None
+    return output_schema(response_format.get("type"), (response_format.get("json_schema") or {}).get("schema"))
 
 
 def _tool(tool: dict[str, Any]) -> tuple[str, Any]:
@@ -94,14 +101,14 @@ def _stops(stop: Any) -> list[str]:
     return stops
 
 
-def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0, reasoning_tokens: int = 0) -> dict[str, Any]:
     return {
         "prompt_tokens": input_tokens,
         "completion_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -116,14 +123,21 @@ def completion(ask: Ask, answers: list[Answer], input_tokens: int) -> dict[str, 
         "created": int(time.time()),
         "model": ask.model,
         "choices": [_choice(i, answer, ask) for i, answer in enumerate(answers)],
-        "usage": usage(input_tokens, sum(a.output_tokens for a in answers)),
+        "usage": _usage(ask, answers, input_tokens),
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
 
 
+def _usage(ask: Ask, answers: list[Answer], input_tokens: int) -> dict[str, Any]:
+    return usage(input_tokens, sum(a.output_tokens for a in answers), ask.cached_tokens,
+                 sum(a.reasoning_tokens for a in answers))
+
+
 def _choice(index: int, answer: Answer, ask: Ask) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
+    if answer.thinking:  # as reasoning servers (vLLM, DeepSeek) return it
+        message["reasoning_content"] = answer.thinking
     if answer.tool_calls:
         message["tool_calls"] = [_tool_call(call.name, call.arguments) for call in answer.tool_calls]
     else:
@@ -161,12 +175,14 @@ def chunks(ask: Ask, answers: list[Answer], input_tokens: int, include_usage: bo
 
     frames = [chunk(i, _opening_delta(a), kind=PREAMBLE) for i, a in enumerate(answers)]
     for i, answer in enumerate(answers):
+        if answer.thinking:
+            frames.append(chunk(i, {"reasoning_content": answer.thinking}, kind=CONTENT, text=answer.thinking))
         frames.extend(chunk(i, {"content": piece}, kind=CONTENT, text=piece) for piece in answer.pieces)
         for n, call in enumerate(answer.tool_calls):
             frames.extend(_call_chunks(chunk, i, n, call.name, call.arguments))
     frames.extend(chunk(i, {}, FINISH[a.finish]) for i, a in enumerate(answers))
     if include_usage:
-        total = usage(input_tokens, sum(a.output_tokens for a in answers))
+        total = _usage(ask, answers, input_tokens)
         frames.append(Frame(prefix + b'[],"usage":' + orjson.dumps(total) + b"}\n\n"))
     frames.append(DONE)
     return frames

@@ -145,6 +145,7 @@ class UpstreamStream:
 class Provider:
     kind: Format
     paths: dict[Endpoint, str]
+    responses_api = False  # serves OpenAI's Responses API itself
 
     def __init__(self, name: str, config: UpstreamConfig) -> None:
         self.name = name

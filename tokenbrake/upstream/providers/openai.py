@@ -24,11 +24,20 @@ CAP_FIELDS = ("max_completion_tokens", "max_tokens")  # the first wins when a re
 READS_MAX_COMPLETION_TOKENS = frozenset({"openai", "azure"})  # catalog provider ids
 
 
+def serves_responses(config: UpstreamConfig) -> bool:
+    """Whether the upstream serves OpenAI's Responses API itself (`responses_api`; unset: only
+    OpenAI's own API does)."""
+    if config.kind != "openai":
+        return False
+    return config.responses_api if config.responses_api is not None else provider_id(config) == "openai"
+
+
 class OpenAIProvider(Provider):
     kind = Format.OPENAI
     paths = {
         Endpoint.CHAT: "/chat/completions",
         Endpoint.EMBEDDINGS: "/embeddings",
+        Endpoint.RESPONSES: "/responses",
     }
 
     def __init__(self, name: str, config: UpstreamConfig) -> None:
@@ -37,6 +46,7 @@ class OpenAIProvider(Provider):
             "max_completion_tokens" if provider_id(config) in READS_MAX_COMPLETION_TOKENS else "max_tokens"
         )
         self.other_cap_field = next(field for field in CAP_FIELDS if field != self.cap_field)
+        self.responses_api = serves_responses(config)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}

@@ -6,15 +6,31 @@ top-level field, tool results as `tool_result` blocks at the start of a user tur
 as `tool_use` blocks, and wants user and assistant turns to alternate with non-empty content.
 Anthropic-only blocks that change nothing the model is asked (thinking, `cache_control`) are
 dropped on the way to OpenAI; anything that carries meaning the other side cannot hold raises.
+Anthropic accepts tool-call ids made of letters, digits, `_` and `-` only; other clients' ids
+(`functions.get_weather:0`) are rewritten, the same id always to the same one, so a call and
+its result still match.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 import orjson
 
 from tokenbrake.core import ErrorKind, GatewayError
+
+ANTHROPIC_TOOL_ID = re.compile(r"[a-zA-Z0-9_-]+")
+NOT_IN_ANTHROPIC_ID = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def anthropic_tool_id(call_id: str) -> str:
+    """`call_id` as Anthropic accepts it: unchanged when it can be, else its characters that
+    Anthropic refuses as `_` and a digest of the original, so two ids never become one."""
+    if ANTHROPIC_TOOL_ID.fullmatch(call_id):
+        return call_id
+    return NOT_IN_ANTHROPIC_ID.sub("_", call_id) + "_" + hashlib.sha256(call_id.encode()).hexdigest()[:12]
 
 
 def invalid(message: str, param: str) -> GatewayError:
@@ -173,13 +189,13 @@ def _tool_use(call: Any, param: str) -> dict[str, Any]:
     if not call.get("id") or not function.get("name"):
         raise invalid(f"{param} needs an id and a function name", param)
     arguments = parse_arguments(function.get("arguments"), f"{param}.function.arguments")
-    return {"type": "tool_use", "id": call["id"], "name": function["name"], "input": arguments}
+    return {"type": "tool_use", "id": anthropic_tool_id(str(call["id"])), "name": function["name"], "input": arguments}
 
 
 def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
     if not message.get("tool_call_id"):
         raise invalid(f"{where}.tool_call_id is required", f"{where}.tool_call_id")
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message["tool_call_id"]}
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": anthropic_tool_id(str(message["tool_call_id"]))}
     if text := _plain_text(message.get("content"), f"{where}.content"):
         block["content"] = text
     return block
