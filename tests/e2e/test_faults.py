@@ -141,9 +141,9 @@ def test_unknown_path_is_a_404_in_the_callers_format(gateway):
 
 
 def test_a_provider_api_the_gateway_does_not_serve_says_what_to_use(openai_client, anthropic_client):
-    with pytest.raises(openai.NotFoundError, match=r"POST /v1/responses: OpenAI's Responses API is not served: use Chat"):
-        openai_client.responses.create(model="gpt-4o", input="hi")
-    with pytest.raises(openai.NotFoundError, match=r"legacy completions are not served"):
+    with pytest.raises(openai.NotFoundError, match=r"Conversations API is not served: chain responses with previous_"):
+        openai_client.conversations.create()
+    with pytest.raises(openai.NotFoundError, match=r"legacy completions are not served.*serves /v1/chat/completions, /v1/responses"):
         openai_client.completions.create(model="gpt-4o", prompt="hi")
     with pytest.raises(anthropic.NotFoundError, match=r"message batches are not served: send each request to /v1/messages"):
         anthropic_client.messages.batches.list()

@@ -127,3 +127,26 @@ def test_a_gateway_that_keeps_nothing_leaves_previous_response_id_to_a_responses
                 oa.responses.create(model="small", previous_response_id=made.id, input="next")
             oa.responses.create(model="gpt-4o", previous_response_id="resp_upstream_kept", input="go [[emulator: id=rsp-pass]]")
     assert last_sent(emulator, "rsp-pass")["body"]["previous_response_id"] == "resp_upstream_kept"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_streamed_continuation_names_the_response_it_continues(openai_client, model):
+    first = openai_client.responses.create(model=model, input="First turn.")
+    with openai_client.responses.stream(model=model, previous_response_id=first.id, input="Second turn.") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert events[0].response.previous_response_id == first.id and final.previous_response_id == first.id
+    assert openai_client.responses.input_items.list(final.id, order="asc").data[0].content[0].text == "First turn."
+
+
+def test_input_items_are_listed_a_page_at_a_time(openai_client):
+    turns = [{"role": "user", "content": f"turn {n}"} for n in range(5)]
+    made = openai_client.responses.create(model="small", input=turns)
+    first = openai_client.responses.input_items.list(made.id, limit=2, order="asc")
+    assert [item.content[0].text for item in first.data] == ["turn 0", "turn 1"] and first.has_more
+    every = [item.content[0].text for item in openai_client.responses.input_items.list(made.id, limit=2, order="asc")]
+    assert every == [f"turn {n}" for n in range(5)]  # the SDK follows the pages
+    newest = openai_client.responses.input_items.list(made.id, limit=1)
+    assert newest.data[0].content[0].text == "turn 4"
+    with pytest.raises(openai.BadRequestError):
+        openai_client.responses.input_items.list(made.id, limit=500)

@@ -206,10 +206,12 @@ async def budget_gauges(state: AppState) -> list:
         return []
 
 
-SERVED = "/v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages and /v1/messages/count_tokens"
+SERVED = ("/v1/chat/completions, /v1/responses, /v1/embeddings, /v1/models, /v1/messages and "
+          "/v1/messages/count_tokens")
 # Provider APIs a client may try that the gateway does not serve, and what to use instead.
 INSTEAD = {
-    "/v1/responses": "OpenAI's Responses API is not served: use Chat Completions (client.chat.completions)",
+    "/v1/conversations": ("OpenAI's Conversations API is not served: chain responses with previous_response_id "
+                          "(client.responses.create), or send the whole conversation as input"),
     "/v1/completions": "legacy completions are not served: use Chat Completions (client.chat.completions)",
     "/v1/messages/batches": "message batches are not served: send each request to /v1/messages",
 }

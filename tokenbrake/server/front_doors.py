@@ -1,4 +1,7 @@
-"""The OpenAI- and Anthropic-compatible endpoints: read, check, hand to the pipeline, answer."""
+"""The OpenAI- and Anthropic-compatible endpoints: read, check, hand to the pipeline, answer.
+
+A Responses request is checked and turned into the chat completion it amounts to here, so the
+stages read it like any other (wire/responses_api); its exchange rides on the context."""
 
 from __future__ import annotations
 

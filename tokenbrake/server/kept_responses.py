@@ -16,6 +16,8 @@ from tokenbrake.gateway.state import AppState
 from tokenbrake.server.front_doors import JSONBytes, error_response, header_dict
 from tokenbrake.storage.responses import KeptResponse
 
+DEFAULT_PAGE, MAX_PAGE = 20, 100  # input items listed at a time, as OpenAI's API does
+
 
 async def _kept(request: Request) -> tuple[AppState, str | None, str]:
     """The gateway's state, the caller's key name, and the response id the path names."""
@@ -48,17 +50,31 @@ async def get_response(request: Request) -> ASGIApp:
 
 
 async def input_items(request: Request) -> ASGIApp:
-    """The response's input, newest first as OpenAI lists it (`order=asc` for oldest first)."""
+    """The response's input, a page at a time as OpenAI lists it: newest first (`order=asc` for
+    oldest first), `limit` items (20 by default, 1 to 100) after the item `after` names."""
     try:
         response_id, kept = await _find(request)
+        limit = _limit(request.query_params.get("limit"))
     except GatewayError as error:
         return error_response(Format.OPENAI, error)
     items = [_with_id(item, f"{response_id}_{n}") for n, item in enumerate(kept.input_items)]
     if request.query_params.get("order") != "asc":
         items.reverse()
-    page = {"object": "list", "data": items, "has_more": False,
-            "first_id": items[0]["id"] if items else None, "last_id": items[-1]["id"] if items else None}
-    return JSONBytes(page)
+    after = request.query_params.get("after")
+    if after is not None:
+        items = items[next((n + 1 for n, item in enumerate(items) if item["id"] == after), len(items)):]
+    page = items[:limit]
+    return JSONBytes({"object": "list", "data": page, "has_more": len(items) > limit,
+                      "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None})
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_PAGE
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise GatewayError(ErrorKind.INVALID_REQUEST, f"Invalid 'limit': {value!r}; expected an integer from 1 to "
+                           f"{MAX_PAGE}.", param="limit")
+    return int(value)
 
 
 async def delete_response(request: Request) -> ASGIApp:

@@ -9,6 +9,8 @@ ledger. The request path touches neither: keys are checked against an in-memory 
 and ledger rows are queued to a `LedgerWriter` that writes them in batches in the background
 (writer.py). Past calls come in from a file (`tokenbrake ledger import`): ledger_import.py
 checks every line, read as import_format.py says, then writes them through the same `Ledger`.
+The Responses API conversations the gateway keeps for `previous_response_id` are in
+responses.py.
 
 May import: the package root and wire/.
 """

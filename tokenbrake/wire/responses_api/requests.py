@@ -25,6 +25,11 @@ READ = frozenset({"model", "input", "instructions", "tools", "tool_choice", "tex
                   *PASSED_AS_IS})
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 TEXT_PARTS = ("input_text", "output_text", "text")
+# The scalar fields whose type is checked here, as the API checks them (a bool is no number).
+TYPED: dict[str, type | tuple[type, ...]] = {"temperature": (int, float), "top_p": (int, float), "stream": bool, "store": bool,
+         "parallel_tool_calls": bool, "top_logprobs": int, "user": str, "safety_identifier": str,
+         "prompt_cache_key": str, "service_tier": str, "truncation": str}
+TYPE_NAMES: dict[type | tuple[type, ...], str] = {bool: "a boolean", int: "an integer", str: "a string"}
 
 
 def invalid(message: str, param: str) -> GatewayError:
@@ -52,6 +57,15 @@ def check_responses(body: dict[str, Any]) -> None:
     for key in ("text", "reasoning", "metadata"):
         if body.get(key) is not None and not isinstance(body[key], dict):
             raise invalid(f"Invalid type for '{key}': expected an object.", key)
+    for key, kind in TYPED.items():
+        value = body.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+            expected = TYPE_NAMES.get(kind, "a number")
+            raise invalid(f"Invalid type for '{key}': expected {expected}, got {value!r}.", key)
+    choice = body.get("tool_choice")
+    if choice is not None and not isinstance(choice, str | dict):
+        raise invalid("Invalid 'tool_choice': expected \"auto\", \"none\", \"required\" or an object naming a tool.",
+                      "tool_choice")
 
 
 def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
