@@ -320,6 +320,11 @@ def test_switching_the_period_changes_the_window_and_the_address(seeded, browser
     assert {trace["name"] for trace in series} == {"search", "support"}
     assert len(table(browser, "series")["body"]) >= 2  # today and OLD_DAYS ago
     screenshot(browser, "explore")
+    Select(browser.find_element("id", "every")).select_by_value("hour")  # 2,160 hours: more than a chart shows
+    wait(browser, lambda d: parse_qs(urlsplit(d.current_url).query).get("every") == ["hour"], "every=hour in the URL")
+    assert message(browser, "series") == ("By hour this span would be 2,160 points a line, more than the chart can show: "
+                                          "drawn by day. Shorten the span to see hours.")
+    assert all(t.endswith("T00:00:00Z") for t in chart(browser, "series")[0]["x"])  # days
     browser.get(f"{base}/dashboard/overview?period=week")
     Select(browser.find_element("id", "period")).select_by_value("day")
     wait(browser, lambda d: parse_qs(urlsplit(d.current_url).query).get("period") == ["day"], "period=day in the URL")

@@ -72,10 +72,7 @@ class Metrics:
         if values[0] is None:
             return ZERO
         if columns is not METRICS:
-            full = [0] * len(METRICS)
-            for at, value in zip(_places(tuple(columns)), values, strict=True):
-                full[at] = value
-            values = full
+            return _partial(tuple(columns))(values)
         n = len(COUNTS)
         return cls(tuple(values[:n]), float(values[n]), tuple(values[n + 1:]))
 
@@ -207,8 +204,26 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 
 
 @functools.cache
-def _places(columns: tuple[str, ...]) -> tuple[int, ...]:
-    return tuple(METRICS.index(name) for name in columns)
+def _partial(columns: tuple[str, ...]) -> Callable[[Sequence[Any]], Metrics]:
+    """Metrics from sums of some columns, the rest 0: each part picked out of the sums and a
+    0 after them (a chart of one metric makes tens of thousands of these)."""
+    zero = len(columns)
+
+    def picker(names: Sequence[str]) -> Callable[[Sequence[Any]], tuple]:
+        places = [columns.index(name) if name in columns else zero for name in names]
+        get = operator.itemgetter(*places)
+        return lambda padded: get(padded) if len(places) > 1 else (get(padded),)
+
+    counts, histogram = picker(COUNTS), picker(HISTOGRAM)
+    latency = columns.index("latency_ms_sum") if "latency_ms_sum" in columns else None
+    no_histogram = not set(HISTOGRAM) & set(columns)
+
+    def of(values: Sequence[Any]) -> Metrics:
+        padded = (*values, 0)
+        return Metrics(counts(padded), 0.0 if latency is None else float(values[latency]),
+                       ZERO.histogram if no_histogram else histogram(padded))
+
+    return of
 
 
 def columns_for(fields: Sequence[str] | None) -> Sequence[str]:
@@ -221,10 +236,11 @@ def columns_for(fields: Sequence[str] | None) -> Sequence[str]:
 
 def units_text(units: int) -> str:
     """Units of 1e-10 USD as money() writes the amount: `0`, `0.00099442`, `-12.5`."""
-    sign, units = ("-", -units) if units < 0 else ("", units)
-    whole, fraction = divmod(units, 10_000_000_000)
-    digits = f"{fraction:010d}".rstrip("0")
-    return f"{sign}{whole}.{digits}" if digits else (f"{sign}{whole}" if whole else "0")
+    if not units:
+        return "0"
+    text = f"{abs(units):011d}"
+    whole, digits = text[:-10], text[-10:].rstrip("0")
+    return ("-" if units < 0 else "") + (f"{whole}.{digits}" if digits else whole)
 
 
 ZERO = Metrics()
@@ -597,10 +613,11 @@ class Insight:
         wanted = None if picked is None else set(picked)
         n = len(grouped)
         found: dict[Group, dict[Any, Metrics]] = {}
+        of = Metrics.of if columns is METRICS else _partial(tuple(columns))
         for row in await self._backend.fetch(sql, bound):
-            group = tuple(v or None for v in row[1:1 + n])
-            if wanted is None or group in wanted:
-                found.setdefault(group, {})[row[0]] = Metrics.of(row[1 + n:], columns)
+            group = (row[1] or None,) if n == 1 else tuple(v or None for v in row[1:1 + n])
+            if (wanted is None or group in wanted) and row[1 + n] is not None:
+                found.setdefault(group, {})[row[0]] = of(row[1 + n:])
         return found
 
 

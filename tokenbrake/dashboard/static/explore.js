@@ -67,9 +67,29 @@
     return TB.withParams(out, extra);
   }
 
+  // A chart shows at most MAX_POINTS buckets a line (about a point per pixel of its width): a
+  // finer `every` over a longer span is drawn at the finest one that fits, and says so.
+  const MAX_POINTS = 1500;  // a day of minutes fits; 90 days of hours (2,160) do not
+  const STEP_S = {minute: 60, hour: 3600, day: 86400};
+  const UNIT_S = {m: 60, h: 3600, d: 86400};
+
+  function spanSeconds(since) {
+    const relative = /^(\d+)([mhd])$/.exec(since);
+    if (relative) return Number(relative[1]) * UNIT_S[relative[2]];
+    const start = Date.parse(since);
+    return Number.isNaN(start) ? 0 : (Date.now() - start) / 1000;
+  }
+
+  function drawnEvery(every, since) {
+    const span = spanSeconds(since);
+    const fits = ["minute", "hour", "day"].filter((e) => STEP_S[e] >= STEP_S[every] && span / STEP_S[e] <= MAX_POINTS);
+    return fits[0] || "day";
+  }
+
   async function series() {
     const target = TB.panel("series");
-    const {metric, every} = read();
+    const {metric, every: asked, since} = read();
+    const every = drawnEvery(asked, since);
     const data = await TB.get("/admin/insight/series", apiQuery({every, metrics: metric}));
     const all = data.series || [];
     const format = formatOf(metric);
@@ -82,6 +102,11 @@
     TB.table(target, [{label: "Time", value: (t) => TB.when(t)},
                       ...all.map((s, i) => ({label: TB.groupName(s.group), value: (t) => format(byGroup[i].get(t) ?? 0), num: true}))],
              times.filter((t) => byGroup.some((points) => Number(points.get(t) || 0))));  // the buckets with something
+    if (every !== asked) {
+      const points = Math.round(spanSeconds(since) / STEP_S[asked]).toLocaleString("en-US");
+      TB.say(target, `By ${asked} this span would be ${points} points a line, more than the chart can show: ` +
+                     `drawn by ${every}. Shorten the span to see ${asked}s.`);
+    }
   }
 
   async function breakdown() {
