@@ -203,6 +203,28 @@ def m010_rollup_spans(d: Dialect) -> list[str]:
     return [f"CREATE INDEX {rollups.TABLES[g]}_spans ON {rollups.TABLES[g]} (dims, v1, bucket)" for g in rollups.COARSER]
 
 
+@migration
+def m012_anomaly_alerts(d: Dialect) -> list[str]:
+    """Anomaly alerts (foresight/detector.py), one row per incident: the id keeps replicas from
+    raising it twice, and so does the partial index, one incident of a kind open per scope
+    (alert_rows.py)."""
+    t = d.types
+    return [
+        f"""CREATE TABLE anomaly_alerts (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            team TEXT,
+            since {t['timestamp']} NOT NULL,
+            raised_at {t['timestamp']} NOT NULL,
+            ended_at {t['timestamp']},
+            body TEXT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX anomaly_alerts_open ON anomaly_alerts (scope, kind) WHERE ended_at IS NULL",
+        "CREATE INDEX anomaly_alerts_raised ON anomaly_alerts (raised_at)",
+    ]
+
+
 async def migrate(backend: Backend, until: str | None = None) -> list[str]:
     """Applies the migrations not yet recorded (up to and including `until`, if named);
     returns their names."""

@@ -1,0 +1,153 @@
+"""Whether a scope's last minutes depart from its usual, and as which kind of anomaly.
+
+Each test compares the window (the last `window_minutes` closed minutes, `W`) with the usual
+for this hour of the week (usual.py) scaled to the window, and passes only when all three
+hold: the factor (window against usual) reaches the kind's factor, the excess over the usual
+reaches the absolute floor (`floor_usd_per_hour`, as a rate), and the excess is `min_z`
+standard deviations of the usual's own noise (its requests' count, Poisson, times a request's
+mean squared cost, plus a third of the usual for the usual's own error): a
+scope of a few dear calls an hour does not page on three of them in five minutes.
+
+A team is tested for, in order, an error-cost surge (its 4xx, 5xx and unanswered calls' cost),
+a model mix shift (its cost per request against what its requests would cost at last week's
+mix of models, each at its cost per request now), an input-size surge (tokens per request
+against last week's), and a spend spike: the first that passes names the incident, so a
+surge of pasted documents is not also called a spike. A key or user seen spending in at most
+`rare_hours` hours of the last four weeks that spends `heavy_usd_per_hour` is a new heavy
+spender; a session spending as fast and `runaway_factor` times its team's sessions' usual
+rate (its sessions' cost per session and hour, the last day) is a runaway session. The whole deployment (global)
+is tested for a spike only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tokenbrake.config import AnomaliesConfig
+from tokenbrake.foresight.usual import COST, REQUESTS, TOKENS, Usual
+
+Sums = list[float]  # requests, tokens, cost over the window
+MIN_REQUESTS = 3  # in the window: one or two dear calls are not a trend
+MIN_MIX_REQUESTS = 5  # a mix is told by its calls' models: too few, and any draw looks shifted
+RUNAWAY_CALLS_PER_MINUTE = 2.0  # an agent looping; a person pasting documents calls about once a minute
+RUNAWAY_MINUTES = 3  # calling in each of them: a burst is not a loop
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    factor: float | None
+    rate: float  # USD per hour, of what departed (the error cost for an error surge)
+    usual_rate: float  # USD per hour usual for it
+    detail: str
+    measured: tuple[str, str, str]  # the rollup key whose cost the incident is counted in
+
+
+def _z(excess: float, usual: float, requests: float, squared: float) -> float:
+    """`squared`: a request's mean squared cost. The noise of a compound Poisson sum, a third
+    of the usual for its own error, and one request more."""
+    spread = math.sqrt(requests * squared + (usual / 3) ** 2 + squared)
+    return excess / spread if spread > 0 else math.inf
+
+
+def _passes(c: AnomaliesConfig, window: float, usual: float, factor: float, noise: tuple[float, float]) -> bool:
+    """The window's amount against the usual's (both over the window): factor, floor, noise."""
+    excess = window - usual
+    floor = c.floor_usd_per_hour * c.window_minutes / 60
+    return window >= factor * usual and excess >= floor and _z(excess, usual, *noise) >= c.min_z
+
+
+def spike(c: AnomaliesConfig, sums: Sums, u: Usual, scale: float, key: tuple[str, str, str]) -> Finding | None:
+    """More calls than usual, costing more than usual (dearer calls are a size surge or a mix
+    shift). `scale`: the window's length in hours."""
+    usual, calls = u.cost * scale, u.requests * scale
+    if sums[REQUESTS] < max(MIN_REQUESTS, c.spike_factor * calls) or (sums[REQUESTS] - calls) / math.sqrt(calls + 1) < c.min_z:
+        return None
+    if not _passes(c, sums[COST], usual, c.spike_factor, (calls, u.cost_squared)):
+        return None
+    factor = sums[COST] / usual if usual > 0 else None
+    return Finding("spend_spike", factor, sums[COST] / scale, u.cost, f"{sums[REQUESTS]:.0f} calls in "
+                   f"{c.window_minutes} min against {calls:.1f} usual, spending ${sums[COST] / scale:.2f}/h against "
+                   f"${u.cost:.2f}/h usual at this hour of the week", key)
+
+
+def input_surge(c: AnomaliesConfig, sums: Sums, u: Usual, scale: float, key: tuple[str, str, str]) -> Finding | None:
+    usual_tpr = u.tokens_per_request
+    if sums[REQUESTS] < MIN_REQUESTS or usual_tpr <= 0:
+        return None
+    tpr = sums[TOKENS] / sums[REQUESTS]
+    by_size = sums[COST] * (1 - usual_tpr / tpr) if tpr > 0 else 0.0  # what the extra tokens cost
+    floor = c.floor_usd_per_hour * scale
+    usual = u.cost * scale
+    if tpr < c.size_factor * usual_tpr or by_size < floor or sums[COST] < 1.5 * usual:
+        return None
+    if _z(sums[COST] - usual, usual, u.requests * scale, u.cost_squared) < c.min_z:
+        return None
+    return Finding("input_size_surge", tpr / usual_tpr, sums[COST] / scale, u.cost,
+                   f"{tpr:,.0f} tokens per request against {usual_tpr:,.0f} last week", key)
+
+
+def mix_shift(c: AnomaliesConfig, sums: Sums, models: dict[str, Sums], usual_models: dict[str, tuple[float, float]],
+              scale: float, key: tuple[str, str, str]) -> Finding | None:
+    """The window's calls moved to dearer models: its mix of models, each at last week's cost
+    per request, against last week's mix (multinomial noise). `models`: the window's sums per
+    model; `usual_models`: last week's (requests, cost) per model."""
+    total = sum(r for r, _ in usual_models.values())
+    n = sum(s[REQUESTS] for s in models.values())
+    if n < MIN_MIX_REQUESTS or total <= 0:
+        return None
+    # last week's price of each model; a model new this week, at its price in the window
+    price = {m: s[COST] / s[REQUESTS] for m, s in models.items() if s[REQUESTS] > 0}
+    price |= {m: cost / r for m, (r, cost) in usual_models.items()}
+    expected = sum(r / total * price[m] for m, (r, _) in usual_models.items())
+    spread = math.sqrt(max(sum(r / total * price[m] ** 2 for m, (r, _) in usual_models.items()) - expected ** 2, 0.0) / n)
+    now = sum(s[REQUESTS] * price[m] for m, s in models.items() if s[REQUESTS] > 0) / n
+    if expected <= 0 or now < c.mix_factor * expected or (now - expected) * n < c.floor_usd_per_hour * scale:
+        return None
+    if spread > 0 and (now - expected) / spread < c.min_z:
+        return None
+    dearest = max(models, key=lambda m: models[m][COST])
+    return Finding("model_mix_shift", now / expected, sums[COST] / scale, expected * sums[REQUESTS] / scale,
+                   f"${now:.4f} a request at this mix against ${expected:.4f} at last week's; {dearest} now "
+                   f"{models[dearest][REQUESTS] / sums[REQUESTS]:.0%} of requests", key)
+
+
+def error_surge(c: AnomaliesConfig, errors: Sums, u: Usual, scale: float, key: tuple[str, str, str]) -> Finding | None:
+    hourly = max(u.cost, u.week[COST] / 168)  # errors are sparse: an hour's median is mostly 0
+    requests = max(u.requests, u.week[REQUESTS] / 168)
+    usual = hourly * scale
+    if not _passes(c, errors[COST], usual, c.error_factor, (requests * scale, u.cost_squared)):
+        return None
+    return Finding("error_cost_surge", errors[COST] / usual if usual > 0 else None, errors[COST] / scale, hourly,
+                   f"${errors[COST] / scale:.2f}/h on failed calls ({errors[REQUESTS]:.0f} in "
+                   f"{c.window_minutes} min) against ${hourly:.2f}/h usual", key)
+
+
+def heavy(c: AnomaliesConfig, sums: Sums, scale: float) -> bool:
+    return sums[REQUESTS] >= MIN_REQUESTS and sums[COST] / scale >= c.heavy_usd_per_hour
+
+
+def new_spender(c: AnomaliesConfig, sums: Sums, hours_spent: int, u: Usual | None, scale: float,
+                key: tuple[str, str, str]) -> Finding | None:
+    usual = u.cost if u is not None else 0.0
+    if hours_spent > c.rare_hours or not heavy(c, sums, scale) or sums[COST] < c.spike_factor * usual * scale:
+        return None  # (a batch job's key, seen at this hour last month's end, is usual)
+    seen = "never seen spending" if hours_spent == 0 else f"seen spending in {hours_spent} hours of 4 weeks"
+    return Finding("new_heavy_spender", sums[COST] / scale / usual if usual > 0 else None, sums[COST] / scale, usual,
+                   f"spending ${sums[COST] / scale:.2f}/h, {seen}", key)
+
+
+def runaway(c: AnomaliesConfig, sums: Sums, active_minutes: int, peer_rate: float, scale: float,
+            key: tuple[str, str, str]) -> Finding | None:
+    """A session calling without pause (`RUNAWAY_CALLS_PER_MINUTE` in each of its active minutes,
+    at least `RUNAWAY_MINUTES` of them), heavy, and far faster than its team's sessions. `peer_rate`: their usual
+    cost per session-hour (0: none seen)."""
+    rate = sums[COST] / scale
+    if active_minutes < min(RUNAWAY_MINUTES, c.window_minutes) or sums[REQUESTS] < RUNAWAY_CALLS_PER_MINUTE * active_minutes:
+        return None
+    if not heavy(c, sums, scale) or rate < c.runaway_factor * peer_rate:
+        return None
+    return Finding("runaway_session", rate / peer_rate if peer_rate > 0 else None, rate, peer_rate,
+                   f"{sums[REQUESTS]:.0f} calls in {c.window_minutes} min, spending ${rate:.2f}/h against "
+                   f"${peer_rate:.2f}/h for its team's sessions", key)
