@@ -11,12 +11,13 @@
    up by 70% and stays, the weekend dip, and in 5 teams a batch job on a key of its own on the
    last day of every month (01:00-03:00, $30/h).
 3. Injected incidents, `--per-kind` of each kind (after the warm-up), each on a team and at a
-   time of its own: a spend spike (the team's traffic x6, at least +$20/h, 60 min); a new heavy
+   time of its own: a spend spike (the team's traffic x8, at least +$80/h, 60 min: at $0.50 a call, 13 calls
+   more in 5 minutes, about what 1 false alert a week across 100 teams lets a count tell); a new heavy
    spender (a user never seen, $30/h, 90 min); an input-size surge (a known user pasting
    documents: tokens x12, a call a minute, 60 min); a runaway session (6 calls a minute, 120
    min); an error-cost surge (failing calls retried, 5xx, $25/h, 45 min); a model mix shift
    (all of a team's calls served by the large model, 180 min, in business hours, on the
-   busiest eighth of the teams: a shift is told by the calls' cost, so it needs a few calls).
+   busiest twentieth of the teams: a shift is told by the calls' models, so it needs calls).
 4. Replays the file (foresight/replay.py: the live detector on a simulated clock, and the
    month-end forecasts at the midnights of days 7, 14 and 21) and scores: per kind the share
    of incidents alerted as that kind and the time from the incident's start to the alert;
@@ -51,7 +52,7 @@ from tokenbrake.foresight.replay import read_minutes, replay
 
 START = datetime(2025, 12, 1, tzinfo=UTC)
 DAYS = 90
-WARMUP_DAYS = 28
+WARMUP_DAYS = 31  # a month of history, as a team would import it (the first month-end is in it)
 HOLIDAYS = {(12, 24), (12, 25), (12, 26), (12, 31), (1, 1)}
 MODELS = {"small": 1e-6, "mid": 5e-6, "large": 25e-6}  # USD per token
 KINDS = ("spend_spike", "new_heavy_spender", "input_size_surge", "runaway_session", "error_cost_surge",
@@ -89,7 +90,7 @@ def teams_of(rng: np.random.Generator, count: int) -> list[Team]:
                  for u in range(int(rng.integers(3, 30)))]
         mix = rng.dirichlet([3, 6, 1])
         found.append(Team(f"t{t:03d}", float(np.clip(rng.lognormal(np.log(1.5), 0.8), 0.3, 25)),
-                          float(rng.uniform(-0.05, 0.25)), float(rng.lognormal(np.log(60000), 0.4)), mix, users,
+                          float(rng.uniform(-0.05, 0.25)), float(rng.lognormal(np.log(90000), 0.4)), mix, users,
                           [f"k{t}-{k}" for k in range(int(rng.integers(1, 4)))]))
     for team in rng.choice(found, 10, replace=False):
         team.step_day = int(rng.integers(WARMUP_DAYS, DAYS - 10))
@@ -175,13 +176,15 @@ def incidents(rng: np.random.Generator, teams: list[Team], per_kind: int, rhythm
     taken: set[tuple[str, int]] = set()
     for kind in KINDS:
         for _ in range(per_kind):
-            pool = teams if kind != "model_mix_shift" else sorted(teams, key=lambda t: t.rate)[-max(3, len(teams) // 8):]
+            pool = teams if kind != "model_mix_shift" else sorted(teams, key=lambda t: t.rate)[-max(3, len(teams) // 20):]
             while True:
                 team = pool[int(rng.integers(len(pool)))]
                 hour = int(rng.integers(WARMUP_DAYS * 24, (DAYS - 1) * 24))
                 if kind == "model_mix_shift":
-                    hour = hour - hour % 24 + int(rng.integers(9, 15))  # business hours: enough calls to tell
-                if all((team.name, hour // 24 + d) not in taken for d in (-1, 0, 1)):
+                    hour = hour - hour % 24 + int(rng.integers(11, 16))  # business hours: enough calls to tell
+                weekend = (START + timedelta(hours=hour)).weekday() >= 5
+                if all((team.name, hour // 24 + d) not in taken for d in (-1, 0, 1)) and not (
+                        kind == "model_mix_shift" and weekend):
                     break
             taken.add((team.name, hour // 24))
             start = START + timedelta(hours=hour, minutes=int(rng.integers(60)), seconds=int(rng.integers(60)))
@@ -197,7 +200,7 @@ def _inject(rng: np.random.Generator, kind: str, team: Team, start: datetime, rh
     for minute in range(minutes):
         t0 = start.timestamp() + minute * 60
         if kind == "spend_spike":  # more of the team's own traffic
-            extra = max(5 * team.rate * rhythm, 20.0) / 60 / per_call
+            extra = max(7 * team.rate * rhythm, 80.0) / 60 / per_call
             for _ in range(rng.poisson(extra)):
                 u = team.users[int(rng.integers(len(team.users)))][0]
                 w.call(t0 + rng.random() * 60, team.name, team.keys[0], u, f"s-{u}-{int(t0 // 1800)}",

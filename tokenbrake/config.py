@@ -238,8 +238,8 @@ class AnomaliesConfig(Strict):
     size_factor: float = Field(3.0, gt=1)  # tokens per request against the usual
     mix_factor: float = Field(2.0, gt=1)  # cost per request against the usual model mix's
     error_factor: float = Field(4.0, gt=1)  # error spend against its usual
-    runaway_factor: float = Field(10.0, gt=1)  # a session's rate against its team's sessions'
-    min_z: float = Field(4.0, ge=0)  # and that many standard deviations of its usual noise
+    runaway_factor: float = Field(5.0, gt=1)  # a session's rate against its team's busiest session's
+    min_z: float = Field(5.0, ge=0)  # and as rare as that many standard deviations (counts: Poisson, binomial)
     rare_hours: int = Field(3, ge=0)  # a key or user seen spending in at most this many hours (4 weeks) is new
     end_after_minutes: int = Field(10, ge=1)  # quiet this long: the incident is over
 

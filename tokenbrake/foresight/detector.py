@@ -6,7 +6,7 @@ It reads the groupings the ledger writer already keeps (rollups.py), nothing per
 everything (`''`), `team`, and the team pairs with key, user, session, model and status.
 Each minute fed is added to a window of the last `window_minutes` minutes (running sums) and
 to the hour it is in; each closed hour goes into the scope's ring (usual.py), sessions'
-excepted (too many to keep): of those, each team keeps how many it had an hour, and their cost.
+excepted (too many to keep): of those, each team keeps the cost of its costliest in each hour.
 `evaluate` looks only at scopes whose window cost reaches the floor: a scope below it cannot
 alert, whatever its factor, so the work grows with the busy scopes, not with all of them.
 
@@ -30,13 +30,13 @@ from typing import Any
 from tokenbrake.config import AnomaliesConfig
 from tokenbrake.foresight import judge
 from tokenbrake.foresight.alert import Alert, End
-from tokenbrake.foresight.usual import COST, REQUESTS, SQUARES, WEEK, Ring, Usual, usual
+from tokenbrake.foresight.usual import COST, REQUESTS, SQUARES, TOKENS, WEEK, Ring, Usual, usual
 
 Key = tuple[str, str, str]  # a rollup grouping: dims, v1, v2
 Row = tuple[str, str, str, float, float, float]  # dims, v1, v2, requests, tokens, cost (USD)
 GLOBAL, TEAM, KEY, USER, SESSION, MODEL, STATUS = "", "team", "team|key", "team|user", "team|session", "team|model", "team|status"
 WATCHED = (GLOBAL, TEAM, KEY, USER, SESSION, MODEL, STATUS)  # the rollup groupings it reads
-ERRORS, SESSIONS = "team|errors", "team|sessions"  # its own: a team's failed calls; its sessions per hour
+ERRORS, SESSIONS = "team|errors", "team|sessions"  # its own: a team's failed calls; its costliest session an hour
 ERROR_CLASSES = ("4xx", "5xx", "0")
 NOT_RINGED = (SESSION,)
 ORDER = {SESSION: 0, USER: 1, KEY: 2, TEAM: 3, ERRORS: 3, GLOBAL: 4}  # the most specific first
@@ -69,14 +69,15 @@ class Detector:
     def __init__(self, config: AnomaliesConfig) -> None:
         self.config = config
         self._scale = config.window_minutes / 60  # the window in hours
-        floor, heavy = config.floor_usd_per_hour * self._scale, config.heavy_usd_per_hour * self._scale
+        floor = config.floor_usd_per_hour * self._scale
+        heavy = max(config.heavy_usd_per_hour, config.floor_usd_per_hour) * self._scale
         # What a scope's window must cost to be judged at all: a member, to be heavy.
         self._floors = {GLOBAL: floor, TEAM: floor, ERRORS: floor, SESSION: heavy, USER: heavy, KEY: heavy}
         self._models_of: dict[str, set[str]] = {}  # by team: the models it was seen calling
         self._rings: dict[Key, Ring] = {}
         self._hour: int | None = None
         self._hour_sums: dict[Key, list[float]] = {}
-        self._hour_sessions: dict[str, set[str]] = {}  # by team: the sessions seen this hour
+        self._hour_sessions: dict[str, dict[str, float]] = {}  # by team: each session's cost this hour
         self._minutes: deque[tuple[int, dict[Key, list[float]]]] = deque()
         self._window: dict[Key, list[float]] = {}
         self._busy: set[Key] = set()  # window cost at least its floor (`_floors`)
@@ -116,7 +117,8 @@ class Detector:
                 into[i] += values[i]
             into[SQUARES] += values[COST] ** 2 / values[REQUESTS] if values[REQUESTS] > 0 else 0.0
             if key[0] == SESSION and key[2]:  # a team's sessions this hour, and their cost
-                self._hour_sessions.setdefault(key[1], set()).add(key[2])
+                costs = self._hour_sessions.setdefault(key[1], {})
+                costs[key[2]] = costs.get(key[2], 0.0) + values[COST]
                 self._hour_sums.setdefault((SESSIONS, key[1], ""), [0.0] * 4)[COST] += values[COST]
         self._minutes.append((minute, found))
         self._shift(found, 1)
@@ -150,7 +152,8 @@ class Detector:
     def _close_hour(self) -> None:
         if self._hour is not None:
             for team, sessions in self._hour_sessions.items():
-                self._hour_sums[(SESSIONS, team, "")][REQUESTS] = len(sessions)
+                self._hour_sums[(SESSIONS, team, "")][REQUESTS] = 1  # an hour with sessions
+                self._hour_sums[(SESSIONS, team, "")][TOKENS] = max(sessions.values())  # the costliest's cost
             for key, values in self._hour_sums.items():
                 if key[0] not in NOT_RINGED:
                     self._ring(key).add(self._hour, values)
@@ -297,8 +300,8 @@ class Detector:
         ring = self._rings.get((SESSIONS, key[1], ""))
         if ring is None:
             return 0.0
-        sessions, _, cost, _ = ring.since(self._hour_now() - 24)
-        return float(cost / sessions) if sessions > 0 else 0.0
+        hours, costliest, _, _ = ring.since(self._hour_now() - 24)
+        return float(costliest / hours) if hours > 0 else 0.0
 
     def _models(self, team: str) -> dict[str, list[float]]:
         window = self._window

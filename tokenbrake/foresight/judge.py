@@ -14,8 +14,8 @@ mix of models, each at its cost per request now), an input-size surge (tokens pe
 against last week's), and a spend spike: the first that passes names the incident, so a
 surge of pasted documents is not also called a spike. A key or user seen spending in at most
 `rare_hours` hours of the last four weeks that spends `heavy_usd_per_hour` is a new heavy
-spender; a session spending as fast and `runaway_factor` times its team's sessions' usual
-rate (its sessions' cost per session and hour, the last day) is a runaway session. The whole deployment (global)
+spender; a session calling without pause, as fast, and `runaway_factor` times the cost an hour
+of its team's busiest session (on average over the last day) is a runaway session. The whole deployment (global)
 is tested for a spike only.
 """
 
@@ -30,8 +30,9 @@ from tokenbrake.foresight.usual import COST, REQUESTS, TOKENS, Usual
 Sums = list[float]  # requests, tokens, cost over the window
 MIN_REQUESTS = 3  # in the window: one or two dear calls are not a trend
 MIN_MIX_REQUESTS = 5  # a mix is told by its calls' models: too few, and any draw looks shifted
-RUNAWAY_CALLS_PER_MINUTE = 2.0  # an agent looping; a person pasting documents calls about once a minute
+RUNAWAY_CALLS_PER_MINUTE = 3.0  # an agent looping; a person pasting documents calls about once a minute
 RUNAWAY_MINUTES = 3  # calling in each of them: a burst is not a loop
+MARGIN = 1.3  # the usual's counts, raised for its own error and for days busier than the median
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,48 @@ class Finding:
     usual_rate: float  # USD per hour usual for it
     detail: str
     measured: tuple[str, str, str]  # the rollup key whose cost the incident is counted in
+
+
+def poisson_tail(k: float, mean: float) -> float:
+    """P(N >= k) for N Poisson with `mean`."""
+    k = math.ceil(k)
+    if k <= 0:
+        return 1.0
+    if mean <= 0:
+        return 0.0
+    term = math.exp(-mean)  # P(N = 0), then each next
+    below = 0.0
+    for n in range(k):
+        below += term
+        term *= mean / (n + 1)
+    return max(1.0 - below, 0.0) if below < 0.999 else _upper(k, mean, term)
+
+
+def _upper(k: int, mean: float, term: float) -> float:
+    """P(N >= k) summed from k up (exact where 1 - P(N < k) would round to 0); `term`: P(N = k)."""
+    total, n = 0.0, k
+    while term > 1e-300 and (n < k + 10 or term > total * 1e-12):
+        total += term
+        n += 1
+        term *= mean / n
+    return total
+
+
+def binomial_tail(k: float, n: float, p: float) -> float:
+    """P(X >= k) for X binomial(n, p)."""
+    k, n = math.ceil(k), round(n)
+    if k <= 0:
+        return 1.0
+    if p <= 0 or k > n:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+def rare(c: AnomaliesConfig, tail: float) -> bool:
+    """As rare under the usual as `min_z` standard deviations of a normal's upper tail."""
+    return tail <= 0.5 * math.erfc(c.min_z / math.sqrt(2))
 
 
 def _z(excess: float, usual: float, requests: float, squared: float) -> float:
@@ -62,9 +105,11 @@ def spike(c: AnomaliesConfig, sums: Sums, u: Usual, scale: float, key: tuple[str
     """More calls than usual, costing more than usual (dearer calls are a size surge or a mix
     shift). `scale`: the window's length in hours."""
     usual, calls = u.cost * scale, u.requests * scale
-    if sums[REQUESTS] < max(MIN_REQUESTS, c.spike_factor * calls) or (sums[REQUESTS] - calls) / math.sqrt(calls + 1) < c.min_z:
+    if sums[REQUESTS] < max(MIN_REQUESTS, c.spike_factor * calls) or not rare(c, poisson_tail(sums[REQUESTS], MARGIN * calls)):
         return None
-    if not _passes(c, sums[COST], usual, c.spike_factor, (calls, u.cost_squared)):
+    # The calls' count passed its noise test: the cost needs its factor and the floor only (a
+    # test of its own noise would also ask the extra calls to outweigh one dear call more).
+    if sums[COST] < c.spike_factor * usual or sums[COST] - usual < c.floor_usd_per_hour * scale:
         return None
     factor = sums[COST] / usual if usual > 0 else None
     return Finding("spend_spike", factor, sums[COST] / scale, u.cost, f"{sums[REQUESTS]:.0f} calls in "
@@ -107,6 +152,10 @@ def mix_shift(c: AnomaliesConfig, sums: Sums, models: dict[str, Sums], usual_mod
         return None
     if spread > 0 and (now - expected) / spread < c.min_z:
         return None
+    dear = [m for m in models if price[m] > 1.5 * expected]  # the calls on models dearer than the usual mix
+    share = sum(usual_models[m][0] for m in dear if m in usual_models) / total
+    if not rare(c, binomial_tail(sum(models[m][REQUESTS] for m in dear), n, min(1.0, MARGIN * max(share, 0.01)))):
+        return None
     dearest = max(models, key=lambda m: models[m][COST])
     return Finding("model_mix_shift", now / expected, sums[COST] / scale, expected * sums[REQUESTS] / scale,
                    f"${now:.4f} a request at this mix against ${expected:.4f} at last week's; {dearest} now "
@@ -117,6 +166,8 @@ def error_surge(c: AnomaliesConfig, errors: Sums, u: Usual, scale: float, key: t
     hourly = max(u.cost, u.week[COST] / 168)  # errors are sparse: an hour's median is mostly 0
     requests = max(u.requests, u.week[REQUESTS] / 168)
     usual = hourly * scale
+    if errors[REQUESTS] < MIN_REQUESTS or not rare(c, poisson_tail(errors[REQUESTS], MARGIN * requests * scale)):
+        return None
     if not _passes(c, errors[COST], usual, c.error_factor, (requests * scale, u.cost_squared)):
         return None
     return Finding("error_cost_surge", errors[COST] / usual if usual > 0 else None, errors[COST] / scale, hourly,
@@ -125,7 +176,8 @@ def error_surge(c: AnomaliesConfig, errors: Sums, u: Usual, scale: float, key: t
 
 
 def heavy(c: AnomaliesConfig, sums: Sums, scale: float) -> bool:
-    return sums[REQUESTS] >= MIN_REQUESTS and sums[COST] / scale >= c.heavy_usd_per_hour
+    """A member spending fast: `heavy_usd_per_hour`, and never under the floor."""
+    return sums[REQUESTS] >= MIN_REQUESTS and sums[COST] / scale >= max(c.heavy_usd_per_hour, c.floor_usd_per_hour)
 
 
 def new_spender(c: AnomaliesConfig, sums: Sums, hours_spent: int, u: Usual | None, scale: float,
@@ -141,8 +193,9 @@ def new_spender(c: AnomaliesConfig, sums: Sums, hours_spent: int, u: Usual | Non
 def runaway(c: AnomaliesConfig, sums: Sums, active_minutes: int, peer_rate: float, scale: float,
             key: tuple[str, str, str]) -> Finding | None:
     """A session calling without pause (`RUNAWAY_CALLS_PER_MINUTE` in each of its active minutes,
-    at least `RUNAWAY_MINUTES` of them), heavy, and far faster than its team's sessions. `peer_rate`: their usual
-    cost per session-hour (0: none seen)."""
+    at least `RUNAWAY_MINUTES` of them), heavy, and far faster than its team's busiest sessions.
+    `peer_rate`: the team's costliest session's cost in an hour, on average over the last day's
+    hours (0: none seen)."""
     rate = sums[COST] / scale
     if active_minutes < min(RUNAWAY_MINUTES, c.window_minutes) or sums[REQUESTS] < RUNAWAY_CALLS_PER_MINUTE * active_minutes:
         return None
@@ -150,4 +203,4 @@ def runaway(c: AnomaliesConfig, sums: Sums, active_minutes: int, peer_rate: floa
         return None
     return Finding("runaway_session", rate / peer_rate if peer_rate > 0 else None, rate, peer_rate,
                    f"{sums[REQUESTS]:.0f} calls in {c.window_minutes} min, spending ${rate:.2f}/h against "
-                   f"${peer_rate:.2f}/h for its team's sessions", key)
+                   f"${peer_rate:.2f}/h for its team's busiest session", key)
