@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from anomaly_traffic import incident, steady
 from click.testing import CliRunner
+from loopback import serve_app
 from storage_backends import place  # noqa: F401  (the fixture: both databases)
 
 from tokenbrake.cli import main
@@ -40,11 +41,7 @@ async def webhook():
 
     app = web.Application()
     app.router.add_post("/hook", keep)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     yield f"http://127.0.0.1:{port}/hook", received
     await runner.cleanup()
 
