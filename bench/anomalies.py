@@ -277,7 +277,7 @@ def forecast_errors(events: list[dict], found: list[Incident], teams: list[Team]
     actual = dict(w.cost)
     for (_, year, month), cost in list(w.cost.items()):
         actual[("global", year, month)] = actual.get(("global", year, month), 0.0) + cost
-    errors: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    errors: dict[int | str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for e in events:
         if e["type"] != "forecast":
             continue
@@ -290,11 +290,12 @@ def forecast_errors(events: list[dict], found: list[Incident], teams: list[Team]
             continue
         error = abs(e["forecast_usd"] - truth) / truth
         group = "global" if name == "global" else "seasonal" if (name, at.month) not in troubled else "other"
-        errors[at.day][group].append(error)
-        if group != "global":
-            errors[at.day]["all"].append(error)
-    return {day: {group: {"median": round(statistics.median(v), 4), "p90": round(float(np.quantile(v, 0.9)), 4),
-                          "n": len(v)} for group, v in sorted(groups.items())} for day, groups in sorted(errors.items())}
+        for day in (at.day, f"{at.day} {at:%b}"):
+            errors[day][group].append(error)
+            if group != "global":
+                errors[day]["all"].append(error)
+    return {str(day): {group: {"median": round(statistics.median(v), 4), "p90": round(float(np.quantile(v, 0.9)), 4),
+                          "n": len(v)} for group, v in sorted(groups.items())} for day, groups in sorted(errors.items(), key=lambda d: str(d[0]).zfill(8))}
 
 
 def _t(text: str) -> datetime:
@@ -339,7 +340,7 @@ def main() -> None:
         print("  false:", json.dumps(example))
     print("month-end forecast |error| (median over teams; global):")
     for day, groups in result["forecast"].items():
-        print(f"  day {day:>2}: " + ", ".join(f"{g} {v['median']:.1%} (p90 {v['p90']:.1%}, n={v['n']})"
+        print(f"  day {day:>6}: " + ", ".join(f"{g} {v['median']:.1%} (p90 {v['p90']:.1%}, n={v['n']})"
                                              for g, v in groups.items()))
 
 

@@ -30,7 +30,7 @@ from tokenbrake.foresight.usual import COST, REQUESTS, TOKENS, Usual
 Sums = list[float]  # requests, tokens, cost over the window
 MIN_REQUESTS = 3  # in the window: one or two dear calls are not a trend
 MIN_MIX_REQUESTS = 5  # a mix is told by its calls' models: too few, and any draw looks shifted
-RUNAWAY_CALLS_PER_MINUTE = 3.0  # an agent looping; a person pasting documents calls about once a minute
+RUNAWAY_CALLS_PER_MINUTE = 4.0  # an agent looping; a person pasting documents calls about once a minute
 RUNAWAY_MINUTES = 3  # calling in each of them: a burst is not a loop
 MARGIN = 1.3  # the usual's counts, raised for its own error and for days busier than the median
 
@@ -168,8 +168,8 @@ def error_surge(c: AnomaliesConfig, errors: Sums, u: Usual, scale: float, key: t
     usual = hourly * scale
     if errors[REQUESTS] < MIN_REQUESTS or not rare(c, poisson_tail(errors[REQUESTS], MARGIN * requests * scale)):
         return None
-    if not _passes(c, errors[COST], usual, c.error_factor, (requests * scale, u.cost_squared)):
-        return None
+    if errors[COST] < c.error_factor * usual or errors[COST] - usual < c.floor_usd_per_hour * scale:
+        return None  # (the count passed its noise test, as a spike's)
     return Finding("error_cost_surge", errors[COST] / usual if usual > 0 else None, errors[COST] / scale, hourly,
                    f"${errors[COST] / scale:.2f}/h on failed calls ({errors[REQUESTS]:.0f} in "
                    f"{c.window_minutes} min) against ${hourly:.2f}/h usual", key)

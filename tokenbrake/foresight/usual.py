@@ -6,8 +6,10 @@ of the same hour of the week over the last four weeks (two at least), or, with u
 of history, of the same hour of the day over the last week (three days at least): medians, so
 one week's incident or holiday does not move the usual. On the first and the last day of a
 month the same hour of the previous month's first or last day counts too (the larger of the
-two), so a batch job that runs at every month's end is usual from its second month on. Hours
-before the detector's history began are unknown, never zero.
+two), so a batch job that runs at every month's end is usual from its second month on. An
+hour's usual is never below half the last week's mean hour: the median of a scope whose calls
+come a few a day is 0 at most hours. Hours before the detector's history began are unknown,
+never zero.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ HOURS_KEPT = 35 * 24  # four weeks of the same hour, and last month's end
 WEEKS = 4
 WEEK = 168
 MIN_WEEKS, MIN_DAYS = 2, 3
+SPARSE_SHARE = 0.5  # of the last week's mean hour: the least an hour's usual is
 REQUESTS, TOKENS, COST, SQUARES = range(4)  # SQUARES: each minute's cost squared over its requests
 
 
@@ -100,7 +103,10 @@ def usual(ring: Ring | None, hour: int, first: int) -> Usual | None:
     last_month = month_twin(hour)
     if last_month is not None and last_month >= first:
         values = np.maximum(values, ring.at([last_month])[0])
-    return Usual(float(values[REQUESTS]), float(values[TOKENS]), float(values[COST]), ring.since(hour - WEEK))
+    week = ring.since(hour - WEEK)
+    # A median of sparse hours is 0 where calls come a few a day: never under a part of the week's mean.
+    values = np.maximum(values, SPARSE_SHARE * week / WEEK)
+    return Usual(float(values[REQUESTS]), float(values[TOKENS]), float(values[COST]), week)
 
 
 def month_twin(hour: int) -> int | None:
