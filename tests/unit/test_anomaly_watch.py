@@ -16,7 +16,7 @@ from aiohttp import web
 from anomaly_traffic import incident, steady
 from click.testing import CliRunner
 from loopback import serve_app
-from storage_backends import place  # noqa: F401  (the fixture: both databases)
+from storage_backends import place, sqlite_place  # noqa: F401  (the fixtures: both databases, SQLite)
 
 from tokenbrake.cli import main
 from tokenbrake.config import parse_config
@@ -154,3 +154,17 @@ def test_the_cli_lists_anomalies_with_the_command_that_stops_them(tmp_path):
     assert json.loads(as_json.output.splitlines()[0])["id"] == "an-7"
     bad = CliRunner().invoke(main, ["anomalies", "--since", "soon", "--config", str(config)])
     assert bad.exit_code != 0 and "--since" in bad.output
+
+
+async def test_ticks_fall_when_each_minute_has_settled_and_a_disabled_detector_never_starts(sqlite_place):
+    db = await sqlite_place.open()
+    try:
+        minute = 1_800_000_000 // 60 * 60
+        config = parse_config({"upstreams": {}, "models": {}})
+        watch = AnomalyWatch(config, db, None, clock=lambda: minute + 3.0)
+        assert watch._until_next() == pytest.approx(12.05)  # 15 s past the minute, as replay's `at`
+        off = AnomalyWatch(parse_config({"upstreams": {}, "models": {}, "anomalies": {"enabled": False}}), db, None)
+        await off.start()
+        assert off._task is None
+    finally:
+        await db.close()

@@ -64,7 +64,12 @@ class AnomalyWatch:
                 await self.tick()
             except Exception as exc:  # the database is down: the next tick reads what it missed
                 log.error("anomaly detection failed: %s; trying again in %g s", exc, self.config.every_s)
-            await asyncio.sleep(self.config.every_s)
+            await asyncio.sleep(self._until_next())
+
+    def _until_next(self) -> float:
+        """To the next tick: `settle_s` past a multiple of `every_s` (each minute's end, at 60 s), so
+        a minute is evaluated as soon as it has settled, when replay says it would be."""
+        return self.config.every_s - (self.clock() - self.config.settle_s) % self.config.every_s + 0.05
 
     def _closed(self) -> int:
         """The last minute closed `settle_s` ago."""
