@@ -15,7 +15,7 @@ user, a key) raises no other until it is over, and the whole deployment's depart
 raised when open incidents account for at least half of its excess. A team's (or the whole
 deployment's) departure must hold for two minutes running before it is raised, the members'
 for one: the member behind a team's spike is named by its own kind (a runaway session, a new
-heavy spender) where it can be. An incident is over once it has not passed its test
+heavy spender) where it can be. (An error-cost surge is no member's kind: raised at once.) An incident is over once it has not passed its test
 for `end_after_minutes` minutes running; its end comes as an `End`.
 """
 
@@ -82,6 +82,7 @@ class Detector:
         self._window: dict[Key, list[float]] = {}
         self._busy: set[Key] = set()  # window cost at least its floor (`_floors`)
         self._usuals: dict[Key, Usual | None] = {}  # this hour's
+        self._before: dict[Key, Usual | None] = {}  # the hour before's
         self._cached: dict[tuple[str, Key], Any] = {}  # this hour's, of `_hourly`
         self._first_hour: int | None = None
         self._open: dict[str, _Open] = {}  # by scope
@@ -160,6 +161,7 @@ class Detector:
         self._hour_sums = {}
         self._hour_sessions = {}
         self._usuals = {}
+        self._before = {}
         self._cached = {}
 
     def _shift(self, minute: dict[Key, list[float]], sign: int) -> None:
@@ -182,11 +184,18 @@ class Detector:
                 self._models_of.setdefault(key[1], set()).add(key[2])
 
     def usual_of(self, key: Key) -> Usual | None:
-        """The usual for the current hour (None: too little history)."""
+        """The usual for the window (None: too little history): the current hour's, or, while
+        the window still holds minutes of the hour before, the dearer of the two hours'."""
+        assert self._hour is not None and self._first_hour is not None, "asked after a minute was fed"
         if key not in self._usuals:
-            assert self._hour is not None and self._first_hour is not None, "asked after a minute was fed"
             self._usuals[key] = usual(self._rings.get(key), self._hour, self._first_hour)
-        return self._usuals[key]
+        now = self._usuals[key]
+        if not self._minutes or self._minutes[0][0] // 60 == self._hour:
+            return now
+        if key not in self._before:
+            self._before[key] = usual(self._rings.get(key), self._hour - 1, self._first_hour)
+        before = self._before[key]
+        return now if before is None or (now is not None and now.cost >= before.cost) else before
 
     def evaluate(self, minute: int, at: float | None = None) -> list[Alert | End]:
         """After the minute `minute` was fed: the incidents it ends, then the alerts it raises,
@@ -204,7 +213,7 @@ class Detector:
             finding = self._judge(key)
             if finding is None or self._explained(key, finding):
                 continue
-            if key[0] in (TEAM, GLOBAL) and key not in pending:
+            if key[0] in (TEAM, GLOBAL) and finding.kind != "error_cost_surge" and key not in pending:
                 self._pending.add(key)  # a minute more, so that a member behind it is named first
                 continue
             alert = self._alert(key, finding, minute, at)
