@@ -34,8 +34,9 @@ class Ring:
     __slots__ = ("stamps", "values")
 
     def __init__(self) -> None:
-        self.stamps = np.full(HOURS_KEPT, -1, dtype=np.int64)
-        self.values = np.zeros((HOURS_KEPT, 4))
+        # 32-bit: a gateway keeps one per team, key, user and team-model seen (17 KB each)
+        self.stamps = np.full(HOURS_KEPT, -1, dtype=np.int32)
+        self.values = np.zeros((HOURS_KEPT, 4), dtype=np.float32)
 
     def add(self, hour: int, values) -> None:
         at = hour % HOURS_KEPT
@@ -48,11 +49,11 @@ class Ring:
         """Each hour's values; zeros for an hour the ring holds nothing of."""
         index = np.asarray(hours, dtype=np.int64)
         held = self.stamps[index % HOURS_KEPT] == index
-        return np.where(held[:, None], self.values[index % HOURS_KEPT], 0.0)
+        return np.where(held[:, None], self.values[index % HOURS_KEPT].astype(np.float64), 0.0)
 
     def since(self, first: int) -> np.ndarray:
         """The sum of the hours from `first` on."""
-        return self.values[self.stamps >= first].sum(axis=0)
+        return self.values[self.stamps >= first].sum(axis=0, dtype=np.float64)
 
     def hours_spent(self, first: int) -> int:
         """How many hours from `first` on had any cost."""
