@@ -68,10 +68,11 @@ class Alert:
 
     def text(self) -> str:
         """One line for the log and Slack's `text`."""
-        factor = f"{self.factor:.1f}x its usual" if self.factor is not None else "never seen spending before"
+        factor = f" ({self.factor:.1f}x its usual)" if self.factor is not None else ""
         top = ", ".join(f"{c['kind']} {c['name']} {c['share']:.0%}" for c in self.contributors[:3])
-        return (f"{WHAT[self.kind]} on {self.scope} since {iso(self.since)}: {self.detail}, {factor}; "
-                f"${self.cost_so_far_usd:.2f} so far, ${self.projected_usd_per_day:.2f}/day if it goes on"
+        return (f"{WHAT[self.kind]} on {self.scope} since {iso(self.since)}: {self.detail}{factor}; "
+                f"${self.rate_usd_per_hour:.2f}/h now, ${self.cost_so_far_usd:.2f} so far, "
+                f"${self.projected_usd_per_day:.2f}/day if it goes on"
                 + (f"; top: {top}" if top else "") + f". Stop it: {self.remedy}")
 
 

@@ -187,7 +187,7 @@ def new_spender(c: AnomaliesConfig, sums: Sums, hours_spent: int, u: Usual | Non
         return None  # (a batch job's key, seen at this hour last month's end, is usual)
     seen = "never seen spending" if hours_spent == 0 else f"seen spending in {hours_spent} hours of 4 weeks"
     return Finding("new_heavy_spender", sums[COST] / scale / usual if usual > 0 else None, sums[COST] / scale, usual,
-                   f"spending ${sums[COST] / scale:.2f}/h, {seen}", key)
+                   f"a {key[0].split('|')[-1]} {seen}, spending fast", key)
 
 
 def runaway(c: AnomaliesConfig, sums: Sums, active_minutes: int, peer_rate: float, scale: float,
