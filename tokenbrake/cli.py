@@ -560,6 +560,73 @@ def forecast(scope: str | None, as_json: bool, config_path: str) -> None:
     click.echo(json.dumps(views) if as_json else forecast_table(views))
 
 
+@main.command()
+@click.option("--since", default="7d", show_default=True, help="30m, 24h, 7d, a date or an ISO time.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON line per alert.")
+@config_option
+def anomalies(since: str, as_json: bool, config_path: str) -> None:
+    """The anomaly alerts the gateways raised since --since, and those still on, newest first.
+
+    Each: its kind, scope, since when, the factor against its usual, the cost so far and a
+    day's at this pace, who is behind it, and the command that would stop it."""
+    import json
+    from datetime import UTC, datetime
+
+    from tokenbrake.foresight.table import anomaly_lines
+    from tokenbrake.storage import parse_since
+
+    try:
+        start = parse_since(since, datetime.now(UTC))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    found = _with_database(config_path, lambda db: db.alerts.since(start))
+    if as_json:
+        for alert in found:
+            click.echo(json.dumps(alert))
+        return
+    click.echo("\n".join(anomaly_lines(found)) if found else f"no anomalies since {start:%Y-%m-%d %H:%M} UTC")
+
+
+@main.group()
+def insight() -> None:
+    """What past usage would have shown: forecasts and anomaly alerts, replayed."""
+
+
+@insight.command("replay")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "form", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="The file's format [default: csv for a .csv FILE, else jsonl].")
+@click.option("--forecast-days", default=None,
+              help="Days of the month whose midnight forecasts are printed, e.g. 7,14,21 [default: every day].")
+@config_option
+def insight_replay(file: str, form: str | None, forecast_days: str | None, config_path: str) -> None:
+    """Run the forecaster and the anomaly detector over FILE's calls (the `ledger import`
+    format) in time order, on a simulated clock, and print what they would have said: a JSON
+    line per alert ("type": "alert", "at": when it would have been raised), per incident's end
+    ("type": "end") and per month-end forecast ("type": "forecast"), the whole deployment's
+    and each team's at each simulated midnight. The config's anomalies: section sets the
+    thresholds; nothing is written to its database, which is not opened."""
+    import json
+    import os
+
+    from tokenbrake.config import parse_config
+    from tokenbrake.foresight.replay import ReplayRefused, read_minutes, replay
+    from tokenbrake.storage.import_format import format_of
+
+    # No config file: the defaults (replay needs no upstream, and opens no database).
+    config = _load(config_path) if os.path.exists(config_path) else parse_config({"upstreams": {}, "models": {}})
+    try:
+        days = None if forecast_days is None else [int(day) for day in forecast_days.split(",") if day.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{forecast_days!r}: days of the month, e.g. 7,14,21", param_hint="--forecast-days") from None
+    try:
+        minutes = read_minutes(file, form or format_of(file))
+    except ReplayRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in replay(minutes, config, days):
+        click.echo(json.dumps(line))
+
+
 @main.group()
 def ledger() -> None:
     """The ledger of calls: bring in past usage."""

@@ -233,6 +233,26 @@ class AlertsConfig(Strict):
     timeout_s: float = Field(5.0, gt=0)  # a webhook slower than this is given up on (and logged)
 
 
+class AnomaliesConfig(Strict):
+    """The spend anomaly detector (foresight/detector.py): what departs from a scope's own usual
+    for this hour of the week, past an absolute floor, and for how long."""
+
+    enabled: bool = True  # evaluated inside every gateway, on the shared database's rollups
+    every_s: float = Field(60.0, ge=5, le=60)  # how often the detector looks (at least once a minute)
+    settle_s: float = Field(15.0, ge=0, le=50)  # a minute is read this long after it ends (late batches)
+    window_minutes: int = Field(5, ge=1, le=30)  # the rate compared with the usual: the last N closed minutes
+    floor_usd_per_hour: float = Field(2.0, gt=0)  # excess below this never alerts, whatever the factor
+    heavy_usd_per_hour: float = Field(10.0, gt=0)  # a new spender or a session this fast is heavy
+    spike_factor: float = Field(3.0, gt=1)  # spend against its usual for this hour of the week
+    size_factor: float = Field(3.0, gt=1)  # tokens per request against the usual
+    mix_factor: float = Field(2.0, gt=1)  # cost per request against the usual model mix's
+    error_factor: float = Field(4.0, gt=1)  # error spend against its usual
+    runaway_factor: float = Field(5.0, gt=1)  # a session's rate against its team's busiest session's
+    min_z: float = Field(5.0, ge=0)  # and as rare as that many standard deviations (counts: Poisson, binomial)
+    rare_hours: int = Field(3, ge=0)  # a key or user seen spending in at most this many hours (4 weeks) is new
+    end_after_minutes: int = Field(10, ge=1)  # quiet this long: the incident is over
+
+
 class LoopConfig(Strict):
     """Loop detection on a session's requests (tokenbrake/loops): what counts as no progress."""
 
@@ -435,6 +455,7 @@ class Config(Strict):
     budgets: list[BudgetConfig] = []
     limits: list[LimitRuleConfig] = []
     alerts: AlertsConfig = AlertsConfig()
+    anomalies: AnomaliesConfig = AnomaliesConfig()  # spend departing from its usual
     log: LogConfig = LogConfig()
     sessions: SessionsConfig = SessionsConfig()  # per-session limits and loop detection
     responses: ResponsesConfig = ResponsesConfig()  # conversations kept for the Responses API

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from loopback import serve_app
 
 from tokenbrake.config import RetryConfig, UpstreamConfig
 from tokenbrake.core import Endpoint, ErrorKind, Format, GatewayError, RequestContext, Target
@@ -43,12 +44,8 @@ async def upstreams() -> AsyncIterator:
 
         app = web.Application()
         app.router.add_post("/v1/chat/completions", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, port = await serve_app(app)
         runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]
         return provider(name, f"http://127.0.0.1:{port}/v1")
 
     def closed(name: str) -> OpenAIProvider:

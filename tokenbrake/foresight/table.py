@@ -52,3 +52,18 @@ def _dollars(amount: str | None) -> str:
 def _minute(moment: str | None) -> str:
     """`2026-04-01T00:00:00Z` as `2026-04-01 00:00`."""
     return "-" if moment is None else moment[:16].replace("T", " ")
+
+
+def anomaly_lines(alerts: list[dict[str, Any]]) -> list[str]:
+    """Two lines an alert, as `tokenbrake anomalies` prints them: what and since when, then
+    the command that would stop it."""
+    lines = []
+    for alert in alerts:
+        factor = f"x{alert['factor']:g}" if alert["factor"] is not None else "new"
+        state = f"ended {_minute(alert['ended_at'])}" if alert.get("ended_at") else "ON"
+        top = ", ".join(f"{c['kind']} {c['name']} {c['share']:.0%}" for c in alert["contributors"][:3])
+        lines.append(f"{_minute(alert['since'])} {alert['kind']:<18} {alert['scope']} {factor} "
+                     f"{usd(Decimal(str(alert['cost_so_far_usd'])))} so far, "
+                     f"{usd(Decimal(str(alert['projected_usd_per_day'])))}/day [{state}] {top}".rstrip())
+        lines.append(f"    {alert['detail']}; stop it: {alert['remedy']}")
+    return lines

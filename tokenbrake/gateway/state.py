@@ -11,6 +11,7 @@ from tokenbrake.admission.auth import KeyCache
 from tokenbrake.admission.budget_rules import BudgetCache
 from tokenbrake.changes import BUDGETS, KEYS, Refresher, open_channel
 from tokenbrake.config import Config
+from tokenbrake.foresight.watch import AnomalyWatch
 from tokenbrake.gateway.pipeline import Pipeline, build_stages
 from tokenbrake.journal import Journal, recover_folder
 from tokenbrake.journal.recover import lapsed_row
@@ -50,6 +51,7 @@ class AppState:
     refresher: Refresher  # reloads keys and budgets when the change channel says they changed
     pipeline: Pipeline | None = None
     examples: OutcomeRecorder | None = None  # cascade outcomes kept for training the router
+    anomalies: AnomalyWatch | None = None  # the anomaly detector's background task (foresight/watch.py)
 
     @classmethod
     async def open(cls, config: Config) -> AppState:
@@ -96,6 +98,8 @@ class AppState:
         call = CascadeCall(UpstreamCall(dispatcher, config.ledger.store_prompts), prices, build_targets(config),
                            state.examples)
         state.pipeline = Pipeline(build_stages(state), call)
+        state.anomalies = AnomalyWatch(config, database, state.alerts)
+        await state.anomalies.start()
         return state
 
     async def cut_upstreams(self) -> None:
@@ -107,6 +111,8 @@ class AppState:
     async def aclose(self) -> None:
         """After the requests in flight have finished: flush the ledger, close everything."""
         await self.refresher.stop()
+        if self.anomalies is not None:
+            await self.anomalies.stop()
         await self.alerts.aclose()
         if self.examples is not None:
             await self.examples.close()

@@ -1,5 +1,6 @@
 """The insight API under /admin/insight/: totals, breakdowns, series and savings read from the
-rollups (storage/insight_queries.py), the most recent ledger rows, and forecasts (foresight/).
+rollups (storage/insight_queries.py), the most recent ledger rows, forecasts and anomaly
+alerts (foresight/).
 
 Each handler reads its parameters, scopes them to the caller (access.py), asks the storage
 layer and shapes the answer as the README's "Admin API" section lays down. A parameter it cannot use,
@@ -22,7 +23,7 @@ from starlette.types import ASGIApp
 from tokenbrake.core import ErrorKind, Format, GatewayError
 from tokenbrake.foresight import outlook
 from tokenbrake.gateway.state import AppState
-from tokenbrake.server.access import Access, counter_team, insight_access, key_teams, scoped
+from tokenbrake.server.access import Access, counter_team, insight_access, key_teams, scoped, viewer_team
 from tokenbrake.server.front_doors import JSONBytes, error_response
 from tokenbrake.storage import LedgerRow, parse_since
 from tokenbrake.storage.insight_queries import (
@@ -259,6 +260,15 @@ async def _readable(found: list[outlook.Target], access: Access, state: AppState
             or counter_team({"counter": target.counter or target.scope, "tenant": target.tenant}, teams) == access.team]
 
 
+async def anomalies(request: Request, state: AppState, access: Access, now: datetime) -> dict:
+    """The anomaly alerts raised since `since` (default 7d) and those still on, newest first;
+    a viewer's, its team's only (the whole deployment's are the master key's)."""
+    since = parse_time("since", request.query_params.get("since") or DEFAULT_SINCE, now)
+    team = None if access.is_admin else viewer_team(access)
+    return {"since": iso(since), "anomalies": await state.database.alerts.since(since, team,
+                                                                             _int(request, "limit", 200, 1, MAX_REQUESTS) or 200)}
+
+
 _SERIES = (*COMMON, "tag.", "every", "by", "top", "metrics")
 routes = [
     Route("/admin/insight/series", _handler(_SERIES, series), methods=["GET"]),
@@ -267,4 +277,5 @@ routes = [
     Route("/admin/insight/savings", _handler((*COMMON, "tag."), savings), methods=["GET"]),
     Route("/admin/insight/requests", _handler((*COMMON, "tag.", "limit", "before"), requests), methods=["GET"]),
     Route("/admin/insight/forecast", _handler(("scope",), forecast), methods=["GET"]),
+    Route("/admin/insight/anomalies", _handler(("since", "limit"), anomalies), methods=["GET"]),
 ]

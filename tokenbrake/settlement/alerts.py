@@ -107,6 +107,13 @@ class Alerts:
         self._claimed.add(mark)
         self._spawn(self._notify(mark, ttl_s, message, payload))
 
+    def post(self, message: str, payload: dict[str, Any]) -> None:
+        """An alert already claimed elsewhere (an anomaly, raised once in the database): logged
+        now, and POSTed to the webhook in the background, Slack's `text` in the payload."""
+        log.warning("%s", message)
+        if self.config.webhook_url:
+            self._spawn(self._send(payload, message))
+
     async def _notify(self, mark: str, ttl_s: float | None, message: str, payload: dict[str, Any]) -> None:
         if not await self._claim(mark, ttl_s):
             return  # another replica (or this one, before a restart) fired it this period

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tokenbrake.storage.alert_rows import AlertStore
 from tokenbrake.storage.backend import Backend
 from tokenbrake.storage.budget_rows import BudgetStore
 from tokenbrake.storage.insight_queries import Insight
@@ -24,6 +25,7 @@ class Database:
     budgets: BudgetStore
     insight: Insight  # what the rollups say (insight_queries.py)
     responses: ResponseStore  # Responses API conversations the gateway keeps (responses.py)
+    alerts: AlertStore  # anomaly alerts, once across replicas (alert_rows.py)
 
     async def close(self) -> None:
         await self.backend.close()
@@ -61,4 +63,4 @@ async def open_database(url: str, *, schema: str | None = None) -> Database:
         await backend.close()
         raise
     return Database(backend=backend, keys=KeyStore(backend), ledger=Ledger(backend), budgets=BudgetStore(backend),
-                    insight=Insight(backend), responses=ResponseStore(backend))
+                    insight=Insight(backend), responses=ResponseStore(backend), alerts=AlertStore(backend))

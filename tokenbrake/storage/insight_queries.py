@@ -564,6 +564,19 @@ class Insight:
                   if first is not None]
         return floor(min(firsts), "day") if firsts else None
 
+    async def rows(self, granularity: str, dims: Sequence[str], since: datetime,
+                   until: datetime) -> list[tuple[datetime, str, str, str, int, int, float]]:
+        """The rollup rows of the groupings `dims` in [since, until), oldest first, as the anomaly
+        detector reads them: (bucket, dims, v1, v2, requests, tokens read, cost in USD)."""
+        table = TABLES[granularity]
+        marks = ", ".join("?" for _ in dims)
+        found = await self._backend.fetch(
+            f"SELECT bucket, dims, v1, v2, requests, input_tokens + cached_input_tokens + cache_write_tokens, "
+            f"cost_units FROM {table} WHERE dims IN ({marks}) AND bucket >= ? AND bucket < ? ORDER BY bucket",
+            [*dims, since, until])
+        unit = float(MONEY_UNIT)
+        return [(to_datetime(b), d, v1, v2, int(r), int(t), int(c) * unit) for b, d, v1, v2, r, t, c in found]
+
     async def usage(self, by: str, since: datetime | None = None, until: datetime | None = None,
                     filters: Mapping[str, Sequence[str]] | None = None, top: int | None = None,
                     now: datetime | None = None) -> tuple[list[UsageGroup], UsageGroup]:

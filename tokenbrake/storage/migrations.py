@@ -216,6 +216,28 @@ def m011_rollup_nested(d: Dialect) -> list[str]:
 
 
 @migration
+def m012_anomaly_alerts(d: Dialect) -> list[str]:
+    """Anomaly alerts (foresight/detector.py), one row per incident: the id keeps replicas from
+    raising it twice, and so does the partial index, one incident of a kind open per scope
+    (alert_rows.py)."""
+    t = d.types
+    return [
+        f"""CREATE TABLE anomaly_alerts (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            team TEXT,
+            since {t['timestamp']} NOT NULL,
+            raised_at {t['timestamp']} NOT NULL,
+            ended_at {t['timestamp']},
+            body TEXT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX anomaly_alerts_open ON anomaly_alerts (scope, kind) WHERE ended_at IS NULL",
+        "CREATE INDEX anomaly_alerts_raised ON anomaly_alerts (raised_at)",
+    ]
+
+
+@migration
 def m013_responses_store(d: Dialect) -> list[str]:
     """Responses API conversations kept for `previous_response_id` and `GET /v1/responses/{id}`,
     for upstreams that keep none themselves (responses.py)."""

@@ -1,7 +1,7 @@
 // Overview: spend today, this week and this month against the period before; for the period
 // chosen, spend over time by model, the breakdowns by model, team and feature, the top users
-// and keys, what was saved, the budgets closest to their cap, and where the period's spend is
-// forecast to end.
+// and keys, what was saved, the budgets closest to their cap, where the period's spend is
+// forecast to end, and the anomaly alerts.
 "use strict";
 
 (() => {
@@ -139,6 +139,23 @@
     TB.say(target, TB.forecastNote(found));
   }
 
+  const ANOMALY_COLUMNS = [
+    {label: "Since", value: (a) => TB.when(a.since)}, {label: "Kind", value: (a) => a.kind.replaceAll("_", " ")},
+    {label: "Scope", value: (a) => a.scope}, {label: "Factor", value: (a) => (a.factor === null ? "new" : `x${a.factor}`), num: true},
+    {label: "So far", value: (a) => TB.usd(String(a.cost_so_far_usd)), num: true},
+    {label: "A day at this pace", value: (a) => TB.usd(String(a.projected_usd_per_day)), num: true},
+    {label: "Behind it", value: (a) => a.contributors.slice(0, 3).map((c) => `${c.kind} ${c.name} ${Math.round(c.share * 100)}%`).join(", ")},
+    {label: "Stop it", value: (a) => a.remedy}, {label: "State", value: (a) => (a.ended_at ? `ended ${TB.when(a.ended_at)}` : "ON")},
+  ];
+
+  async function anomalies() {
+    const target = TB.panel("anomalies");
+    const {team} = chosen();
+    const data = await TB.get("/admin/insight/anomalies", new URLSearchParams({since: "7d"}));
+    const rows = (data.anomalies || []).filter((a) => !team || a.team === team);
+    TB.table(target, ANOMALY_COLUMNS, rows);
+  }
+
   function fillTeams() {
     const {team} = chosen();
     if (team) seenTeams.add(team);
@@ -173,6 +190,6 @@
     spend: spendOverTime, "by-model": () => breakdown("by-model", "model", "Model"),
     "by-team": () => breakdown("by-team", "team", "Team"), "by-feature": () => breakdown("by-feature", "tag.feature", "Feature"),
     "top-users": () => breakdown("top-users", "user", "User"), "top-keys": () => breakdown("top-keys", "key", "Key"),
-    savings, budgets, forecast,
+    savings, budgets, forecast, anomalies,
   }));
 })();
