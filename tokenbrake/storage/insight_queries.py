@@ -66,13 +66,11 @@ class Metrics:
     histogram: tuple[int, ...] = (0,) * len(HISTOGRAM)
 
     @classmethod
-    def of(cls, values: Sequence[Any], columns: Sequence[str] = METRICS) -> Metrics:
-        """From sums of `columns` (rollups.METRICS, or some of them in that order: the rest
-        are 0), counts as integers (all NULL: nothing summed)."""
+    def of(cls, values: Sequence[Any]) -> Metrics:
+        """From sums in rollups.METRICS order, counts as integers (all NULL: nothing summed);
+        `_partial` makes them from some of the columns."""
         if values[0] is None:
             return ZERO
-        if columns is not METRICS:
-            return _partial(tuple(columns))(values)
         n = len(COUNTS)
         return cls(tuple(values[:n]), float(values[n]), tuple(values[n + 1:]))
 
@@ -210,9 +208,7 @@ def _partial(columns: tuple[str, ...]) -> Callable[[Sequence[Any]], Metrics]:
     zero = len(columns)
 
     def picker(names: Sequence[str]) -> Callable[[Sequence[Any]], tuple]:
-        places = [columns.index(name) if name in columns else zero for name in names]
-        get = operator.itemgetter(*places)
-        return lambda padded: get(padded) if len(places) > 1 else (get(padded),)
+        return operator.itemgetter(*[columns.index(name) if name in columns else zero for name in names])
 
     counts, histogram = picker(COUNTS), picker(HISTOGRAM)
     latency = columns.index("latency_ms_sum") if "latency_ms_sum" in columns else None
@@ -509,11 +505,12 @@ class Insight:
         return Totals(start, end, current, before, after, previous)
 
     async def breakdown(self, query: Query, by: Sequence[str], top: int | None = None,
-                        now: datetime | None = None) -> Breakdown:
+                        now: datetime | None = None, folded: datetime | None = None) -> Breakdown:
         """Metrics per group of `by` (one or two dimensions), most expensive first; past the
-        top N, `other` holds the rest of the total."""
+        top N, `other` holds the rest of the total. `folded`: the compaction mark, if read."""
         _check_by(by)
-        start, end, pieces = tiles(query.since, query.until, now or datetime.now(UTC), await folded_until(self._backend))
+        folded = folded or await folded_until(self._backend)
+        start, end, pieces = tiles(query.since, query.until, now or datetime.now(UTC), folded)
         total = (await self._grouped((), query, pieces)).get((), ZERO)
         if top is None:
             return Breakdown(start, end, sorted((await self._grouped(by, query, pieces)).items(), key=_rank), None, total)
@@ -547,7 +544,7 @@ class Insight:
         base = await self._points(span, (), every, folded, None, columns)
         if not by:
             return Series(start, end, times, [((), _filled(base.get((), {}), keys))])
-        ranked = await self.breakdown(span, by, top, now)
+        ranked = await self.breakdown(span, by, top, now, folded)
         picked = [group for group, _ in ranked.rows]
         points = await self._points(span, by, every, folded, picked, columns)
         series: list[tuple[Group | None, list[Metrics]]] = [(g, _filled(points.get(g, {}), keys)) for g in picked]
