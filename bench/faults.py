@@ -58,7 +58,13 @@ from harness import (  # noqa: E402
 )
 from malformed_bodies import ANTHROPIC_BODY, OPENAI_BODY, mutations  # noqa: E402
 from services import start_postgres  # noqa: E402
-from test_postgres_outage import LEDGER, gateway_on, through_outage, wait_for_ledger  # noqa: E402
+from test_postgres_outage import (  # noqa: E402
+    LEDGER,
+    gateway_on,
+    stop_with_database_frozen,
+    through_outage,
+    wait_for_ledger,
+)
 from test_redis_outage import OwnRedis  # noqa: E402
 
 from tokenbrake.tools.launch import ChildServer, free_port  # noqa: E402
@@ -289,15 +295,7 @@ def _postgres_back(own) -> None:
 def _sigterm_frozen(emulator: ChildServer, own, folder: Path) -> None:
     database, before = f"{own.url}?schema=sigterm", upstream_users(emulator)
     (folder / "sigterm").mkdir()
-    gateway = gateway_on(emulator, own, folder / "sigterm", "first.log", database)
-    with Load(gateway.url, threads=6):
-        time.sleep(2)
-        own.signal_all(signal.SIGSTOP)
-        time.sleep(1.5)
-    started = time.monotonic()
-    gateway.stop(timeout_s=30)
-    took = time.monotonic() - started
-    own.signal_all(signal.SIGCONT)
+    took = stop_with_database_frozen(gateway_on(emulator, own, folder / "sigterm", "first.log", database), own)
     unwritten = len(upstream_users(emulator) - before - {r.user for r in ledger_rows(database)})
     second = gateway_on(emulator, own, folder / "sigterm", "second.log", database)
     try:

@@ -39,6 +39,21 @@ def gateway_on(emulator, own_postgres, tmp_path, log_name: str, database: str | 
     return start_gateway(write_config(tmp_path, config), log=tmp_path / log_name)
 
 
+def stop_with_database_frozen(gateway: ChildServer, own_postgres) -> float:
+    """SIGTERM to a gateway under load whose database froze (SIGSTOP) 1.5 s before; the
+    seconds it took to exit. The database is thawed afterwards, whatever happened."""
+    try:
+        with Load(gateway.url, threads=6):
+            time.sleep(2)
+            own_postgres.signal_all(signal.SIGSTOP)
+            time.sleep(1.5)
+        started = time.monotonic()
+        gateway.stop(timeout_s=30)
+        return time.monotonic() - started
+    finally:
+        own_postgres.signal_all(signal.SIGCONT)
+
+
 def through_outage(gateway: ChildServer, begin, end) -> tuple[int, int]:
     """Load before, during and after an outage (`begin()` .. `end()`); the calls answered during
     it, and the calls sent in all."""
@@ -114,17 +129,7 @@ def test_a_database_killed_and_started_again_gets_every_row(emulator, own_postgr
 
 def test_sigterm_with_the_database_frozen_exits_in_bounded_time_and_the_next_start_writes_the_rows(
         emulator, own_postgres, tmp_path):
-    gateway = gateway_on(emulator, own_postgres, tmp_path, "first.log")
-    try:
-        with Load(gateway.url, threads=6):
-            time.sleep(2)
-            own_postgres.signal_all(signal.SIGSTOP)
-            time.sleep(1.5)
-        started = time.monotonic()
-        gateway.stop(timeout_s=30)
-        took = time.monotonic() - started
-    finally:
-        own_postgres.signal_all(signal.SIGCONT)
+    took = stop_with_database_frozen(gateway_on(emulator, own_postgres, tmp_path, "first.log"), own_postgres)
     # graceful_shutdown_s (1) for calls in flight, shutdown_write_s (2) for the queued rows
     assert took < 1 + LEDGER["shutdown_write_s"] + 3, f"SIGTERM took {took:.1f} s with the database frozen"
     assert "rows could not be written" in (tmp_path / "first.log").read_text()
