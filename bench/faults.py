@@ -39,7 +39,7 @@ sys.path[:0] = [str(TESTS / "faults"), str(TESTS)]  # the fault suite's harness,
 
 import httpx  # noqa: E402
 import openai  # noqa: E402
-from conftest import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config  # noqa: E402
+from gateway_setup import MASTER_KEY, UPSTREAM_KEYS, create_key, gateway_config  # noqa: E402
 from harness import (  # noqa: E402
     REDIS_URL,
     Load,
