@@ -26,7 +26,7 @@ def test_demo_runs_offline_in_seconds_and_every_scene_plays_within_100_columns()
     assert elapsed < 30
     lines = out.splitlines()
     assert [line for line in lines if len(line) > WIDTH] == []
-    assert [line.split("]")[0] for line in lines if re.match(r"\[\d/\d\] ", line)] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert [line.split("]")[0] for line in lines if re.match(r"\[\d/\d\] ", line)] == ["[1/5", "[2/5", "[3/5", "[4/5", "[5/5"]
     # one name per model: the configured one, the upstream's named once, as what it is priced as
     assert "qwen" not in out and "claude-3-5" not in out.replace("priced as claude-3-5-haiku", "")
     assert all("priced as gpt-4o" in line for line in lines if "gpt-4o" in line)
@@ -47,6 +47,15 @@ def test_demo_runs_offline_in_seconds_and_every_scene_plays_within_100_columns()
     # routing: easy prompts served locally, hard ones by frontier, and the saving printed
     assert re.search(r"score 0\.\d+ → local", out) and re.search(r"score 0\.\d+ → frontier", out)
     assert re.search(r"Served locally: \d+ of \d+ calls", flat)
+    # foresight: mira's pasted contracts raise an input-size surge naming her, with the factor,
+    # the projected cost and a budget that stops her, within minutes; the budget's forecast moves
+    alert = re.search(r"ALERT at \d\d:\d\d:\d\d UTC, (\d+\.\d) min after the first paste .*? input size surge on "
+                      r"team:legal, (\d+)x its usual.*?top: user mira 100%.*?\$([\d.]+) so far, \$([\d,]+)/day if it goes on "
+                      r"stop it: tokenbrake budgets set --scope user:mira", flat)
+    assert alert, flat[-3000:]
+    assert 0 < float(alert.group(1)) <= 5 and int(alert.group(2)) >= 3 and float(alert.group(3)) > 0.2
+    moved = re.search(r"forecast \$([\d.]+) by \S+ \(was \$([\d.]+)\)", flat)
+    assert moved and float(moved.group(1)) > float(moved.group(2))
     # the ledger: the research team's spend stayed within its $0.04
     research = re.search(r"^research\s+\d+\s+\d+\s+\d+\s+\d+\s+\$(\d+\.\d+)", out, re.M)
     assert research and 0.03 < float(research.group(1)) <= 0.04

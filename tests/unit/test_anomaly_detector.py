@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from anomaly_traffic import INCIDENT, START, incident, run, steady
+from anomaly_traffic import INCIDENT, START, TOKENS, call, incident, run, steady
 
 from tokenbrake.config import AnomaliesConfig
 from tokenbrake.foresight.alert import Alert, End, moment
@@ -85,3 +85,14 @@ def test_the_month_twin_of_a_month_end_hour_is_last_months_last_day():
     feb_28 = int(moment(0).replace(year=2026, month=2, day=28, hour=2).timestamp() // 3600)
     assert month_twin(feb_28) == jan_31
     assert month_twin(jan_31 + 24 * 5) is None
+
+
+def test_a_burst_raised_after_a_quiet_minute_is_dated_from_the_burst_and_counts_its_cost():
+    """A team's departure is raised a minute after it is first seen; when that minute is quiet
+    (ten pasted contracts in one minute, then nothing), the alert still begins at the burst."""
+    burst = [call(f"burst-{i}", INCIDENT + timedelta(seconds=3 * i), "ana", tokens=TOKENS * 12) for i in range(10)]
+    usual = steady(START, INCIDENT - timedelta(minutes=1))
+    after = [call("after", INCIDENT + timedelta(minutes=3))]  # the detector is fed minutes up to this one
+    (alert,) = alerts(run(usual + burst + after))
+    assert moment(alert.since) == INCIDENT.replace(second=0)
+    assert alert.cost_so_far_usd >= 10 * TOKENS * 12 * 0.000001 * 0.99  # the burst's ten calls, at least

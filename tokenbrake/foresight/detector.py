@@ -338,13 +338,16 @@ class Detector:
                      contributors, self._remedy(key, contributors), finding.detail)
 
     def _since(self, finding: judge.Finding, minute: int) -> int:
-        """The first of the window's last minutes that all ran above the usual (by half)."""
-        per_minute, since = finding.usual_rate / 60 * 1.5, minute
-        for m, found in reversed(self._minutes):
-            if m != since or found.get(finding.measured, (0.0, 0.0, 0.0))[COST] <= per_minute:
-                break
+        """The first of the last run of the window's minutes that ran above the usual (by half):
+        a burst followed by quiet minutes began with the burst, not with the minute evaluated."""
+        per_minute = finding.usual_rate / 60 * 1.5
+        high = {m for m, found in self._minutes if found.get(finding.measured, (0.0, 0.0, 0.0))[COST] > per_minute}
+        if not high:
+            return minute
+        since = max(high)
+        while since - 1 in high:
             since -= 1
-        return since + 1 if since < minute else minute
+        return since
 
     def _contributors(self, key: Key) -> list[dict[str, Any]]:
         """Who and what is behind the window's cost, with shares: a team's users, keys and

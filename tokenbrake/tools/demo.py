@@ -27,11 +27,12 @@ import httpx
 import yaml
 
 from tokenbrake.storage import Database, open_database
+from tokenbrake.storage.import_format import IMPORTED
 from tokenbrake.storage.reports import money, usage_table
-from tokenbrake.tools.demo_scenes import budgets, gateway, loops, routing, say
+from tokenbrake.tools.demo_scenes import DemoRun, budgets, foresight, gateway, loops, routing, say
 from tokenbrake.tools.launch import ChildServer, free_port
 
-SCENES = [gateway, budgets, routing, loops]
+SCENES = [gateway, budgets, routing, loops, foresight]
 VIEWER = {"name": "search-viewer", "team": "search"}  # logs in to the dashboard, sees team search only
 
 
@@ -42,9 +43,12 @@ def demo_config(emulator_url: str, database: Path) -> dict:
     return raw
 
 
-async def _create_keys(db: Database) -> dict[str, str]:
+async def _prepare(db: Database) -> dict[str, str]:
+    """The scenes' keys, and what they seed the database with."""
     keys = {}
     for scene in SCENES:
+        if (seed := getattr(scene, "seed", None)) is not None:
+            await seed(db)
         for key in scene.KEYS:
             keys[key["name"]], _ = await db.keys.create(key["name"], team=key["team"], models=key["models"])
     keys[VIEWER["name"]], _ = await db.keys.create(VIEWER["name"], team=VIEWER["team"], role="viewer")
@@ -52,7 +56,8 @@ async def _create_keys(db: Database) -> dict[str, str]:
 
 
 async def _ledger(db: Database, limit: int):
-    rows = list(reversed(await db.ledger.rows(limit=limit)))
+    """The calls the demo sent (not those a scene imported), oldest first, and the usage."""
+    rows = [row for row in reversed(await db.ledger.rows(limit=limit)) if row.endpoint != IMPORTED]
     return rows, {by: await db.ledger.usage(by) for by in ("team", "model", "user")}
 
 
@@ -97,22 +102,23 @@ def run_demo(keep: bool = False) -> None:
         raw = demo_config(f"http://127.0.0.1:{emulator_port}", Path(tmp) / "ledger.db")
         config_path = Path(tmp) / "tokenbrake.yaml"
         config_path.write_text(yaml.safe_dump(raw))
-        keys = _with_db(raw["database"], _create_keys)
+        keys = _with_db(raw["database"], _prepare)
         serve = ["serve", "--config", str(config_path)]
         emulator, gateway_server = _start_servers(running, [(["emulate", "--output-tokens", "40"], emulator_port),
                                                             (serve, gateway_port)],
                                                   _import_sdks, {"TOKENBRAKE_MASTER_KEY": master})
         click.echo(f"Emulated upstream on {emulator.url}, gateway on {gateway_server.url}.")
+        run = DemoRun(gateway_server.url, keys, raw["database"], raw, lambda: _flush_ledger(gateway_server.url, master))
         for number, scene in enumerate(SCENES, 1):
             click.echo(f"\n[{number}/{len(SCENES)}] {scene.TITLE}")
             say("keys: " + ", ".join(f"{k['name']} (team {k['team']})" for k in scene.KEYS))
-            scene.play(gateway_server.url, keys)
+            scene.play(run)
         if keep:
             _flush_ledger(gateway_server.url, master)
         else:
             click.echo("\nStopping the gateway (SIGTERM: in-flight requests finish, the ledger is flushed).")
             gateway_server.stop()
-        _print_ledger(*_with_db(raw["database"], lambda db: _ledger(db, 500)))
+        _print_ledger(*_with_db(raw["database"], lambda db: _ledger(db, 100)))
         address = f"{gateway_server.url}/dashboard"
         if not keep:
             click.echo(f"\nThe dashboard was at {address} while the gateway ran:")
@@ -151,5 +157,5 @@ def _print_ledger(rows, usage) -> None:
                    f"{row.input_tokens + row.cached_input_tokens:>6} {row.output_tokens:>5} {money(row.cost_usd):>11}  "
                    f"{'yes' if row.stream else ''}")
     for by, groups in usage.items():
-        click.echo(f"\nUsage by {by} (tokenbrake usage --by {by}):")
+        click.echo(f"\nUsage by {by} (tokenbrake usage --by {by}; the imported history included):")
         click.echo(usage_table(by, groups))  # not indented: the table is 100 columns wide

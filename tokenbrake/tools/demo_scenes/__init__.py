@@ -5,8 +5,11 @@ A scene module has:
 - `KEYS`: the virtual keys it uses, as `{"name": ..., "team": ..., "models": [...] | None}`
   (created before the gateway starts; `play` gets every scene's keys by name);
 - `configure(raw, emulator_url)`: adds what it needs to the demo's config dict;
-- `play(gateway_url, keys)`: sends its traffic through the official SDKs and prints what
-  happened with `line` and `say`, within WIDTH columns.
+- optionally `seed(db)` (async): writes what it needs into the demo's database before the
+  gateway starts (past usage, say);
+- `play(run)`: sends its traffic through the official SDKs to `run.url` with `run.keys`
+  (every scene's keys by name) and prints what happened with `line` and `say`, within WIDTH
+  columns.
 `tokenbrake.tools.demo.SCENES` lists them in the order they play.
 
 The SDKs are imported where they are used, not at the top: they take about 2 s of CPU to
@@ -18,12 +21,24 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import click
 
 WIDTH = 100  # every line of the demo fits a terminal this wide
 LABEL_WIDTH = 48
 OUTCOME_WIDTH = WIDTH - 3 - LABEL_WIDTH  # what fits beside a label
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What a scene plays against: the gateway, the keys, and its database and config."""
+
+    url: str
+    keys: dict[str, str]
+    database: str  # the gateway's database URL
+    config: dict  # the demo's config, as written to its file
+    flush: Callable[[], None]  # has the gateway write what its ledger writer still queues
 
 
 def short(text: str, width: int = 64) -> str:

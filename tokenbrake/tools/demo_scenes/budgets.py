@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tokenbrake.tools.demo_scenes import line, say
+from tokenbrake.tools.demo_scenes import DemoRun, line, say
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -46,7 +46,8 @@ def document(words: int) -> str:
     return "\n".join(text)
 
 
-def play(url: str, keys: dict[str, str]) -> None:
+def play(run: DemoRun) -> None:
+    url, keys = run.url, run.keys
     import openai  # here, not at the top: see demo_scenes/__init__.py
 
     client = openai.OpenAI(base_url=url + "/v1", api_key=keys["research-app"], max_retries=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tokenbrake.tools.demo_scenes import OUTCOME_WIDTH, say, short
+from tokenbrake.tools.demo_scenes import OUTCOME_WIDTH, DemoRun, say, short
 from tokenbrake.tools.demo_scenes import line as scene
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ def _reply(text: str) -> str:
     return short(text, OUTCOME_WIDTH)
 
 
-def play(url: str, keys: dict[str, str]) -> None:
+def play(run: DemoRun) -> None:
+    url, keys = run.url, run.keys
     import anthropic  # here, not at the top: see demo_scenes/__init__.py
     import openai
 

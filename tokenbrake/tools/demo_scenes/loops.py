@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tokenbrake.tools.demo_scenes import say, short
+from tokenbrake.tools.demo_scenes import DemoRun, say, short
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
@@ -50,7 +50,8 @@ def conversation(searches: int) -> list[ChatCompletionMessageParam]:
     return messages
 
 
-def play(url: str, keys: dict[str, str]) -> None:
+def play(run: DemoRun) -> None:
+    url, keys = run.url, run.keys
     import openai  # here, not at the top: see demo_scenes/__init__.py
 
     session = f"fix-midnight-{uuid.uuid4().hex[:6]}"

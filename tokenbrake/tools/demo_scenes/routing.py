@@ -16,7 +16,7 @@ from tokenbrake.config import parse_config
 from tokenbrake.core import Usage
 from tokenbrake.settlement.pricing import PriceBook
 from tokenbrake.storage.reports import money
-from tokenbrake.tools.demo_scenes import LABEL_WIDTH, gateway, line, say, short
+from tokenbrake.tools.demo_scenes import LABEL_WIDTH, DemoRun, gateway, line, say, short
 
 TITLE = "Routing: `auto` sends easy prompts to the local model, hard ones to frontier; a cascade checks"
 KEYS = [{"name": "helpdesk-app", "team": "helpdesk", "models": None}]
@@ -56,7 +56,8 @@ def _prices() -> PriceBook:
     return PriceBook(parse_config(raw))
 
 
-def play(url: str, keys: dict[str, str]) -> None:
+def play(run: DemoRun) -> None:
+    url, keys = run.url, run.keys
     import openai  # here, not at the top: see demo_scenes/__init__.py
 
     client = openai.OpenAI(base_url=url + "/v1", api_key=keys["helpdesk-app"], max_retries=0)
