@@ -178,3 +178,13 @@ async def test_openai_chat_and_responses_report_cached_tokens_over_http():
 async def test_prompt_caching_off_reports_no_cached_input():
     first, second = await post(EmulatorSettings(prompt_caching=False), "/v1/messages", [anthropic(), anthropic()])
     assert second["usage"]["cache_read_input_tokens"] == 0 and first["usage"]["cache_creation_input_tokens"] == 0
+
+
+def test_string_content_and_its_text_block_are_the_same_prefix():
+    cache = PromptCache()
+    as_block = anthropic(system_mark=False)
+    as_block["messages"] = [{"role": "user", "content": [{"type": "text", "text": LONG, "cache_control": MARK}]}]
+    split(cache, as_block)
+    as_string = {**as_block, "messages": [{"role": "user", "content": LONG},
+                                          {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": MARK}]}]}
+    assert split(cache, as_string)[1] > 2000

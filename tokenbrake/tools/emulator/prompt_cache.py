@@ -144,6 +144,9 @@ def _blocks(content: Any) -> list[Any]:
 
 
 def _unmarked(block: Any) -> Any:
+    """The block as the cache sees it: a string is the text block it stands for."""
+    if isinstance(block, str):
+        return {"type": "text", "text": block}
     return {k: v for k, v in block.items() if k != "cache_control"} if isinstance(block, dict) else block
 
 
