@@ -161,3 +161,13 @@ def test_openai_upstream_is_sent_a_prompt_cache_key_and_caches(cached, oa, emula
     assert second.parse().usage.prompt_tokens_details.cached_tokens >= 1024
     one, two = rows(database, [first.headers["x-request-id"], second.headers["x-request-id"]])
     assert one.cached_input_tokens == 0 and two.cached_input_tokens >= 1024
+
+
+def test_openai_sdk_stream_to_an_anthropic_model_reports_cached_tokens(oa):
+    messages = [{"role": "system", "content": system()}, {"role": "user", "content": "first"}]
+    oa.chat.completions.create(model="sonnet", messages=messages, max_tokens=50)
+    stream = oa.chat.completions.create(model="sonnet", messages=[*messages, {"role": "assistant", "content": "ok"},
+                                                                  {"role": "user", "content": "second"}],
+                                        max_tokens=50, stream=True, stream_options={"include_usage": True})
+    usage = [chunk.usage for chunk in stream if chunk.usage is not None][-1]
+    assert usage.prompt_tokens_details.cached_tokens > 2000
