@@ -90,6 +90,13 @@ class UpstreamConfig(Strict):
     # false for every other server (vLLM, llama.cpp, Ollama...), which get it as a chat completion.
     responses_api: bool | None = None
     retry: RetryConfig | None = None  # overrides the top-level retry policy
+    # Provider prompt caching (upstream/prompt_caching.py). auto: an Anthropic upstream gets
+    # cache_control breakpoints at the stable prefix when the client set none; an OpenAI one a
+    # prompt_cache_key per tenant and session where it reads one. off: bodies go as built.
+    prompt_caching: Literal["auto", "off"] = "auto"
+    # Whether a `kind: openai` upstream is sent `prompt_cache_key`. Unset: only OpenAI's own API
+    # (provider openai); another server may refuse a field it does not know.
+    prompt_cache_key: bool | None = None
 
     @model_validator(mode="after")
     def _check_base_url(self) -> UpstreamConfig:
@@ -101,6 +108,8 @@ class UpstreamConfig(Strict):
     def _check_output_cap_field(self) -> UpstreamConfig:
         if self.output_cap_field is not None and self.kind != "openai":
             raise ValueError("output_cap_field applies to kind: openai upstreams (Anthropic's API reads max_tokens)")
+        if self.prompt_cache_key and self.kind != "openai":
+            raise ValueError("prompt_cache_key applies to kind: openai upstreams (Anthropic's API caches at cache_control)")
         if self.responses_api and self.kind != "openai":
             raise ValueError("responses_api applies to kind: openai upstreams (Anthropic's API has no /v1/responses)")
         return self

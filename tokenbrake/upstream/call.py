@@ -14,6 +14,7 @@ from tokenbrake.upstream.bodies import (
     upstream_headers,
 )
 from tokenbrake.upstream.dispatch import Dispatcher
+from tokenbrake.upstream.prompt_caching import for_upstream
 from tokenbrake.upstream.providers import Provider
 from tokenbrake.upstream.relay import StreamRelay
 from tokenbrake.wire.tokens import count_request_input
@@ -42,7 +43,7 @@ class UpstreamCall:
         async def send(provider: Provider, target: Target) -> tuple[Target, bool, dict[str, Any], dict[str, Any]]:
             require_support(target, ctx.endpoint, provider.supports(ctx.endpoint))
             native = speaks_responses(ctx, provider)
-            body = upstream_body(ctx, target, native)
+            body = for_upstream(ctx, provider.config, upstream_body(ctx, target, native))
             endpoint = Endpoint.RESPONSES if native else ctx.endpoint
             return target, native, body, await provider.request_json(endpoint, body, upstream_headers(ctx, target))
 
@@ -61,7 +62,7 @@ class UpstreamCall:
         async def send(provider: Provider, target: Target) -> StreamRelay:
             require_support(target, ctx.endpoint, provider.supports(ctx.endpoint))
             native = speaks_responses(ctx, provider)
-            body = upstream_body(ctx, target, native)
+            body = for_upstream(ctx, provider.config, upstream_body(ctx, target, native))
             endpoint = Endpoint.RESPONSES if native else ctx.endpoint
             upstream = await provider.open_stream(endpoint, body, upstream_headers(ctx, target))
             return StreamRelay(ctx, target, upstream, body, native)

@@ -104,10 +104,10 @@ def _stops(stops: Any) -> list[str]:
     return stops
 
 
-def usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+def usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0, written_tokens: int = 0) -> dict[str, Any]:
     return {
-        "input_tokens": input_tokens - cached_tokens,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": input_tokens - cached_tokens - written_tokens,
+        "cache_creation_input_tokens": written_tokens,
         "cache_read_input_tokens": cached_tokens,
         "output_tokens": output_tokens,
         "service_tier": "standard",
@@ -129,7 +129,7 @@ def message(ask: Ask, answer: Answer, input_tokens: int) -> dict[str, Any]:
         "content": content,
         "stop_reason": STOP_REASON[answer.finish],
         "stop_sequence": answer.stop_sequence,
-        "usage": usage(input_tokens, answer.output_tokens, ask.cached_tokens),
+        "usage": usage(input_tokens, answer.output_tokens, ask.cached_tokens, ask.cache_write_tokens),
     }
 
 
@@ -144,7 +144,7 @@ def _tool_use(name: str, value: dict[str, Any]) -> dict[str, Any]:
 def events(ask: Ask, answer: Answer, input_tokens: int) -> list[Frame]:
     """The whole stream as frames, from message_start to message_stop."""
     start = {**message(ask, answer, input_tokens), "content": [], "stop_reason": None, "stop_sequence": None}
-    start["usage"] = usage(input_tokens, 1, ask.cached_tokens)
+    start["usage"] = usage(input_tokens, 1, ask.cached_tokens, ask.cache_write_tokens)
     frames = [Frame(encode({"type": "message_start", "message": start}, "message_start"), PREAMBLE)]
     first = 0
     if answer.thinking:

@@ -25,6 +25,7 @@ from tokenbrake.tools.emulator.directives import NONE, Directives, from_request
 from tokenbrake.tools.emulator.errors import EmulatorError, error_body, invalid
 from tokenbrake.tools.emulator.ids import new_id
 from tokenbrake.tools.emulator.journal import Journal, usage
+from tokenbrake.tools.emulator.prompt_cache import PromptCache
 from tokenbrake.tools.emulator.settings import EmulatorSettings
 from tokenbrake.tools.emulator.streaming import GARBAGE, NAMED_GARBAGE, Pacing, SSEResponse
 from tokenbrake.wire.tokens import count_request_input, count_text
@@ -40,6 +41,7 @@ class Emulator:
     def __init__(self, settings: EmulatorSettings) -> None:
         self.settings = settings
         self.journal = Journal(settings.journal_size)
+        self.prompt_cache = PromptCache()
         self.openai_models = orjson.dumps(_openai_models(settings.models))
         self.anthropic_models = orjson.dumps(_anthropic_models(settings.models))
 
@@ -71,7 +73,10 @@ class Emulator:
             directives = self._directives(request, responses_wire.directive_texts(body), record)
             await self._misbehave(directives)
             input_tokens = responses_wire.count_input(body)
-            ask.cached_tokens = min(directives.cached or 0, input_tokens)
+            if directives.cached is not None:
+                ask.cached_tokens = min(directives.cached, input_tokens)
+            elif self.settings.prompt_caching:
+                ask.cached_tokens = self.prompt_cache.responses(body, input_tokens, responses_wire.count_input)
             answer = compose(ask, directives, self.settings.output_tokens)
             pacing = self._pacing(directives, Format.OPENAI)
             if ask.stream:
@@ -93,7 +98,7 @@ class Emulator:
             if directives.confidence is not None:
                 ask.confidence = directives.confidence
             input_tokens = count_request_input(fmt, body)
-            ask.cached_tokens = min(directives.cached or 0, input_tokens)
+            self._cache(fmt, body, ask, directives, input_tokens)
             answers = [compose(ask, directives, self.settings.output_tokens, i) for i in range(ask.n)]
             pacing = self._pacing(directives, fmt)
             if ask.stream:
@@ -101,6 +106,17 @@ class Emulator:
             return await self._whole(fmt, ask, answers, input_tokens, pacing, record)
         except EmulatorError as error:
             return _error(fmt, error, record)
+
+    def _cache(self, fmt: Format, body: dict, ask: Ask, directives: Directives, input_tokens: int) -> None:
+        """The input the request reads from (and writes to) the provider's prompt cache."""
+        if directives.cached is not None:
+            ask.cached_tokens = min(directives.cached, input_tokens)
+        elif not self.settings.prompt_caching:
+            return
+        elif fmt is Format.ANTHROPIC:
+            ask.cached_tokens, ask.cache_write_tokens = self.prompt_cache.anthropic(body, input_tokens)
+        else:
+            ask.cached_tokens = self.prompt_cache.openai_chat(body, input_tokens)
 
     async def _whole(
         self, fmt: Format, ask: Ask, answers: list[Answer], input_tokens: int, pacing: Pacing, record: dict
@@ -200,6 +216,7 @@ class Emulator:
 
     async def reset(self, request: Request) -> Response:
         self.journal.reset()
+        self.prompt_cache.reset()
         return Response(b'{"reset":true}', media_type=JSON)
 
     def _check_key(self, request: Request, fmt: Format) -> None:

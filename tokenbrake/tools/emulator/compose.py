@@ -46,7 +46,8 @@ class Ask:
     logprobs: bool = False  # OpenAI `logprobs: true`: each token's log-probability in the reply
     confidence: float = 0.95  # every token's probability (directive confidence=P), so the mean logprob is ln P
     json_schema: Any = None  # structured output asked for: the answer is JSON valid against this schema
-    cached_tokens: int = 0  # input tokens reported as read from the prompt cache (directive cached=N)
+    cached_tokens: int = 0  # input tokens read from the prompt cache (emulated, or directive cached=N)
+    cache_write_tokens: int = 0  # input tokens written to it (Anthropic reports them)
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ class EmulatorSettings:
     """Defaults for every request; per-request directives override the timing and length.
 
     `tokens_per_s=0` streams without delay between tokens; `api_key=None` accepts any key.
+    `prompt_caching=False` reports no cached input unless a directive (`cached=N`) asks.
     Models are only listed by `GET /v1/models`; requests may name any model.
     """
 
@@ -35,6 +36,7 @@ class EmulatorSettings:
     models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
     embedding_dimensions: int = 256
     journal_size: int = 10_000
+    prompt_caching: bool = True  # emulate the providers' prompt caches (prompt_cache.py)
 
     def __post_init__(self) -> None:
         if self.ttft_ms < 0 or self.tokens_per_s < 0:
