@@ -53,7 +53,7 @@ def test_demo_runs_offline_in_seconds_and_every_scene_plays_within_100_columns()
                       r"team:legal, (\d+)x its usual.*?top: user mira 100%.*?\$([\d.]+) so far, \$([\d,]+)/day if it goes on "
                       r"stop it: tokenbrake budgets set --scope user:mira", flat)
     assert alert, flat[-3000:]
-    assert 0 < float(alert.group(1)) <= 5 and int(alert.group(2)) >= 3 and float(alert.group(3)) > 0.2
+    assert 0 < float(alert.group(1)) <= 5 and int(alert.group(2)) >= 3 and float(alert.group(3)) > 0
     moved = re.search(r"forecast \$([\d.]+) by \S+ \(was \$([\d.]+)\)", flat)
     assert moved and float(moved.group(1)) > float(moved.group(2))
     # the ledger: the research team's spend stayed within its $0.04
