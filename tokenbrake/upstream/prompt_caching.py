@@ -16,6 +16,7 @@ client gave none, to upstreams that read it (OpenAI's own API, or configured).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -60,7 +61,8 @@ def with_breakpoints(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def breakpoints(body: dict[str, Any], minimum: int) -> list[tuple[str, int]]:
-    """Where to mark, in prompt order: ("tools", -1), ("system", -1), ("messages", i)."""
+    """Where to mark, in prompt order: ("tools", -1), ("system", -1), ("messages", i); each
+    only where the prompt up to it reaches `minimum`, and so every place after the first that does."""
     candidates: list[tuple[str, int]] = []
     if body.get("tools"):
         candidates.append(("tools", -1))
@@ -69,26 +71,30 @@ def breakpoints(body: dict[str, Any], minimum: int) -> list[tuple[str, int]]:
     messages = body.get("messages") or []
     users = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"]
     candidates += [("messages", i) for i in users[-2:] if _markable(messages[i].get("content"))]
-    return [place for place in candidates if _prefix_reaches(body, place, minimum)]
+    if not candidates:
+        return []
+    reached = next((at for at, total in _prefix_totals(body) if total >= minimum), None)
+    if reached is None:
+        return []
+    return [place for place in candidates if (SECTIONS[place[0]], max(place[1], 0)) >= reached]
 
 
-def _prefix_reaches(body: dict[str, Any], place: tuple[str, int], minimum: int) -> bool:
-    """Whether the prompt up to `place` counts at least `minimum` tokens, counted piece by
-    piece until it does (a long prompt is not counted whole for this)."""
+SECTIONS = {"tools": 0, "system": 1, "messages": 2}  # in prompt order
+
+
+def _prefix_totals(body: dict[str, Any]) -> Iterator[tuple[tuple[int, int], int]]:
+    """The prompt's tokens up to and including each piece, in order: (0, 0) the tools, (1, 0)
+    the system prompt, (2, i) message i; counted once each, and only as far as asked."""
     total = TOKENS_PER_REPLY_PRIMER
     if body.get("tools"):
         total += count_text(orjson.dumps(body["tools"]).decode())
-    if place[0] == "tools" or total >= minimum:
-        return total >= minimum
+    yield (0, 0), total
     if body.get("system"):
         total += count_anthropic_messages([], body["system"]) - TOKENS_PER_REPLY_PRIMER
-    if place[0] == "system" or total >= minimum:
-        return total >= minimum
-    for message in body["messages"][: place[1] + 1]:
+    yield (1, 0), total
+    for i, message in enumerate(body.get("messages") or []):
         total += count_anthropic_messages([message]) - TOKENS_PER_REPLY_PRIMER
-        if total >= minimum:
-            return True
-    return False
+        yield (2, i), total
 
 
 def _markable(content: Any) -> bool:
